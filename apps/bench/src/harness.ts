@@ -1,0 +1,133 @@
+// Timing and reporting shared by every bench suite: warm runs, medians, synced reads, live-tensor checks,
+// peak memory, and JSON / markdown / SVG output.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { InvalidArgumentError } from '@monarch-mixer/monarch-core';
+
+/** One timed measurement. */
+export interface Timing {
+  /** Median wall time of the warm runs, in milliseconds. */
+  medianMs: number;
+  /** Every warm run, in milliseconds. */
+  runsMs: number[];
+  /** Peak bytes held by tfjs during the runs (tf.memory().numBytes high-water mark, sampled per run). */
+  peakBytes: number;
+}
+
+/** Options for {@link timeIt}. */
+export interface TimeOptions {
+  /** Untimed runs first (compiles shaders, packs weights). Default 1. */
+  warmup?: number;
+  /** Timed runs. Default 5. */
+  repeats?: number;
+  /** Stop repeating once this much time has been spent (ms), keeping at least 2 runs. Default 60 000. */
+  budgetMs?: number;
+}
+
+/**
+ * Times `run`, which must return the tensors it produced; they are read back (`await data()`) inside the timing,
+ * so asynchronous backends are measured to completion, then disposed. Throws if live tensors grow.
+ */
+export async function timeIt(label: string, run: () => tf.Tensor | tf.Tensor[], options: TimeOptions = {}): Promise<Timing> {
+  const { warmup = 1, repeats = 5, budgetMs = 60_000 } = options;
+  const once = async (): Promise<number> => {
+    const start = performance.now();
+    const out = run();
+    const outs = Array.isArray(out) ? out : [out];
+    await Promise.all(outs.map((t) => t.data()));
+    const ms = performance.now() - start;
+    tf.dispose(outs);
+    return ms;
+  };
+  for (let i = 0; i < warmup; i++) await once();
+  const before = tf.memory().numTensors;
+  const runsMs: number[] = [];
+  let peakBytes = tf.memory().numBytes;
+  const startAll = performance.now();
+  for (let i = 0; i < repeats; i++) {
+    runsMs.push(await once());
+    peakBytes = Math.max(peakBytes, (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0, tf.memory().numBytes);
+    if (i >= 1 && performance.now() - startAll > budgetMs) break;
+  }
+  const leaked = tf.memory().numTensors - before;
+  if (leaked > 0) throw new Error(`bench ${label}: ${leaked} tensors leaked per ${runsMs.length} runs`);
+  return { medianMs: median(runsMs), runsMs, peakBytes };
+}
+
+/** The median of a non-empty list. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Parses a comma-separated list of positive integers (`--lengths 512,1024`). */
+export function parseIntList(flag: string, text: string): number[] {
+  const values = text.split(',').map((s) => Number(s.trim()));
+  if (values.length === 0 || values.some((v) => !Number.isInteger(v) || v <= 0)) {
+    throw new InvalidArgumentError(`${flag} must be a comma-separated list of positive integers, got "${text}"`, { parameter: flag, value: text });
+  }
+  return values;
+}
+
+/** Writes a file, creating its folder. */
+export function writeOutput(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, text);
+}
+
+/** A markdown table of rows (columns = keys of the first row); numbers rounded for reading. */
+export function markdownTable(rows: Array<Record<string, unknown>>): string {
+  if (rows.length === 0) return '(no rows)\n';
+  const columns = Object.keys(rows[0]);
+  const cell = (v: unknown) => (v === null || v === undefined ? '–' : typeof v === 'number' ? formatNumber(v) : String(v));
+  return [
+    `| ${columns.join(' | ')} |`,
+    `| ${columns.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${columns.map((c) => cell(r[c])).join(' | ')} |`),
+  ].join('\n') + '\n';
+}
+
+function formatNumber(v: number): string {
+  if (Number.isInteger(v)) return String(v);
+  const abs = Math.abs(v);
+  return abs >= 100 ? v.toFixed(0) : abs >= 10 ? v.toFixed(1) : abs >= 1 ? v.toFixed(2) : v.toPrecision(3);
+}
+
+/** A line chart as SVG, rendered with vega-lite in Node (no canvas needed). */
+export async function lineChartSvg(options: {
+  title: string;
+  rows: Array<Record<string, unknown>>;
+  x: string;
+  y: string;
+  series: string;
+  logX?: boolean;
+  logY?: boolean;
+  xTitle?: string;
+  yTitle?: string;
+}): Promise<string> {
+  const vega = await import('vega');
+  const vl = await import('vega-lite');
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: options.title,
+    width: 520,
+    height: 300,
+    data: { values: options.rows.filter((r) => r[options.y] !== null && r[options.y] !== undefined) },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: options.x, type: 'quantitative', title: options.xTitle ?? options.x, scale: options.logX ? { type: 'log', base: 2 } : {} },
+      y: { field: options.y, type: 'quantitative', title: options.yTitle ?? options.y, scale: options.logY ? { type: 'log' } : {} },
+      color: { field: options.series, type: 'nominal', title: null },
+    },
+  };
+  const compiled = vl.compile(spec as never).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
+  return view.toSVG();
+}
+
+/** Turns wide rows ({L, a, b}) into long rows ({L, series, value}) for charts. */
+export function toSeries(rows: Array<Record<string, unknown>>, x: string, columns: Record<string, string>): Array<Record<string, unknown>> {
+  return rows.flatMap((r) => Object.entries(columns).map(([column, series]) => ({ [x]: r[x], series, value: r[column] ?? null })));
+}
