@@ -11,3 +11,9 @@
 
 export { M2Error, ShapeError, ConfigError, InvalidArgumentError, FileFormatError, BackendError } from './errors.js';
 export type { M2ErrorDetails } from './errors.js';
+
+// Checkpoint I/O (owner: io)
+export { readSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER_BYTES } from './io/safetensors.js';
+export type { ReadSafetensorsOptions, SafetensorsContents } from './io/safetensors.js';
+export { toFloat32, toInt32, recordToTensor, tensorToRecord, halfToFloat, shapeSize, isTensorDtype } from './io/tensor-record.js';
+export type { TensorDtype, TensorData, TensorDataByDtype, TensorRecord } from './io/tensor-record.js';
