@@ -9,9 +9,10 @@ import { ConfigError } from '@monarch-mixer/monarch-core';
 import type { CausalLanguageModel } from './generate.js';
 import { countM2GptParameters } from './m2-gpt-config.js';
 import type { M2GptConfig } from './m2-gpt-config.js';
-import { embeddingLookup, gelu, layerNorm, nextTokenLoss, seededNormal } from './nn.js';
+import { embeddingLookup, gelu, layerNorm, nextTokenLossFromHidden, seededNormal, tiedHead } from './nn.js';
 import { SeededRandom } from './sampling.js';
 import { checkIds } from './checks.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 /** Configuration of a {@link BaselineGpt}. */
 export interface BaselineGptConfig {
@@ -195,25 +196,33 @@ export class BaselineGpt implements CausalLanguageModel {
     return tf.tidy(() => {
       const h = this.hidden(ids);
       const [batch, length, d] = h.shape;
-      const logits = tf.reshape(tf.matMul(tf.reshape(h, [-1, d]), this.weights.get('wte.weight')!, false, true), [
-        batch, length, this.config.vocabSize,
-      ]) as tf.Tensor3D; // [B, L, V]
-      return options.computeLoss ? { logits, loss: nextTokenLoss(logits, ids) } : { logits };
+      const embedding = this.weights.get('wte.weight')! as tf.Tensor2D;
+      const logits = tf.reshape(tiedHead(tf.reshape(h, [-1, d]), embedding), [batch, length, this.config.vocabSize]) as tf.Tensor3D; // [B, L, V]
+      return options.computeLoss ? { logits, loss: nextTokenLossFromHidden(h, embedding, ids) } : { logits };
     });
   }
 
   /** Mean next-token cross-entropy (for `optimizer.minimize`). Shapes: ids [B, L] → scalar. */
   loss(ids: tf.Tensor2D): tf.Scalar {
-    return tf.tidy(() => {
-      const { logits, loss } = this.forward(ids, { computeLoss: true });
-      logits.dispose();
-      return loss!;
-    });
+    return tf.tidy(() => nextTokenLossFromHidden(this.hidden(ids), this.weights.get('wte.weight')! as tf.Tensor2D, ids));
   }
 
   /** Naive next-token logits: full forward of the prefix, head on the last position only. Shapes: [t] → [V]. */
   nextTokenLogits(ids: readonly number[]): Float32Array {
     return lastPositionLogits(this.hidden.bind(this), this.weights.get('wte.weight')!, ids);
+  }
+
+  /** Writes `config.json` (modelType `baseline-gpt`) and `model.safetensors` into `dir`. */
+  async save(dir: string): Promise<void> {
+    await saveCheckpoint(dir, 'baseline-gpt', this.config, this.weights);
+  }
+
+  /**
+   * Loads a model saved with {@link BaselineGpt.save}.
+   * @throws FileFormatError (one line) listing missing, unexpected or misshapen tensors.
+   */
+  static async load(dir: string): Promise<BaselineGpt> {
+    return loadCheckpoint(dir, 'baseline-gpt', (config) => new BaselineGpt(config as unknown as BaselineGptConfig), (m) => m.weights);
   }
 
   /** Frees every weight. */

@@ -20,4 +20,6 @@ export type {
 } from './generate.js';
 export { BaselineGpt, baselineGptConfigFor, countBaselineGptParameters } from './baseline-gpt.js';
 export type { BaselineGptConfig } from './baseline-gpt.js';
-export { embeddingLookup, nextTokenLoss } from './nn.js';
+export { embeddingLookup, nextTokenLoss, nextTokenLossFromHidden, tiedHead, tiedHeadCrossEntropy } from './nn.js';
+export { readCheckpointConfig } from './checkpoint.js';
+export type { CheckpointConfigFile } from './checkpoint.js';
