@@ -9,7 +9,7 @@ import { ConfigError } from '@monarch-mixer/monarch-core';
 import type { CausalLanguageModel } from './generate.js';
 import { countM2GptParameters } from './m2-gpt-config.js';
 import type { M2GptConfig } from './m2-gpt-config.js';
-import { embeddingLookup, gelu, layerNorm, nextTokenLossFromHidden, seededNormal, tiedHead } from './nn.js';
+import { embeddingLookup, gelu, layerNorm, nextTokenLossFromHidden, seededNormal, tiedHead, uniqueVariableName, variableFrom } from './nn.js';
 import { SeededRandom } from './sampling.js';
 import { checkIds } from './checks.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -105,7 +105,7 @@ export class BaselineGpt implements CausalLanguageModel {
       const size = shape.reduce((a, b) => a * b, 1);
       const values = init === 'zeros' ? new Float32Array(size) : init === 'ones' ? new Float32Array(size).fill(1)
         : seededNormal(rng, size, init === 'proj' ? projStd : std);
-      weights.set(name, tf.variable(tf.tensor(values, shape), true, `baseline/${name}`));
+      weights.set(name, variableFrom(values, shape, uniqueVariableName('baseline', name)));
     };
     add('wte.weight', [V, d], 'normal');
     add('wpe.weight', [L, d], 'normal');

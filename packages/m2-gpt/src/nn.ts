@@ -139,3 +139,18 @@ export function nextTokenLossFromHidden(hidden: tf.Tensor3D, embedding: tf.Tenso
     return tiedHeadCrossEntropy(inputs as tf.Tensor2D, embedding, targets as tf.Tensor1D);
   });
 }
+
+let variableCounter = 0;
+/** A tfjs variable name that is unique in this engine (tfjs rejects duplicates): `prefix/name_N`. */
+export function uniqueVariableName(prefix: string, name: string): string {
+  variableCounter += 1;
+  return `${prefix}/${name}_${variableCounter}`;
+}
+
+/** A trainable variable holding `values` (the temporary initial tensor is freed). */
+export function variableFrom(values: Float32Array, shape: number[], name: string): tf.Variable {
+  const initial = tf.tensor(values, shape, 'float32');
+  const variable = tf.variable(initial, true, name);
+  initial.dispose();
+  return variable;
+}
