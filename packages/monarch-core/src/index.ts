@@ -17,3 +17,9 @@ export { readSafetensors, writeSafetensors, SAFETENSORS_MAX_HEADER_BYTES } from 
 export type { ReadSafetensorsOptions, SafetensorsContents } from './io/safetensors.js';
 export { toFloat32, toInt32, recordToTensor, tensorToRecord, halfToFloat, shapeSize, isTensorDtype } from './io/tensor-record.js';
 export type { TensorDtype, TensorData, TensorDataByDtype, TensorRecord } from './io/tensor-record.js';
+
+// Monarch math (owner: core-math)
+export { blockDiagMatmul, blockdiagLinear, torchBlocksToTfjs, tfjsBlocksToTorch } from './blockdiag.js';
+export type { BlockdiagLinearOptions } from './blockdiag.js';
+export { monarchMatmul, monarchMatmulOrderP, monarchToDense, monarchProject } from './monarch.js';
+export type { MonarchFactors } from './monarch.js';

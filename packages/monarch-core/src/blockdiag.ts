@@ -1,0 +1,155 @@
+// Block-diagonal matrix products: the dimension mixer of M2-BERT (BlockdiagLinear, m2-architecture.md §1.2–1.3).
+import * as tf from '@tensorflow/tfjs-core';
+import type { Tensor, Tensor1D, Tensor3D } from '@tensorflow/tfjs-core';
+import { ShapeError } from './errors.js';
+import { checkDim, checkPositiveInt, checkRank, checkTensor, shapeText } from './validate.js';
+
+/**
+ * Multiplies by a block-diagonal matrix given as its blocks.
+ *
+ * y[..., k·blockOut + j] = Σ_i x[..., k·blockIn + i] · blocks[k, i, j]. On the wasm backend the product runs as one
+ * 2-D matMul per block (its batched matMul misses the XNNPACK fast path); elsewhere as one batched matMul.
+ *
+ * Shapes: x [..., numBlocks·blockIn] × blocks [numBlocks, blockIn, blockOut] → [..., numBlocks·blockOut]
+ * @param x - Input. Its last dim must equal numBlocks × blockIn.
+ * @param blocks - The diagonal blocks in tfjs layout [numBlocks, blockIn, blockOut]. PyTorch checkpoints store
+ *   (block, out, in): convert them with {@link torchBlocksToTfjs}.
+ * @returns The product, with x's leading dims.
+ * @throws ShapeError if blocks is not 3-D or x's last dim doesn't match the blocks.
+ * @see arXiv:2310.12109 (Monarch Mixer), §3 Monarch matrices.
+ * @example
+ * blockDiagMatmul(tf.ones([2, 8]), tf.ones([4, 2, 3])).shape; // → [2, 12]
+ */
+export function blockDiagMatmul(x: Tensor, blocks: Tensor3D): Tensor {
+  checkTensor('blockDiagMatmul', 'x', x);
+  checkTensor('blockDiagMatmul', 'blocks', blocks);
+  checkRank('blockDiagMatmul', 'blocks', blocks, 3, '[numBlocks, blockIn, blockOut]');
+  checkRank('blockDiagMatmul', 'x', x, { min: 1 });
+  const [numBlocks, blockIn, blockOut] = blocks.shape;
+  checkDim('blockDiagMatmul', 'x', x, -1, numBlocks * blockIn, `numBlocks ${numBlocks} × blockIn ${blockIn}`);
+  return blockDiagMatmulUnchecked(x, blocks);
+}
+
+/** {@link blockDiagMatmul} without input checks (internal hot path). */
+export function blockDiagMatmulUnchecked(x: Tensor, blocks: Tensor3D): Tensor {
+  const [numBlocks, blockIn, blockOut] = blocks.shape;
+  const lead = x.shape.slice(0, -1);
+  return tf.tidy(() => {
+    const x2 = tf.reshape(x, [-1, numBlocks * blockIn]); // [N, nb·bi]
+    let y2: Tensor;
+    if (numBlocks === 1) {
+      y2 = tf.matMul(x2 as tf.Tensor2D, tf.reshape(blocks, [blockIn, blockOut]) as tf.Tensor2D);
+    } else if (tf.getBackend() === 'wasm') {
+      // One 2-D matMul per block: wasm's BatchMatMul with batch > 1 is ~10× slower (toolchain.md §6).
+      const xs = tf.split(x2, numBlocks, 1); // numBlocks × [N, bi]
+      const ws = tf.unstack(blocks); // numBlocks × [bi, bo]
+      y2 = tf.concat(xs.map((xk, k) => tf.matMul(xk as tf.Tensor2D, ws[k] as tf.Tensor2D)), 1);
+    } else {
+      const xb = tf.transpose(tf.reshape(x2, [-1, numBlocks, blockIn]), [1, 0, 2]); // [nb, N, bi]
+      const yb = tf.matMul(xb as Tensor3D, blocks); // [nb, N, bo]
+      y2 = tf.reshape(tf.transpose(yb, [1, 0, 2]), [-1, numBlocks * blockOut]); // [N, nb·bo]
+    }
+    return tf.reshape(y2, [...lead, numBlocks * blockOut]);
+  });
+}
+
+/** Options of {@link blockdiagLinear}. */
+export interface BlockdiagLinearOptions {
+  /** Output features: the product's numBlocks·blockOut outputs are truncated to this many. */
+  outFeatures: number;
+  /** Optional bias [outFeatures], added after truncation. */
+  bias?: Tensor1D;
+}
+
+/**
+ * The forward pass of the original `BlockdiagLinear`: zero-pad x's last dim on the right to numBlocks·blockIn,
+ * multiply by the block-diagonal weight, keep the first `outFeatures` outputs, add the bias.
+ *
+ * Shapes: x [..., inFeatures ≤ numBlocks·blockIn] × weight [numBlocks, blockIn, blockOut] → [..., outFeatures]
+ * @param x - Input [..., inFeatures].
+ * @param weight - Blocks in tfjs layout [numBlocks, blockIn, blockOut] (see {@link torchBlocksToTfjs}).
+ * @param options - `outFeatures` (≤ numBlocks·blockOut) and an optional `bias` [outFeatures].
+ * @returns [..., outFeatures].
+ * @throws ShapeError if x is wider than numBlocks·blockIn, outFeatures exceeds numBlocks·blockOut, or the bias
+ *   length differs from outFeatures.
+ * @see arXiv:2310.12109 (Monarch Mixer) §3; m2 `bert/src/mm/blockdiag_linear.py`.
+ * @example
+ * blockdiagLinear(tf.ones([3, 90]), tf.ones([4, 23, 38]), { outFeatures: 150 }).shape; // → [3, 150]
+ */
+export function blockdiagLinear(x: Tensor, weight: Tensor3D, options: BlockdiagLinearOptions): Tensor {
+  const op = 'blockdiagLinear';
+  checkTensor(op, 'x', x);
+  checkTensor(op, 'weight', weight);
+  checkRank(op, 'weight', weight, 3, '[numBlocks, blockIn, blockOut]');
+  checkRank(op, 'x', x, { min: 1 });
+  const { outFeatures, bias } = options ?? ({} as BlockdiagLinearOptions);
+  checkPositiveInt(op, 'options.outFeatures', outFeatures);
+  const [numBlocks, blockIn, blockOut] = weight.shape;
+  const inExt = numBlocks * blockIn;
+  const inFeatures = x.shape[x.rank - 1];
+  if (inFeatures > inExt) {
+    throw new ShapeError(`${op}: x last dim must be ≤ ${inExt} (numBlocks ${numBlocks} × blockIn ${blockIn}), got ${inFeatures}`, {
+      parameter: 'x',
+      value: x.shape,
+    });
+  }
+  if (outFeatures > numBlocks * blockOut) {
+    throw new ShapeError(
+      `${op}: options.outFeatures must be ≤ ${numBlocks * blockOut} (numBlocks ${numBlocks} × blockOut ${blockOut}), got ${outFeatures}`,
+      { parameter: 'options.outFeatures', value: outFeatures },
+    );
+  }
+  if (bias !== undefined) {
+    checkTensor(op, 'options.bias', bias);
+    if (bias.rank !== 1 || bias.shape[0] !== outFeatures) {
+      throw new ShapeError(`${op}: options.bias must have shape [${outFeatures}] (outFeatures), got ${shapeText(bias.shape)}`, {
+        parameter: 'options.bias',
+        value: bias.shape,
+      });
+    }
+  }
+  return tf.tidy(() => {
+    const padding = x.shape.map((): [number, number] => [0, 0]);
+    padding[x.rank - 1] = [0, inExt - inFeatures];
+    const xPadded = inFeatures < inExt ? tf.pad(x, padding) : x; // [..., nb·bi]
+    let y = blockDiagMatmulUnchecked(xPadded, weight); // [..., nb·bo]
+    if (outFeatures < numBlocks * blockOut) {
+      const begin = y.shape.map(() => 0);
+      const size = y.shape.map((d, i) => (i === y.rank - 1 ? outFeatures : d));
+      y = tf.slice(y, begin, size); // [..., outFeatures]
+    }
+    return bias === undefined ? y : tf.add(y, bias);
+  });
+}
+
+/**
+ * Converts PyTorch block weights (block, out, in) to the tfjs layout [numBlocks, blockIn, blockOut].
+ *
+ * Shapes: [numBlocks, blockOut, blockIn] → [numBlocks, blockIn, blockOut]
+ * @param w - PyTorch-layout blocks.
+ * @returns The blocks with the last two axes swapped.
+ * @throws ShapeError if w is not 3-D.
+ * @example
+ * torchBlocksToTfjs(tf.zeros([4, 40, 24])).shape; // → [4, 24, 40]
+ */
+export function torchBlocksToTfjs(w: Tensor3D): Tensor3D {
+  checkTensor('torchBlocksToTfjs', 'w', w);
+  checkRank('torchBlocksToTfjs', 'w', w, 3, '(block, out, in)');
+  return tf.transpose(w, [0, 2, 1]);
+}
+
+/**
+ * Converts tfjs block weights [numBlocks, blockIn, blockOut] back to the PyTorch layout (block, out, in).
+ *
+ * Shapes: [numBlocks, blockIn, blockOut] → [numBlocks, blockOut, blockIn]
+ * @param w - tfjs-layout blocks.
+ * @returns The blocks with the last two axes swapped.
+ * @throws ShapeError if w is not 3-D.
+ * @example
+ * tfjsBlocksToTorch(tf.zeros([4, 24, 40])).shape; // → [4, 40, 24]
+ */
+export function tfjsBlocksToTorch(w: Tensor3D): Tensor3D {
+  checkTensor('tfjsBlocksToTorch', 'w', w);
+  checkRank('tfjsBlocksToTorch', 'w', w, 3, '[numBlocks, blockIn, blockOut]');
+  return tf.transpose(w, [0, 2, 1]);
+}
