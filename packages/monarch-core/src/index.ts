@@ -23,3 +23,5 @@ export { blockDiagMatmul, blockdiagLinear, torchBlocksToTfjs, tfjsBlocksToTorch 
 export type { BlockdiagLinearOptions } from './blockdiag.js';
 export { monarchMatmul, monarchMatmulOrderP, monarchToDense, monarchProject } from './monarch.js';
 export type { MonarchFactors } from './monarch.js';
+export { readTorchStateDict } from './io/torch-state-dict.js';
+export type { ReadTorchStateDictOptions } from './io/torch-state-dict.js';
