@@ -13,7 +13,7 @@ export function checkIds(who: string, ids: tf.Tensor, vocabSize: number, maxLeng
   if (ids.dtype !== 'int32') {
     throw new InvalidArgumentError(`${who}: ids must be int32, got ${ids.dtype}.`, { parameter: 'ids', value: ids.dtype });
   }
-  const length = ids.shape[1];
+  const length = ids.shape[1] ?? 0;
   if (length < 1 || length > maxLength) {
     throw new ShapeError(`${who}: sequence length must be in [1, ${maxLength}] (maxLength), got ${length}.`, {
       parameter: 'ids',

@@ -4,7 +4,8 @@
 import { InvalidArgumentError } from '@monarch-mixer/monarch-core';
 import { resolveSamplingOptions, sampleNextToken, SeededRandom } from './sampling.js';
 import type { SamplingOptions } from './sampling.js';
-import { END_OF_TEXT_ID, Gpt2Tokenizer } from './tokenizer.js';
+import { Gpt2Tokenizer } from './tokenizer.js';
+import type { TextTokenizer } from './tokenizer.js';
 
 /** Feeds tokens one at a time and returns the logits for the next token; holds a per-layer cache. */
 export interface IncrementalDecoder {
@@ -41,8 +42,8 @@ export interface GenerateOptions extends SamplingOptions {
   stopAtEndOfText?: boolean;
   /** Use the model's incremental decoder when it has one. Default true; false = naive recompute per token. */
   incremental?: boolean;
-  /** Tokenizer for prompts given as text and for decoding. Default: a GPT-2 BPE {@link Gpt2Tokenizer}. */
-  tokenizer?: Gpt2Tokenizer;
+  /** Tokenizer for prompts given as text and for decoding. Default: GPT-2 BPE ({@link Gpt2Tokenizer}). */
+  tokenizer?: TextTokenizer;
 }
 
 /** One streamed step: the sampled token and the text that became final with it (may be ''). */
@@ -93,9 +94,10 @@ export async function* generateStream(
   if (stopSequences.some((s) => typeof s !== 'string' || s.length === 0)) {
     throw new InvalidArgumentError('generate: stopSequences must be non-empty strings.', { parameter: 'stopSequences' });
   }
-  const tokenizer = options.tokenizer ?? new Gpt2Tokenizer();
+  const tokenizer: TextTokenizer = options.tokenizer ?? new Gpt2Tokenizer();
+  const endOfText = tokenizer.endOfTextId;
   const promptIds = typeof prompt === 'string' ? tokenizer.encode(prompt) : [...prompt];
-  if (promptIds.length === 0) promptIds.push(END_OF_TEXT_ID);
+  if (promptIds.length === 0) promptIds.push(endOfText);
   if (promptIds.length > model.maxLength) {
     throw new InvalidArgumentError(
       `generate: the prompt has ${promptIds.length} tokens but the model's maxLength is ${model.maxLength}. Shorten the prompt.`,
@@ -127,7 +129,7 @@ export async function* generateStream(
       const token = sampleNextToken(logits!, sampling, rng, context);
       generated.push(token);
       context.push(token);
-      if (stopAtEndOfText && token === END_OF_TEXT_ID) {
+      if (stopAtEndOfText && token === endOfText) {
         finishReason = 'endOfText';
         yield { token, text: '' };
         break;

@@ -11,7 +11,8 @@
 export { M2_GPT_DEFAULTS, m2GptPresets, PAPER_PARAMETER_COUNTS, resolveM2GptConfig, countM2GptParameters } from './m2-gpt-config.js';
 export type { M2GptConfig, M2GptPresetName, M2GptParameterCount } from './m2-gpt-config.js';
 export { Gpt2Tokenizer, GPT2_VOCAB_SIZE, END_OF_TEXT_ID, END_OF_TEXT } from './tokenizer.js';
-export type { StreamDecoder } from './tokenizer.js';
+export type { StreamDecoder, TextTokenizer } from './tokenizer.js';
+export { CompactVocabulary, CompactTokenizer, loadTokenizer, UNKNOWN_TOKEN } from './compact-vocabulary.js';
 export { SeededRandom, resolveSamplingOptions, sampleNextToken } from './sampling.js';
 export type { SamplingOptions, ResolvedSamplingOptions } from './sampling.js';
 export { generate, generateStream } from './generate.js';

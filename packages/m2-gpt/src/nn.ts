@@ -13,8 +13,8 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor
   const [batch, length] = ids.shape;
   const [vocab, dim] = table.shape;
   const flatIds = tf.reshape(ids, [batch * length]); // [B·L]
-  const lookup = tf.customGrad((weights: tf.Tensor, save: tf.GradSaveFunc) => {
-    save([]);
+  const lookup = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const weights = args[0] as tf.Tensor;
     return {
       value: tf.reshape(tf.gather(weights, flatIds), [batch, length, dim]),
       gradFunc: (dy: tf.Tensor) => {
@@ -97,7 +97,9 @@ export function tiedHead(h: tf.Tensor2D, embedding: tf.Tensor2D): tf.Tensor2D {
 export function tiedHeadCrossEntropy(h: tf.Tensor2D, embedding: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   const [count] = h.shape;
   const vocab = embedding.shape[0];
-  const fused = tf.customGrad((hidden: tf.Tensor, table: tf.Tensor, labels: tf.Tensor, save: tf.GradSaveFunc) => {
+  const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [hidden, table, labels] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
     const logits = tiedHead(hidden as tf.Tensor2D, table as tf.Tensor2D); // [N, V]
     const max = tf.max(logits, -1, true); // [N, 1]
     const exps = tf.exp(tf.sub(logits, max)); // [N, V], the only exp over [N, V]
@@ -113,7 +115,7 @@ export function tiedHeadCrossEntropy(h: tf.Tensor2D, embedding: tf.Tensor2D, tar
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [hs, es, probs, ts] = saved;
+        const [hs, es, probs, ts] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
         return tf.tidy(() => {
           const scale = tf.div(dy, count);
           const dlogits = tf.mul(tf.sub(probs, tf.oneHot(ts as tf.Tensor1D, vocab)), scale); // [N, V]

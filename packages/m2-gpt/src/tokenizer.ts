@@ -19,6 +19,20 @@ export interface StreamDecoder {
   flush(): string;
 }
 
+/** Text ↔ model ids, as {@link generate} needs it. {@link Gpt2Tokenizer} and `CompactTokenizer` implement it. */
+export interface TextTokenizer {
+  /** Ids the model sees. */
+  readonly vocabSize: number;
+  /** Id of the document separator. */
+  readonly endOfTextId: number;
+  /** Text → model ids. */
+  encode(text: string): number[];
+  /** Model ids → text. */
+  decode(ids: Iterable<number>): string;
+  /** Streaming decoder that never splits a character. */
+  createStreamDecoder(): StreamDecoder;
+}
+
 const utf8 = new TextEncoder();
 let tokenBytesTable: Uint8Array[] | undefined;
 
@@ -56,7 +70,7 @@ function checkId(id: number, table: Uint8Array[]): Uint8Array {
  * tok.encode('Hello world'); // → [15496, 995]
  * tok.decode([15496, 995]);  // → 'Hello world'
  */
-export class Gpt2Tokenizer {
+export class Gpt2Tokenizer implements TextTokenizer {
   /** Vocabulary size (50257). */
   readonly vocabSize = GPT2_VOCAB_SIZE;
   /** Id of `<|endoftext|>` (50256). */
