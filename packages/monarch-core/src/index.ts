@@ -25,3 +25,14 @@ export { monarchMatmul, monarchMatmulOrderP, monarchToDense, monarchProject } fr
 export type { MonarchFactors } from './monarch.js';
 export { readTorchStateDict } from './io/torch-state-dict.js';
 export type { ReadTorchStateDictOptions } from './io/torch-state-dict.js';
+
+// Backend set-up (owner: backends)
+export { setupBackend, setupBackendWith, defaultBackendSetters, BACKEND_NAMES } from './backends/setup-backend.js';
+export type { BackendName, BackendInfo, SetupBackendOptions, BackendSetter, BackendSetters } from './backends/setup-backend.js';
+export { registerGradients } from './backends/register-gradients.js';
+export { registerWasmTrainingKernels, wasmTrainingKernels } from './backends/wasm-kernels.js';
+export { probeWebGpu, hasVulkanLoader } from './backends/webgpu-node.js';
+export type { GpuProbe } from './backends/webgpu-node.js';
+export { loadStateDictFile, detectCheckpointFormat } from './io/load-state-dict-file.js';
+export { writeFileAtomic, acquireDirLock, DIR_LOCK_FILE } from './io/atomic-file.js';
+export type { DirLock, DirLockInfo } from './io/atomic-file.js';
