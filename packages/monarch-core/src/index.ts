@@ -36,3 +36,8 @@ export type { GpuProbe } from './backends/webgpu-node.js';
 export { loadStateDictFile, detectCheckpointFormat } from './io/load-state-dict-file.js';
 export { writeFileAtomic, acquireDirLock, DIR_LOCK_FILE } from './io/atomic-file.js';
 export type { DirLock, DirLockInfo } from './io/atomic-file.js';
+export { fft, ifft, rfft, irfft } from './dft.js';
+export { fftConv, causalConv, bidirectionalConv, longConvPlan } from './fft-conv.js';
+export type { FftConvOptions } from './fft-conv.js';
+export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';
+export type { DftPlan } from './dft-plan.js';

@@ -1,0 +1,275 @@
+// Plans for the DFT as a Monarch product (Cooley–Tukey "4-step", m2-architecture.md §1.5), and the constant
+// DFT / twiddle matrices they use, cached per (backend, size).
+//
+// A plan splits N = r_1·r_2·…·r_p ("radices"). Write an input index as digits n = d_1·M_1 + d_2·M_2 + … + d_p
+// with M_i = r_{i+1}·…·r_p (d_1 most significant). Stage i contracts digit d_i with a dense DFT of size r_i into a
+// frequency digit k_i, multiplies by the twiddles ω_{M_{i−1}}^{b·k_i} (b = the digits still to do, as a number)
+// and moves on. The output frequency is k = k_1 + r_1·(k_2 + r_2·(k_3 + …)), stored digit-reversed as
+// [k_1, k_2, …, k_p] (row-major). Every stage is one 2-D real matMul with the constant on the B side.
+import * as tf from '@tensorflow/tfjs-core';
+import type { Tensor, Tensor2D } from '@tensorflow/tfjs-core';
+import { InvalidArgumentError } from './errors.js';
+
+/** Largest dense DFT factor (a prime radix above this cannot be used). */
+export const MAX_DENSE_RADIX = 2048;
+
+/** A factorisation of an N-point DFT into Monarch stages. */
+export interface DftPlan {
+  /** Transform size. */
+  readonly n: number;
+  /** Radices r_1…r_p, r_1 contracted first (the most significant input digit). */
+  readonly radices: readonly number[];
+}
+
+/** Prime factors of n in ascending order (with repetition). */
+export function primeFactors(n: number): number[] {
+  const out: number[] = [];
+  let rest = n;
+  for (let p = 2; p * p <= rest; p++) {
+    while (rest % p === 0) {
+      out.push(p);
+      rest /= p;
+    }
+  }
+  if (rest > 1) out.push(rest);
+  return out;
+}
+
+/** Groups prime factors into `order` radices of balanced size (largest first), or null if impossible. */
+export function balancedRadices(n: number, order: number): number[] | null {
+  const primes = primeFactors(n).sort((a, b) => b - a);
+  if (n === 1) return order === 1 ? [1] : null;
+  if (primes.length < order) return null;
+  const bins = new Array<number>(order).fill(1);
+  for (const p of primes) {
+    let smallest = 0;
+    for (let i = 1; i < order; i++) if (bins[i] < bins[smallest]) smallest = i;
+    bins[smallest] *= p;
+  }
+  return bins.sort((a, b) => b - a);
+}
+
+/**
+ * Estimated cost (in matMul flop units) of one long convolution row on this plan: 8·L·r_1 for the real first and
+ * last stages, 16·N·r_i for each complex stage in each direction, plus `passCost` per element for every elementwise
+ * pass (twiddles, transposes, concats, frequency product).
+ */
+export function convCost(n: number, radices: readonly number[], passCost: number): number {
+  const p = radices.length;
+  const l = n / 2;
+  let flops = 8 * l * radices[0];
+  for (let i = 1; i < p; i++) flops += 32 * l * radices[i];
+  const passes = 12 * (p - 1) + 6 + 4 * p + 2 * (p - 1);
+  return flops + passCost * passes * n;
+}
+
+/** Cost of one complex transform (fft/ifft) per row. */
+function complexCost(n: number, radices: readonly number[], passCost: number): number {
+  const p = radices.length;
+  let flops = 0;
+  for (const r of radices) flops += 8 * n * r;
+  return flops + passCost * (8 * (p - 1) + 2 * p) * n;
+}
+
+/** Element passes are worth about this many matMul flops (measured ratio on wasm and cpu). */
+export const PASS_COST = 24;
+
+function bestRadices(n: number, cost: (radices: number[]) => number, order?: number): number[] | null {
+  const orders = order === undefined ? [1, 2, 3, 4] : [order];
+  let best: number[] | null = null;
+  let bestCost = Infinity;
+  for (const p of orders) {
+    const radices = balancedRadices(n, p);
+    if (radices === null || radices[0] > MAX_DENSE_RADIX) continue;
+    const c = cost(radices);
+    if (c < bestCost) {
+      best = radices;
+      bestCost = c;
+    }
+  }
+  return best;
+}
+
+const planCache = new Map<string, DftPlan>();
+
+/**
+ * The plan for an N-point complex DFT (fft / ifft / rfft / irfft): mixed radix, order chosen by a cost model.
+ *
+ * @throws InvalidArgumentError if N has a prime factor above {@link MAX_DENSE_RADIX}.
+ */
+export function dftPlan(op: string, n: number, order?: number): DftPlan {
+  const key = `dft:${n}:${order ?? ''}`;
+  let plan = planCache.get(key);
+  if (plan === undefined) {
+    const radices = bestRadices(n, (r) => complexCost(n, r, PASS_COST), order);
+    if (radices === null) {
+      const primes = primeFactors(n);
+      const largest = primes[primes.length - 1];
+      if (largest > MAX_DENSE_RADIX) {
+        throw new InvalidArgumentError(
+          `${op}: cannot factor N = ${n} into Monarch radices: prime factor ${largest} > ${MAX_DENSE_RADIX} (largest dense DFT factor); use a length with smaller prime factors`,
+          { parameter: 'n', value: n },
+        );
+      }
+      throw new InvalidArgumentError(`${op}: N = ${n} has only ${primes.length} prime factors, cannot use order ${order}`, { parameter: 'order', value: order });
+    }
+    plan = { n, radices };
+    planCache.set(key, plan);
+  }
+  return plan;
+}
+
+/**
+ * The plan for a long convolution of length L: FFT size N ≥ 2L (2L itself unless a nearby size with smaller prime
+ * factors is clearly cheaper, as for L = 4099), and its radices.
+ */
+export function convPlan(l: number, order?: number): DftPlan {
+  const key = `conv:${l}:${order ?? ''}`;
+  let plan = planCache.get(key);
+  if (plan === undefined) {
+    let best: DftPlan | null = null;
+    let bestCost = Infinity;
+    const limit = Math.max(2 * l + 8, Math.ceil(2.5 * l));
+    for (let n = 2 * l; n <= limit; n += 2) {
+      if (n > 2 * l && primeFactors(n).some((p) => p > 7)) continue; // only smooth sizes beyond 2L
+      const radices = bestRadices(n, (r) => convCost(n, r, PASS_COST), order);
+      if (radices === null) continue;
+      // Prefer exactly 2L unless another size saves more than 15 %.
+      const c = convCost(n, radices, PASS_COST) * (n === 2 * l ? 0.85 : 1);
+      if (c < bestCost) {
+        best = { n, radices };
+        bestCost = c;
+      }
+    }
+    if (best === null) {
+      throw new InvalidArgumentError(`long convolution: no Monarch plan of order ${order} for L = ${l}`, { parameter: 'order', value: order });
+    }
+    plan = best;
+    planCache.set(key, plan);
+  }
+  return plan;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Constant matrices, cached per backend.
+
+const constants = new Map<string, Tensor>();
+
+function cached(key: string, make: () => { values: Float32Array; shape: number[] }): Tensor {
+  const fullKey = `${tf.getBackend()}|${key}`;
+  let t = constants.get(fullKey);
+  if (t === undefined || t.isDisposed) {
+    const { values, shape } = make();
+    t = tf.keep(tf.tensor(values, shape, 'float32'));
+    constants.set(fullKey, t);
+  }
+  return t;
+}
+
+/**
+ * Disposes every cached DFT / twiddle constant (they are rebuilt on the next call).
+ *
+ * @example
+ * clearDftCache();
+ */
+export function clearDftCache(): void {
+  for (const t of constants.values()) if (!t.isDisposed) t.dispose();
+  constants.clear();
+}
+
+/** Number of cached constant tensors (for tests). */
+export function dftCacheSize(): number {
+  return constants.size;
+}
+
+/** cos and −sin of 2π·j/m for j = 0..m−1 (so ω_m^j = cos[j] + i·sin[j] with ω_m = e^{−2πi/m}). */
+function unitRoots(m: number): { cos: Float64Array; sin: Float64Array } {
+  const cos = new Float64Array(m);
+  const sin = new Float64Array(m);
+  for (let j = 0; j < m; j++) {
+    cos[j] = Math.cos((2 * Math.PI * j) / m);
+    sin[j] = -Math.sin((2 * Math.PI * j) / m);
+  }
+  return { cos, sin };
+}
+
+/** Which dense DFT factor a stage multiplies by (x · W, W [in, out]). */
+export type FactorKind =
+  /** Real input digits d < D → k: W [D, r] (re part, or im part). */
+  | 'real-in'
+  /** Complex input [re | im] (2r) → k, forward DFT. */
+  | 'complex'
+  /** Complex input [re | im] (2r) → d, inverse DFT (conjugate), scaled. */
+  | 'complex-inv'
+  /** Complex input [re | im] (2r) → real part of d < D, inverse DFT, scaled. */
+  | 'real-out';
+
+/**
+ * A DFT factor as real matrices for x·W: `re` (and `im` where the output is complex), plus their transposes for
+ * the backward pass. `rows` is D for 'real-in' / 'real-out' (digits used), `scale` multiplies the inverse.
+ */
+export function dftFactor(kind: FactorKind, r: number, rows: number, scale: number, transposed = false): { re: Tensor2D; im?: Tensor2D } {
+  const key = `F|${kind}|${r}|${rows}|${scale}|${transposed ? 'T' : ''}`;
+  const { cos, sin } = unitRoots(r);
+  const make = (part: 're' | 'im') => () => {
+    // Logical matrix W [inDim, outDim], then optionally stored transposed.
+    let inDim: number;
+    let outDim: number;
+    let value: (i: number, j: number) => number;
+    if (kind === 'real-in') {
+      inDim = rows;
+      outDim = r;
+      value = (d, k) => (part === 're' ? cos[(d * k) % r] : sin[(d * k) % r]);
+    } else if (kind === 'real-out') {
+      inDim = 2 * r;
+      outDim = rows;
+      // y_re[d] = Σ_k xr[k]·cos − xi[k]·(−sin) for the conjugate factor: conj(F)[k, d] = cos − i·sin(=−sinNeg).
+      value = (i, d) => {
+        const k = i % r;
+        const c = cos[(k * d) % r];
+        const s = sin[(k * d) % r];
+        return scale * (i < r ? c : s);
+      };
+    } else {
+      const inverse = kind === 'complex-inv';
+      inDim = 2 * r;
+      outDim = r;
+      value = (i, k) => {
+        const d = i % r;
+        const c = cos[(d * k) % r];
+        const s = (inverse ? -1 : 1) * sin[(d * k) % r];
+        const sc = inverse ? scale : 1;
+        // F = c + i·s: y_re = xr·c − xi·s, y_im = xr·s + xi·c.
+        if (part === 're') return sc * (i < r ? c : -s);
+        return sc * (i < r ? s : c);
+      };
+    }
+    const values = new Float32Array(inDim * outDim);
+    for (let i = 0; i < inDim; i++) {
+      for (let j = 0; j < outDim; j++) {
+        if (transposed) values[j * inDim + i] = value(i, j);
+        else values[i * outDim + j] = value(i, j);
+      }
+    }
+    return { values, shape: transposed ? [outDim, inDim] : [inDim, outDim] };
+  };
+  const re = cached(`${key}|re`, make('re')) as Tensor2D;
+  if (kind === 'real-out') return { re };
+  return { re, im: cached(`${key}|im`, make('im')) as Tensor2D };
+}
+
+/** Twiddles ω_m^{b·k} for b < rest, k < r, m = rest·r, as [rest, r] real and imaginary parts. */
+export function twiddles(rest: number, r: number): { re: Tensor; im: Tensor } {
+  const m = rest * r;
+  const make = (part: 're' | 'im') => () => {
+    const values = new Float32Array(rest * r);
+    for (let b = 0; b < rest; b++) {
+      for (let k = 0; k < r; k++) {
+        const angle = (2 * Math.PI * ((b * k) % m)) / m;
+        values[b * r + k] = part === 're' ? Math.cos(angle) : -Math.sin(angle);
+      }
+    }
+    return { values, shape: [rest, r] };
+  };
+  return { re: cached(`T|${rest}|${r}|re`, make('re')), im: cached(`T|${rest}|${r}|im`, make('im')) };
+}
