@@ -1,0 +1,185 @@
+// What every M2 layer promises: config round trip, registered serialization (model.save / loadLayersModel),
+// trainable weights vs buffers, no tensor leaks, gradients equal to finite differences, one-line shape errors.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { describe, expect, it } from 'vitest';
+import { BlockdiagLinear, GluMonarchMlp, HyenaFilter, M2CausalBlock, M2EncoderLayer, M2SequenceMixer } from './index.js';
+import type { M2Layer } from './index.js';
+import { relativeL2 } from '../test/read-fixture.js';
+
+const tiny = { modelDim: 8, maxLength: 6, filterOrder: 4, embDim: 3, intermediateDim: 16 } as const;
+
+const makers: [string, () => M2Layer, number[]][] = [
+  ['BlockdiagLinear', () => new BlockdiagLinear({ inFeatures: 8, outFeatures: 12, numBlocks: 2 }), [2, 6, 8]],
+  ['HyenaFilter', () => new HyenaFilter({ modelDim: 8, maxLength: 6, filterOrder: 4, bidirectional: true }), [2, 6, 8]],
+  ['M2SequenceMixer', () => new M2SequenceMixer({ ...tiny, bidirectional: true, preNorm: true }), [2, 6, 8]],
+  ['GluMonarchMlp', () => new GluMonarchMlp({ modelDim: 8, intermediateDim: 16, dropout: 0.1 }), [2, 6, 8]],
+  ['M2EncoderLayer', () => new M2EncoderLayer({ ...tiny, dropout: 0 }), [2, 6, 8]],
+  ['M2CausalBlock', () => new M2CausalBlock({ ...tiny }), [2, 6, 8]],
+];
+
+describe.each(makers)('%s', (className, make, shape) => {
+  it('round-trips getConfig → fromConfig → getConfig', () => {
+    const layer = make();
+    const cls = tf.serialization.SerializationMap.getMap().classNameMap[className]![0] as never;
+    const copy = (layer.constructor as unknown as { fromConfig: (c: unknown, config: unknown) => M2Layer }).fromConfig(cls, layer.getConfig());
+    expect(copy.getClassName()).toBe(className);
+    expect(copy.getConfig()).toEqual(layer.getConfig());
+  });
+
+  it('does not grow tf.memory().numTensors across repeated apply', () => {
+    const layer = make();
+    const x = tf.randomNormal(shape);
+    tf.dispose(layer.apply(x) as tf.Tensor);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) tf.dispose(layer.apply(x) as tf.Tensor);
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    layer.dispose();
+  });
+
+  it('keeps buffers out of the trainable weights but in the saved weights', () => {
+    const layer = make();
+    tf.dispose(layer.apply(tf.zeros(shape)) as tf.Tensor);
+    const named = layer.namedWeights();
+    const buffers = [...named.keys()].filter((key) => /pos_emb\.t$|modulation\.deltas$/.test(key));
+    const trainable = new Set(layer.trainableWeights);
+    const all = new Set(layer.weights);
+    for (const key of buffers) {
+      expect(trainable.has(named.get(key)!), key).toBe(false);
+      expect(all.has(named.get(key)!), key).toBe(true);
+    }
+    expect(new Set(named.values())).toEqual(all); // namedWeights covers every weight exactly
+    expect(layer.weights.length).toBe(all.size);
+    layer.dispose();
+  });
+});
+
+async function saveAndLoad(model: tfl.LayersModel): Promise<tfl.LayersModel> {
+  let saved: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return tfl.loadLayersModel(tf.io.fromMemory(saved!));
+}
+
+describe('serialization inside tfjs models', () => {
+  it('saves and loads a tf.sequential of M2 encoder layers (buffers included)', async () => {
+    const model = tfl.sequential({
+      layers: [new M2EncoderLayer({ ...tiny, dropout: 0, inputShape: [6, 8] }), new M2EncoderLayer({ ...tiny, dropout: 0, preNorm: true })],
+    });
+    // Change the buffers so that a load which skipped them would be caught.
+    const first = model.layers[0] as M2EncoderLayer;
+    const t = first.namedWeights().get('attention.filter_fn.pos_emb.t')!;
+    t.write(tf.mul(t.read(), 0.5));
+    const loaded = await saveAndLoad(model);
+    expect(loaded.layers[0]).toBeInstanceOf(M2EncoderLayer);
+    const x = tf.randomNormal([2, 6, 8]);
+    expect(relativeL2(loaded.predict(x) as tf.Tensor, model.predict(x) as tf.Tensor)).toBe(0);
+    expect(loaded.countParams()).toBe(model.countParams());
+  });
+
+  it('saves and loads a functional tf.model with a causal block and a block-diagonal head', async () => {
+    const input = tfl.input({ shape: [6, 8] });
+    const hidden = new M2CausalBlock({ ...tiny }).apply(input) as tfl.SymbolicTensor;
+    const output = new BlockdiagLinear({ inFeatures: 8, outFeatures: 4, numBlocks: 2 }).apply(hidden) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: input, outputs: output });
+    const loaded = await saveAndLoad(model);
+    const x = tf.randomNormal([1, 6, 8]);
+    expect(relativeL2(loaded.predict(x) as tf.Tensor, model.predict(x) as tf.Tensor)).toBe(0);
+  });
+
+  it('trains inside a compiled model (fit) on the cpu backend', async () => {
+    const model = tfl.sequential({ layers: [new M2CausalBlock({ ...tiny, inputShape: [6, 8] })] });
+    model.compile({ optimizer: tf.train.adam(1e-2), loss: 'meanSquaredError' });
+    const x = tf.randomNormal([4, 6, 8]);
+    const y = tf.randomNormal([4, 6, 8]);
+    const history = await model.fit(x, y, { epochs: 5, verbose: 0 });
+    const losses = history.history['loss'] as number[];
+    expect(losses[4]!).toBeLessThan(losses[0]!);
+  });
+});
+
+/** Central-difference check of tf.variableGrads along a random direction per trainable weight. */
+function checkGradients(layer: M2Layer, x: tf.Tensor): void {
+  tf.dispose(layer.apply(x) as tf.Tensor); // builds the weights outside the gradient tape
+  const r = tf.randomNormal(layer.computeOutputShape(x.shape) as number[], 0, 1, 'float32', 7);
+  const loss = () => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, r)) as tf.Scalar;
+  const { value, grads } = tf.variableGrads(loss);
+  value.dispose();
+  const epsilon = 1e-2;
+  const seen = new Set<string>();
+  for (const [key, weight] of layer.namedWeights()) {
+    const variable = weight.read() as tf.Variable;
+    if (!weight.trainable || seen.has(variable.name)) continue;
+    seen.add(variable.name);
+    const grad = grads[variable.name];
+    expect(grad, `gradient of ${key}`).toBeDefined();
+    const direction = tf.randomNormal(variable.shape, 0, 1, 'float32', seen.size);
+    const original = tf.clone(variable);
+    const f = (sign: number) => {
+      variable.assign(tf.add(original, tf.mul(direction, sign * epsilon)));
+      return loss().dataSync()[0]!;
+    };
+    const numeric = (f(1) - f(-1)) / (2 * epsilon);
+    variable.assign(original);
+    const analytic = tf.sum(tf.mul(grad!, direction)).dataSync()[0]!;
+    expect(Number.isFinite(analytic), key).toBe(true);
+    expect(Math.abs(numeric - analytic), `${key}: numeric ${numeric} analytic ${analytic}`).toBeLessThan(2e-2 * Math.max(1, Math.abs(analytic)));
+  }
+  expect(seen.size).toBeGreaterThan(10);
+}
+
+describe('gradients vs finite differences', () => {
+  it('M2EncoderLayer (bidirectional, pre-norm, shared freq)', () => {
+    // w = 1 keeps the sine MLP smooth enough for central differences in float32 (w = 10 makes them unreliable).
+    const layer = new M2EncoderLayer({ ...tiny, w: 1, dropout: 0, preNorm: true, layerNormEps: 1e-5 });
+    checkGradients(layer, tf.randomNormal([2, 6, 8], 0, 1, 'float32', 3));
+  });
+
+  it('M2CausalBlock', () => {
+    const layer = new M2CausalBlock({ ...tiny, w: 1 });
+    checkGradients(layer, tf.randomNormal([2, 5, 8], 0, 1, 'float32', 4));
+  });
+});
+
+describe('errors', () => {
+  it('rejects inputs longer than maxLength and wrong last dims with one line', () => {
+    const mixer = new M2SequenceMixer({ ...tiny });
+    const layer = new M2EncoderLayer({ ...tiny });
+    const cases: [() => unknown, RegExp][] = [
+      [() => mixer.apply(tf.zeros([1, 7, 8])), /^M2SequenceMixer '.*': input length 7 is longer than maxLength 6;/],
+      [() => mixer.apply(tf.zeros([1, 6, 9])), /^M2SequenceMixer '.*': input last dim must be modelDim 8, got 9\.$/],
+      [() => layer.apply(tf.zeros([6, 8])), /^M2EncoderLayer '.*': input must be \[batch, length, 8\], got shape \[6, 8\]\.$/],
+      [() => new GluMonarchMlp({ modelDim: 8, intermediateDim: 16 }).apply(tf.zeros([2, 7])), /input last dim must be modelDim 8, got 7/],
+      [() => new HyenaFilter({ modelDim: 8, maxLength: 6, embDim: 4 }), /embDim must be odd and ≥ 3/],
+      [() => new M2CausalBlock({ ...tiny, dropout: 1 }), /dropout must be in \[0, 1\), got 1/],
+    ];
+    for (const [run, pattern] of cases) {
+      let message = '';
+      try {
+        run();
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(pattern);
+      expect(message).not.toContain('\n');
+    }
+  });
+
+  it('refuses step decoding on a bidirectional mixer and past maxLength', () => {
+    const mixer = new M2SequenceMixer({ ...tiny, bidirectional: true });
+    tf.dispose(mixer.apply(tf.zeros([1, 6, 8])) as tf.Tensor);
+    expect(() => mixer.createStepState()).toThrow(/step decoding needs a causal mixer/);
+    const block = new M2CausalBlock({ ...tiny, maxLength: 2 });
+    tf.dispose(block.apply(tf.zeros([1, 2, 8])) as tf.Tensor);
+    const state = block.createStepState();
+    tf.dispose([block.step(tf.zeros([1, 8]) as tf.Tensor2D, state), block.step(tf.zeros([1, 8]) as tf.Tensor2D, state)]);
+    expect(() => block.step(tf.zeros([1, 8]) as tf.Tensor2D, state)).toThrow(/position 2 is past maxLength 2/);
+    expect(() => block.step(tf.zeros([2, 8]) as tf.Tensor2D, block.createStepState())).toThrow(/step input must be \[1, 8\], got \[2, 8\]/);
+    state.dispose();
+  });
+});

@@ -1,0 +1,397 @@
+// The two M2 blocks: the post-LN encoder layer of M2-BERT (m2-architecture.md §2.1) and the pre-LN causal block
+// of M2-GPT (golden m2-gpt/causal-block), with a token-by-token decoding path for the causal block.
+import type { Tensor, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
+import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
+import type { LayerVariable } from '@tensorflow/tfjs-layers';
+import { positiveInteger } from './blockdiag-linear.js';
+import { dropoutRate, GluMonarchMlp } from './glu-monarch-mlp.js';
+import { layerNorm, M2Layer } from './m2-layer.js';
+import type { LayerShape } from './m2-layer.js';
+import { M2MixerStepState, M2SequenceMixer } from './m2-sequence-mixer.js';
+
+/** Arguments shared by {@link M2EncoderLayer} and {@link M2CausalBlock}. */
+export interface M2BlockArgs extends LayerArgs {
+  /** Model dim d. */
+  modelDim: number;
+  /** Longest sequence L (the filters' `l_max`). */
+  maxLength: number;
+  /** Intermediate dim I of the GLU MLP. Default 4d. */
+  intermediateDim?: number;
+  /** Diagonal blocks of the MLP's block-diagonal linears. Default 4. */
+  numBlocks?: number;
+  /** Adds the mixer's residual long convolution. Default true. */
+  residualLongConv?: boolean;
+  /** Hidden width of the filter MLPs. Default 128. */
+  filterOrder?: number;
+  /** Width of the filters' positional table. Default 5. */
+  embDim?: number;
+  /** Initial sine frequency of the filters. Default 10. */
+  w?: number;
+  /** Multiplier inside the filters' sines. Default 1. */
+  wMod?: number;
+  /** Epsilon of the block's LayerNorms. Default 1e-12 (encoder) / 1e-5 (causal block). */
+  layerNormEps?: number;
+  /** Dropout inside the MLP, training only. Default 0.1 (encoder) / 0 (causal block). */
+  dropout?: number;
+}
+
+/** Arguments of {@link M2EncoderLayer}. */
+export interface M2EncoderLayerArgs extends M2BlockArgs {
+  /** Bidirectional long convolutions. Default true (every released M2-BERT). */
+  bidirectional?: boolean;
+  /** The 80M model's extra LayerNorm (eps 1e-5) at the mixer input (`hyena_training_additions`). Default false. */
+  preNorm?: boolean;
+}
+
+/** Resolved sizes shared by both blocks. */
+function resolveSizes(who: string, args: M2BlockArgs) {
+  const modelDim = positiveInteger(who, 'modelDim', args.modelDim);
+  return {
+    modelDim,
+    maxLength: positiveInteger(who, 'maxLength', args.maxLength),
+    intermediateDim: positiveInteger(who, 'intermediateDim', args.intermediateDim ?? 4 * modelDim),
+    numBlocks: positiveInteger(who, 'numBlocks', args.numBlocks ?? 4),
+    residualLongConv: args.residualLongConv ?? true,
+    filterOrder: positiveInteger(who, 'filterOrder', args.filterOrder ?? 128),
+    embDim: positiveInteger(who, 'embDim', args.embDim ?? 5),
+    w: args.w ?? 10,
+    wMod: args.wMod ?? 1,
+  };
+}
+
+/**
+ * One M2-BERT layer (post-LN): s = mixer(h); out = LayerNorm(mlp(s) + s). There is no residual around the mixer;
+ * its own residual long convolution plays that role.
+ *
+ * Shapes: h [B, L, d] → [B, L, d], L ≤ maxLength.
+ *
+ * Weights (original keys under `bert.encoder.layer.{i}.`): `attention.*` (see {@link M2SequenceMixer}),
+ * `mlp.gated_layers.weight`, `mlp.wo.weight/bias` (see {@link GluMonarchMlp}), `mlp.layernorm.weight/bias`.
+ *
+ * @see arXiv:2310.12109 (Monarch Mixer) §5.1; m2-architecture.md §2.1.
+ * @example
+ * const layer = new M2EncoderLayer({ modelDim: 16, maxLength: 32, filterOrder: 8 });
+ * layer.apply(tf.randomNormal([2, 32, 16])).shape; // → [2, 32, 16]
+ */
+export class M2EncoderLayer extends M2Layer {
+  /** Serialization name. */
+  static readonly className = 'M2EncoderLayer';
+  /** Model dim d. */
+  readonly modelDim: number;
+  /** Longest sequence. */
+  readonly maxLength: number;
+  /** MLP intermediate dim. */
+  readonly intermediateDim: number;
+  /** MLP diagonal blocks. */
+  readonly numBlocks: number;
+  /** Bidirectional long convolutions. */
+  readonly bidirectional: boolean;
+  /** Residual long convolution in the mixer. */
+  readonly residualLongConv: boolean;
+  /** The mixer's extra input LayerNorm. */
+  readonly preNorm: boolean;
+  /** Filter MLP width. */
+  readonly filterOrder: number;
+  /** Filter positional width. */
+  readonly embDim: number;
+  /** Initial filter frequency. */
+  readonly w: number;
+  /** Filter sine multiplier. */
+  readonly wMod: number;
+  /** Epsilon of the output LayerNorm. */
+  readonly layerNormEps: number;
+  /** MLP dropout rate (training only). */
+  readonly dropout: number;
+  /** The sequence mixer (`attention`). */
+  readonly attention: M2SequenceMixer;
+  /** The GLU Monarch MLP (`mlp`). */
+  readonly mlp: GluMonarchMlp;
+  private normWeight?: LayerVariable;
+  private normBias?: LayerVariable;
+
+  /**
+   * @param args - See {@link M2EncoderLayerArgs}.
+   * @throws ConfigError on a bad size or dropout.
+   */
+  constructor(args: M2EncoderLayerArgs) {
+    super(args);
+    const sizes = resolveSizes('M2EncoderLayer', args);
+    this.modelDim = sizes.modelDim;
+    this.maxLength = sizes.maxLength;
+    this.intermediateDim = sizes.intermediateDim;
+    this.numBlocks = sizes.numBlocks;
+    this.residualLongConv = sizes.residualLongConv;
+    this.filterOrder = sizes.filterOrder;
+    this.embDim = sizes.embDim;
+    this.w = sizes.w;
+    this.wMod = sizes.wMod;
+    this.bidirectional = args.bidirectional ?? true;
+    this.preNorm = args.preNorm ?? false;
+    this.layerNormEps = args.layerNormEps ?? 1e-12;
+    this.dropout = dropoutRate('M2EncoderLayer', args.dropout ?? 0.1);
+    this.attention = new M2SequenceMixer({
+      modelDim: this.modelDim,
+      maxLength: this.maxLength,
+      bidirectional: this.bidirectional,
+      residualLongConv: this.residualLongConv,
+      preNorm: this.preNorm,
+      filterOrder: this.filterOrder,
+      embDim: this.embDim,
+      w: this.w,
+      wMod: this.wMod,
+      name: `${this.name}_attention`,
+    });
+    this.mlp = new GluMonarchMlp({
+      modelDim: this.modelDim,
+      intermediateDim: this.intermediateDim,
+      numBlocks: this.numBlocks,
+      dropout: this.dropout,
+      name: `${this.name}_mlp`,
+    });
+  }
+
+  override build(inputShape: LayerShape | LayerShape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as LayerShape;
+    this.checkSequenceInput({ shape }, this.modelDim, this.maxLength);
+    this.buildChild('attention', this.attention, shape);
+    this.buildChild('mlp', this.mlp, shape);
+    this.normWeight = this.addOriginalWeight('mlp.layernorm.weight', [this.modelDim], tfl.initializers.ones());
+    this.normBias = this.addOriginalWeight('mlp.layernorm.bias', [this.modelDim], tfl.initializers.zeros());
+    this.built = true;
+  }
+
+  override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
+    const h = this.singleInput(inputs);
+    this.checkSequenceInput(h, this.modelDim, this.maxLength);
+    return this.forward(h as Tensor3D, kwargs['training'] === true);
+  }
+
+  /** The layer's math on a checked input. Shapes: h [B, L, d] → [B, L, d]. */
+  forward(h: Tensor3D, training = false): Tensor3D {
+    return tf.tidy(() => {
+      const s = this.attention.forward(h); // no residual around the mixer
+      return layerNorm(tf.add(this.mlp.forward(s, training), s), this.normWeight!.read(), this.normBias!.read(), this.layerNormEps) as Tensor3D;
+    });
+  }
+
+  override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as LayerShape;
+    this.checkSequenceInput({ shape }, this.modelDim, this.maxLength);
+    return shape;
+  }
+
+  override getConfig(): Record<string, any> {
+    return {
+      ...super.getConfig(),
+      modelDim: this.modelDim,
+      maxLength: this.maxLength,
+      intermediateDim: this.intermediateDim,
+      numBlocks: this.numBlocks,
+      bidirectional: this.bidirectional,
+      residualLongConv: this.residualLongConv,
+      preNorm: this.preNorm,
+      filterOrder: this.filterOrder,
+      embDim: this.embDim,
+      w: this.w,
+      wMod: this.wMod,
+      layerNormEps: this.layerNormEps,
+      dropout: this.dropout,
+    };
+  }
+}
+
+/** Per-sequence decoding state of an {@link M2CausalBlock} (wraps its mixer's state). Call `dispose()` when done. */
+export class M2CausalBlockStepState {
+  /** @internal */
+  constructor(readonly mixer: M2MixerStepState) {}
+
+  /** Positions consumed so far. */
+  get position(): number {
+    return this.mixer.position;
+  }
+
+  /** Frees the state's tensors. */
+  dispose(): void {
+    this.mixer.dispose();
+  }
+}
+
+/**
+ * A pre-LN causal M2 block (the M2-GPT block of the golden `m2-gpt/causal-block`):
+ * h = x + mixer(LN1(x)); out = h + mlp(LN2(h)), with a causal mixer (no reverse filters).
+ *
+ * Shapes: x [B, L, d] → [B, L, d], L ≤ maxLength. Output position t depends only on inputs ≤ t.
+ *
+ * Weights (original keys): `norm1.weight/bias`, `mixer.*` (see {@link M2SequenceMixer}), `norm2.weight/bias`,
+ * `mlp.gated_layers.weight`, `mlp.wo.weight/bias`.
+ *
+ * @see arXiv:2310.12109 (Monarch Mixer) §5.2 (causal M2); m2-architecture.md §3.
+ * @example
+ * const block = new M2CausalBlock({ modelDim: 16, maxLength: 32, filterOrder: 8 });
+ * block.apply(tf.randomNormal([1, 10, 16])).shape; // → [1, 10, 16]
+ */
+export class M2CausalBlock extends M2Layer {
+  /** Serialization name. */
+  static readonly className = 'M2CausalBlock';
+  /** Model dim d. */
+  readonly modelDim: number;
+  /** Longest sequence. */
+  readonly maxLength: number;
+  /** MLP intermediate dim. */
+  readonly intermediateDim: number;
+  /** MLP diagonal blocks. */
+  readonly numBlocks: number;
+  /** Residual long convolution in the mixer. */
+  readonly residualLongConv: boolean;
+  /** Filter MLP width. */
+  readonly filterOrder: number;
+  /** Filter positional width. */
+  readonly embDim: number;
+  /** Initial filter frequency. */
+  readonly w: number;
+  /** Filter sine multiplier. */
+  readonly wMod: number;
+  /** Epsilon of both LayerNorms. */
+  readonly layerNormEps: number;
+  /** MLP dropout rate (training only). */
+  readonly dropout: number;
+  /** The causal sequence mixer (`mixer`). */
+  readonly mixer: M2SequenceMixer;
+  /** The GLU Monarch MLP (`mlp`). */
+  readonly mlp: GluMonarchMlp;
+  private norm1Weight?: LayerVariable;
+  private norm1Bias?: LayerVariable;
+  private norm2Weight?: LayerVariable;
+  private norm2Bias?: LayerVariable;
+
+  /**
+   * @param args - See {@link M2BlockArgs}.
+   * @throws ConfigError on a bad size or dropout.
+   */
+  constructor(args: M2BlockArgs) {
+    super(args);
+    const sizes = resolveSizes('M2CausalBlock', args);
+    this.modelDim = sizes.modelDim;
+    this.maxLength = sizes.maxLength;
+    this.intermediateDim = sizes.intermediateDim;
+    this.numBlocks = sizes.numBlocks;
+    this.residualLongConv = sizes.residualLongConv;
+    this.filterOrder = sizes.filterOrder;
+    this.embDim = sizes.embDim;
+    this.w = sizes.w;
+    this.wMod = sizes.wMod;
+    this.layerNormEps = args.layerNormEps ?? 1e-5;
+    this.dropout = dropoutRate('M2CausalBlock', args.dropout ?? 0);
+    this.mixer = new M2SequenceMixer({
+      modelDim: this.modelDim,
+      maxLength: this.maxLength,
+      bidirectional: false,
+      residualLongConv: this.residualLongConv,
+      filterOrder: this.filterOrder,
+      embDim: this.embDim,
+      w: this.w,
+      wMod: this.wMod,
+      name: `${this.name}_mixer`,
+    });
+    this.mlp = new GluMonarchMlp({
+      modelDim: this.modelDim,
+      intermediateDim: this.intermediateDim,
+      numBlocks: this.numBlocks,
+      dropout: this.dropout,
+      name: `${this.name}_mlp`,
+    });
+  }
+
+  override build(inputShape: LayerShape | LayerShape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as LayerShape;
+    this.checkSequenceInput({ shape }, this.modelDim, this.maxLength);
+    const d = this.modelDim;
+    this.norm1Weight = this.addOriginalWeight('norm1.weight', [d], tfl.initializers.ones());
+    this.norm1Bias = this.addOriginalWeight('norm1.bias', [d], tfl.initializers.zeros());
+    this.buildChild('mixer', this.mixer, shape);
+    this.norm2Weight = this.addOriginalWeight('norm2.weight', [d], tfl.initializers.ones());
+    this.norm2Bias = this.addOriginalWeight('norm2.bias', [d], tfl.initializers.zeros());
+    this.buildChild('mlp', this.mlp, shape);
+    this.built = true;
+  }
+
+  override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
+    const x = this.singleInput(inputs);
+    this.checkSequenceInput(x, this.modelDim, this.maxLength);
+    return this.forward(x as Tensor3D, kwargs['training'] === true);
+  }
+
+  /** The block's math on a checked input. Shapes: x [B, L, d] → [B, L, d]. */
+  forward(x: Tensor3D, training = false): Tensor3D {
+    return tf.tidy(() => {
+      const h = tf.add(x, this.mixer.forward(this.norm1(x) as Tensor3D));
+      return tf.add(h, this.mlp.forward(this.norm2(h), training)) as Tensor3D;
+    });
+  }
+
+  /** The mixer's output m = mixer(LN1(x)) (test hook for the golden `mixer_output`). Shapes: [B, L, d] → [B, L, d]. */
+  mixerOutput(x: Tensor3D): Tensor3D {
+    this.assertBuilt('mixerOutput');
+    this.checkSequenceInput(x, this.modelDim, this.maxLength);
+    return tf.tidy(() => this.mixer.forward(this.norm1(x) as Tensor3D));
+  }
+
+  /**
+   * Starts token-by-token decoding.
+   * @param batchSize - Sequences decoded together. Default 1.
+   * @example
+   * const state = block.createStepState();
+   * const y0 = block.step(x0, state); // [1, d]
+   */
+  createStepState(batchSize = 1): M2CausalBlockStepState {
+    return new M2CausalBlockStepState(this.mixer.createStepState(batchSize));
+  }
+
+  /**
+   * Processes ONE new position; equals the full forward at that position (O(t·d) per token for the convolutions).
+   * Shapes: x [B, d] → [B, d]
+   * @param x - The block input at position `state.position`.
+   * @param state - From {@link M2CausalBlock.createStepState}; updated in place.
+   * @throws ShapeError past maxLength or on a wrong input shape.
+   */
+  step(x: Tensor2D, state: M2CausalBlockStepState): Tensor2D {
+    return tf.tidy(() => {
+      const h = tf.add(x, this.mixer.step(this.norm1(x) as Tensor2D, state.mixer));
+      return tf.add(h, this.mlp.forward(this.norm2(h))) as Tensor2D;
+    });
+  }
+
+  override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as LayerShape;
+    this.checkSequenceInput({ shape }, this.modelDim, this.maxLength);
+    return shape;
+  }
+
+  override getConfig(): Record<string, any> {
+    return {
+      ...super.getConfig(),
+      modelDim: this.modelDim,
+      maxLength: this.maxLength,
+      intermediateDim: this.intermediateDim,
+      numBlocks: this.numBlocks,
+      residualLongConv: this.residualLongConv,
+      filterOrder: this.filterOrder,
+      embDim: this.embDim,
+      w: this.w,
+      wMod: this.wMod,
+      layerNormEps: this.layerNormEps,
+      dropout: this.dropout,
+    };
+  }
+
+  private norm1(x: Tensor): Tensor {
+    return layerNorm(x, this.norm1Weight!.read(), this.norm1Bias!.read(), this.layerNormEps);
+  }
+
+  private norm2(x: Tensor): Tensor {
+    return layerNorm(x, this.norm2Weight!.read(), this.norm2Bias!.read(), this.layerNormEps);
+  }
+}

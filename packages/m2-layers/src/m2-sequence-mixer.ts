@@ -1,0 +1,336 @@
+// The M2 sequence mixer (`MonarchMixerSequenceMixing`, m2-architecture.md §2.3): a gated long convolution with
+// implicit Hyena filters, computed through monarch-core's FFT-free long convolution, plus a token-by-token path.
+import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
+import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
+import type { LayerVariable } from '@tensorflow/tfjs-layers';
+import { bidirectionalConv, causalConv, InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
+import { positiveInteger } from './blockdiag-linear.js';
+import { HyenaFilter } from './hyena-filter.js';
+import { layerNorm, linear, M2Layer, uniform } from './m2-layer.js';
+import type { LayerShape } from './m2-layer.js';
+
+/** Arguments of {@link M2SequenceMixer}. */
+export interface M2SequenceMixerArgs extends LayerArgs {
+  /** Model dim d. */
+  modelDim: number;
+  /** Longest sequence L (`l_max` of the filters). */
+  maxLength: number;
+  /** Bidirectional long convolution (M2-BERT) or causal (M2-GPT). Default false. */
+  bidirectional?: boolean;
+  /** Adds the residual long convolution of the input (filter_fn2 and its D). Default true. */
+  residualLongConv?: boolean;
+  /** The 80M M2-BERT's extra input LayerNorm (`hyena_training_additions`, key `layernorm.*`). Default false. */
+  preNorm?: boolean;
+  /** Epsilon of that LayerNorm. Default 1e-5. */
+  preNormEps?: number;
+  /** Hidden width of the filter MLPs. Default 128. */
+  filterOrder?: number;
+  /** Width of the filters' positional table. Default 5. */
+  embDim?: number;
+  /** Initial sine frequency of the filters. Default 10. */
+  w?: number;
+  /** Multiplier inside the filters' sines. Default 1. */
+  wMod?: number;
+}
+
+/**
+ * Per-sequence state for token-by-token decoding through a causal {@link M2SequenceMixer}. Holds the short
+ * convolution's last two inputs, the histories of both long convolutions' inputs, and the kernels (computed once,
+ * so create a new state after changing the weights). Call `dispose()` when done.
+ */
+export class M2MixerStepState {
+  /** Positions consumed so far. */
+  position = 0;
+  /** @internal Short-conv inputs at t−2 and t−1: [B, 2, 3d]. */
+  shortHistory: Tensor3D;
+  /** @internal Gated inputs h = v⊙x1 of the main long conv so far: [B, d, t]. */
+  mainHistory?: Tensor3D;
+  /** @internal Inputs u of the residual long conv so far: [B, d, t]. */
+  residualHistory?: Tensor3D;
+  /** @internal Main kernel reversed in time: [d, maxLength]. */
+  readonly mainKernelReversed: Tensor2D;
+  /** @internal Residual kernel reversed in time: [d, maxLength]. */
+  readonly residualKernelReversed?: Tensor2D;
+
+  /** @internal */
+  constructor(shortHistory: Tensor3D, mainKernelReversed: Tensor2D, residualKernelReversed?: Tensor2D) {
+    this.shortHistory = shortHistory;
+    this.mainKernelReversed = mainKernelReversed;
+    this.residualKernelReversed = residualKernelReversed;
+  }
+
+  /** Frees the state's tensors. */
+  dispose(): void {
+    tf.dispose([this.shortHistory, this.mainHistory, this.residualHistory, this.mainKernelReversed, this.residualKernelReversed].filter((t) => t !== undefined));
+  }
+}
+
+/**
+ * The M2 sequence mixer: a gated long convolution over the sequence with implicit Hyena kernels.
+ *
+ * ```
+ * u  = preNorm ? LN(u) : u
+ * z  = shortConv3(in_linear(u))            # causal depthwise, k = 3; split into x1, x2, v (in that order)
+ * y  = (conv(v⊙x1, filter_fn) + D1⊙(v⊙x1)) ⊙ x2
+ * y += conv(u, filter_fn2) + D2⊙u          # residualLongConv
+ * out = out_linear(y)
+ * ```
+ * conv is causal (zero-padded to 2L) or bidirectional (kf and reversed kr), from monarch-core. There is no
+ * residual around the mixer itself. Parameters: 4d² + 4d·… (in/out linears 4d²+4d, short conv 12d, two filters).
+ *
+ * Shapes: u [B, L, d] → [B, L, d], L ≤ maxLength.
+ *
+ * Weights (original keys): `in_linear.weight` [3d, d] / `.bias` [3d], `short_filter.weight` [3d, 1, 3] / `.bias`
+ * [3d], `out_linear.weight` [d, d] / `.bias`, `filter_fn.*`, `filter_fn2.*` (see {@link HyenaFilter}),
+ * `layernorm.weight/bias` (preNorm). PyTorch layouts.
+ *
+ * @see arXiv:2310.12109 (Monarch Mixer) §3–5; m2-architecture.md §2.3.
+ * @example
+ * const mixer = new M2SequenceMixer({ modelDim: 16, maxLength: 32, filterOrder: 8 });
+ * mixer.apply(tf.randomNormal([2, 32, 16])).shape; // → [2, 32, 16]
+ */
+export class M2SequenceMixer extends M2Layer {
+  /** Serialization name. */
+  static readonly className = 'M2SequenceMixer';
+  /** Model dim d. */
+  readonly modelDim: number;
+  /** Longest sequence. */
+  readonly maxLength: number;
+  /** Bidirectional (true) or causal (false) long convolutions. */
+  readonly bidirectional: boolean;
+  /** Whether the residual long convolution is present. */
+  readonly residualLongConv: boolean;
+  /** Whether the input LayerNorm is present. */
+  readonly preNorm: boolean;
+  /** Its epsilon. */
+  readonly preNormEps: number;
+  /** Filter MLP width. */
+  readonly filterOrder: number;
+  /** Filter positional width. */
+  readonly embDim: number;
+  /** Initial filter frequency. */
+  readonly w: number;
+  /** Filter sine multiplier. */
+  readonly wMod: number;
+  private readonly filter: HyenaFilter;
+  private readonly residualFilter?: HyenaFilter;
+  private inWeight?: LayerVariable;
+  private inBias?: LayerVariable;
+  private shortWeight?: LayerVariable;
+  private shortBias?: LayerVariable;
+  private outWeight?: LayerVariable;
+  private outBias?: LayerVariable;
+  private normWeight?: LayerVariable;
+  private normBias?: LayerVariable;
+
+  /**
+   * @param args - See {@link M2SequenceMixerArgs}.
+   * @throws ConfigError on a bad size.
+   */
+  constructor(args: M2SequenceMixerArgs) {
+    super(args);
+    this.modelDim = positiveInteger('M2SequenceMixer', 'modelDim', args.modelDim);
+    this.maxLength = positiveInteger('M2SequenceMixer', 'maxLength', args.maxLength);
+    this.bidirectional = args.bidirectional ?? false;
+    this.residualLongConv = args.residualLongConv ?? true;
+    this.preNorm = args.preNorm ?? false;
+    this.preNormEps = args.preNormEps ?? 1e-5;
+    this.filterOrder = args.filterOrder ?? 128;
+    this.embDim = args.embDim ?? 5;
+    this.w = args.w ?? 10;
+    this.wMod = args.wMod ?? 1;
+    const filterArgs = {
+      modelDim: this.modelDim,
+      maxLength: this.maxLength,
+      embDim: this.embDim,
+      filterOrder: this.filterOrder,
+      w: this.w,
+      wMod: this.wMod,
+      bidirectional: this.bidirectional,
+    };
+    this.filter = new HyenaFilter({ ...filterArgs, name: `${this.name}_filter_fn` });
+    if (this.residualLongConv) this.residualFilter = new HyenaFilter({ ...filterArgs, name: `${this.name}_filter_fn2` });
+  }
+
+  override build(inputShape: LayerShape | LayerShape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as LayerShape;
+    this.checkSequenceInput({ shape }, this.modelDim, this.maxLength);
+    const d = this.modelDim;
+    if (this.preNorm) {
+      this.normWeight = this.addOriginalWeight('layernorm.weight', [d], tfl.initializers.ones());
+      this.normBias = this.addOriginalWeight('layernorm.bias', [d], tfl.initializers.zeros());
+    }
+    // PyTorch module defaults: Linear U(±1/√in); depthwise Conv1d fan-in 1·3 → U(±1/√3).
+    this.inWeight = this.addOriginalWeight('in_linear.weight', [3 * d, d], uniform([3 * d, d], 1 / Math.sqrt(d)));
+    this.inBias = this.addOriginalWeight('in_linear.bias', [3 * d], uniform([3 * d], 1 / Math.sqrt(d)));
+    this.shortWeight = this.addOriginalWeight('short_filter.weight', [3 * d, 1, 3], uniform([3 * d, 1, 3], 1 / Math.sqrt(3)));
+    this.shortBias = this.addOriginalWeight('short_filter.bias', [3 * d], uniform([3 * d], 1 / Math.sqrt(3)));
+    this.buildChild('filter_fn', this.filter, shape);
+    if (this.residualFilter) this.buildChild('filter_fn2', this.residualFilter, shape);
+    this.outWeight = this.addOriginalWeight('out_linear.weight', [d, d], uniform([d, d], 1 / Math.sqrt(d)));
+    this.outBias = this.addOriginalWeight('out_linear.bias', [d], uniform([d], 1 / Math.sqrt(d)));
+    this.built = true;
+  }
+
+  override call(inputs: Tensor | Tensor[], _kwargs: Kwargs): Tensor {
+    const u = this.singleInput(inputs);
+    this.checkSequenceInput(u, this.modelDim, this.maxLength);
+    return this.forward(u as Tensor3D);
+  }
+
+  /** The mixer's math on a checked input. Shapes: u [B, L, d] → [B, L, d]. */
+  forward(input: Tensor3D): Tensor3D {
+    return tf.tidy(() => {
+      const [, length] = input.shape;
+      const d = this.modelDim;
+      const u = this.preNorm ? layerNorm(input, this.normWeight!.read(), this.normBias!.read(), this.preNormEps) : input;
+      const z = this.shortConv(linear(u, this.inWeight!.read(), this.inBias!.read())); // [B, L, 3d]
+      const zt = tf.transpose(z, [0, 2, 1]); // [B, 3d, L]: channel-first for the long conv
+      const [x1, x2, v] = tf.split(zt, [d, d, d], 1); // 3 × [B, d, L]
+      let y = tf.mul(this.longConv(this.filter, tf.mul(v!, x1!) as Tensor3D, length), x2!); // [B, d, L]
+      if (this.residualFilter) {
+        y = tf.add(y, this.longConv(this.residualFilter, tf.transpose(u, [0, 2, 1]) as Tensor3D, length));
+      }
+      return linear(tf.transpose(y, [0, 2, 1]), this.outWeight!.read(), this.outBias!.read()) as Tensor3D; // [B, L, d]
+    });
+  }
+
+  /** The filters' kernels at `length` (test hook). Shapes: → { filter_fn: {forward [d, L], reverse?}, filter_fn2? }. */
+  filterKernels(length: number): { filterFn: ReturnType<HyenaFilter['kernels']>; filterFn2?: ReturnType<HyenaFilter['kernels']> } {
+    this.assertBuilt('filterKernels');
+    return { filterFn: this.filter.kernels(length), filterFn2: this.residualFilter?.kernels(length) };
+  }
+
+  /**
+   * Starts token-by-token decoding (causal mixers only).
+   * @param batchSize - Sequences decoded together. Default 1.
+   * @throws InvalidArgumentError for a bidirectional mixer (a token's output depends on later tokens).
+   */
+  createStepState(batchSize = 1): M2MixerStepState {
+    this.assertBuilt('createStepState');
+    if (this.bidirectional) {
+      throw new InvalidArgumentError(`M2SequenceMixer '${this.name}': step decoding needs a causal mixer (bidirectional is true).`);
+    }
+    const reversed = (filter: HyenaFilter) => tf.keep(tf.tidy(() => tf.reverse(filter.kernels(this.maxLength).forward, 1) as Tensor2D));
+    return new M2MixerStepState(
+      tf.keep(tf.zeros([batchSize, 2, 3 * this.modelDim])),
+      reversed(this.filter),
+      this.residualFilter ? reversed(this.residualFilter) : undefined,
+    );
+  }
+
+  /**
+   * Processes ONE new position given the state of the previous ones; equals the full forward at that position.
+   * Costs O(t·d) for the long convolutions (a dot product over the history), not a whole-sequence convolution.
+   * The state is updated in place (its old tensors are disposed).
+   *
+   * Shapes: input [B, d] → [B, d]
+   * @param input - The mixer input at position `state.position`.
+   * @param state - From {@link M2SequenceMixer.createStepState}.
+   * @throws ShapeError past maxLength or on a wrong input shape.
+   */
+  step(input: Tensor2D, state: M2MixerStepState): Tensor2D {
+    const d = this.modelDim;
+    if (input.shape.length !== 2 || input.shape[1] !== d || input.shape[0] !== state.shortHistory.shape[0]) {
+      throw new ShapeError(
+        `M2SequenceMixer '${this.name}': step input must be [${state.shortHistory.shape[0]}, ${d}], got [${input.shape.join(', ')}].`,
+      );
+    }
+    if (state.position >= this.maxLength) {
+      throw new ShapeError(`M2SequenceMixer '${this.name}': step at position ${state.position} is past maxLength ${this.maxLength}.`);
+    }
+    const t = state.position;
+    const out = tf.tidy(() => {
+      const u = this.preNorm ? layerNorm(input, this.normWeight!.read(), this.normBias!.read(), this.preNormEps) : input;
+      const z = linear(u, this.inWeight!.read(), this.inBias!.read()); // [B, 3d]
+      const window = tf.concat([state.shortHistory, tf.expandDims(z, 1)], 1); // [B, 3, 3d]: z[t−2], z[t−1], z[t]
+      const taps = tf.transpose(tf.reshape(this.shortWeight!.read(), [3 * d, 3])); // [3, 3d]
+      const zc = tf.add(tf.sum(tf.mul(window, taps), 1), this.shortBias!.read()); // [B, 3d]
+      const [x1, x2, v] = tf.split(zc, [d, d, d], 1); // 3 × [B, d]
+      const h = tf.mul(v!, x1!) as Tensor2D;
+      const mainHistory = appendColumn(state.mainHistory, h); // [B, d, t+1]
+      let y = tf.mul(tf.add(historyDot(mainHistory, state.mainKernelReversed, t, this.maxLength), tf.mul(h, this.filter.skipWeight())), x2!);
+      let residualHistory: Tensor3D | undefined;
+      if (this.residualFilter) {
+        residualHistory = appendColumn(state.residualHistory, u as Tensor2D);
+        y = tf.add(y, tf.add(historyDot(residualHistory, state.residualKernelReversed!, t, this.maxLength), tf.mul(u, this.residualFilter.skipWeight())));
+      }
+      const next = { short: tf.slice(window, [0, 1, 0], [-1, 2, -1]) as Tensor3D, mainHistory, residualHistory };
+      tf.keep(next.short);
+      tf.keep(mainHistory);
+      if (residualHistory) tf.keep(residualHistory);
+      const old = [state.shortHistory, state.mainHistory, state.residualHistory];
+      state.shortHistory = next.short;
+      state.mainHistory = next.mainHistory;
+      state.residualHistory = next.residualHistory;
+      tf.dispose(old.filter((x) => x !== undefined));
+      return linear(y, this.outWeight!.read(), this.outBias!.read()) as Tensor2D; // [B, d]
+    });
+    state.position = t + 1;
+    return out;
+  }
+
+  override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as LayerShape;
+    this.checkSequenceInput({ shape }, this.modelDim, this.maxLength);
+    return shape;
+  }
+
+  override getConfig(): Record<string, any> {
+    return {
+      ...super.getConfig(),
+      modelDim: this.modelDim,
+      maxLength: this.maxLength,
+      bidirectional: this.bidirectional,
+      residualLongConv: this.residualLongConv,
+      preNorm: this.preNorm,
+      preNormEps: this.preNormEps,
+      filterOrder: this.filterOrder,
+      embDim: this.embDim,
+      w: this.w,
+      wMod: this.wMod,
+    };
+  }
+
+  /**
+   * Causal depthwise convolution with kernel 3 as shifted adds (no depthwiseConv2d: its filter gradient is missing
+   * on wasm): zc[t] = b + w0·z[t−2] + w1·z[t−1] + w2·z[t], z[<0] = 0. Shapes: z [B, L, C] → [B, L, C].
+   */
+  private shortConv(z: Tensor): Tensor {
+    const [batch, length, channels] = z.shape as [number, number, number];
+    const taps = tf.transpose(tf.reshape(this.shortWeight!.read(), [channels, 3])); // [3, C]
+    const padded = tf.pad(z, [[0, 0], [2, 0], [0, 0]]); // [B, L+2, C]
+    let out: Tensor = this.shortBias!.read();
+    for (let k = 0; k < 3; k++) {
+      const shifted = tf.slice(padded, [0, k, 0], [batch, length, channels]); // z[t − 2 + k]
+      out = tf.add(out, tf.mul(shifted, tf.reshape(tf.slice(taps, [k, 0], [1, channels]), [channels])));
+    }
+    return out;
+  }
+
+  /** conv(x, filter) + D⊙x, causal or bidirectional. Shapes: x [B, d, L] → [B, d, L]. */
+  private longConv(filter: HyenaFilter, x: Tensor3D, length: number): Tensor3D {
+    const { forward, reverse } = filter.kernels(length);
+    const skip = filter.skipWeight() as Tensor1D;
+    return this.bidirectional ? bidirectionalConv(x, forward, reverse!, skip) : causalConv(x, forward, skip);
+  }
+}
+
+/** Appends a column: history [B, d, t] (or none) and x [B, d] → [B, d, t+1]. */
+function appendColumn(history: Tensor3D | undefined, x: Tensor2D): Tensor3D {
+  const column = tf.expandDims(x, 2) as Tensor3D; // [B, d, 1]
+  return history ? tf.concat([history, column], 2) : column;
+}
+
+/**
+ * y[b, c] = Σ_{m ≤ t} k[c, t−m]·history[b, c, m], with the kernel given reversed in time (kr[c, j] = k[c, L−1−j]),
+ * so k[c, t−m] = kr[c, L−1−t+m] is one contiguous slice. Shapes: history [B, d, t+1], kr [d, L] → [B, d].
+ */
+function historyDot(history: Tensor3D, kernelReversed: Tensor2D, t: number, maxLength: number): Tensor {
+  const d = kernelReversed.shape[0];
+  const weights = tf.slice(kernelReversed, [0, maxLength - 1 - t], [d, t + 1]); // [d, t+1]
+  return tf.sum(tf.mul(history, weights), 2);
+}
