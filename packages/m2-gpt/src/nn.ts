@@ -15,10 +15,13 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor
   const flatIds = tf.reshape(ids, [batch * length]); // [B·L]
   const lookup = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const weights = args[0] as tf.Tensor;
+    // Keep the ids through `save`: the forward pass of tf.grad/variableGrads runs in a tidy, so a tensor only
+    // captured by the closure would be disposed before the gradient runs.
+    (args[1] as tf.GradSaveFunc)([flatIds]);
     return {
       value: tf.reshape(tf.gather(weights, flatIds), [batch, length, dim]),
-      gradFunc: (dy: tf.Tensor) => {
-        const indices = tf.reshape(flatIds, [batch * length, 1]); // [B·L, 1]
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const indices = tf.reshape(saved[0], [batch * length, 1]); // [B·L, 1]
         return tf.scatterND(indices, tf.reshape(dy, [batch * length, dim]), [vocab, dim]); // duplicates are summed
       },
     };
