@@ -57,6 +57,11 @@ export interface TrainTask {
   readonly unit: 'tokens' | 'samples';
   /** Trainable variables by checkpoint key. Must return the same map on every call. */
   parameters(): Map<string, tf.Variable>;
+  /**
+   * Everything `model.safetensors` holds, by checkpoint key, when that is more than {@link TrainTask.parameters}
+   * (fixed buffers the model package's loader expects). Default: the parameters.
+   */
+  savedWeights?(): Map<string, tf.Variable>;
   /** Contents of the checkpoint's `config.json` (the model package's format). */
   modelConfig(): Record<string, unknown>;
   /**
@@ -189,7 +194,7 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
       if (found.state.task !== task.name) {
         throw new M2Error(`--resume ${options.resume}: the checkpoint is from "m2 train ${found.state.task}", not "${task.name}".`);
       }
-      await loadWeightsInto(found.dir, parameters);
+      await loadWeightsInto(found.dir, task.savedWeights?.() ?? parameters);
       const moments = await readOptimizerState(found.dir, found.state.step);
       try {
         optimizer.setState(moments);
@@ -211,7 +216,7 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
       try {
         lastCheckpoint = await saveCheckpoint(outDir, {
           modelConfig: task.modelConfig(),
-          weights: parameters,
+          weights: task.savedWeights?.() ?? parameters,
           optimizer: optimizerState,
           state: { ...state, rngState: rng.state, dataState: task.dataState?.() ?? null },
         }, options.keepCheckpoints ?? 3);

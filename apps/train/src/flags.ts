@@ -1,0 +1,93 @@
+// Flag parsers and the options every `m2 train …` command shares. Each parser throws a one-line
+// InvalidArgumentError naming the flag, what it expects and what it got.
+import type { Command } from 'commander';
+import { InvalidArgumentError } from '@monarch-mixer/monarch-core';
+
+/** Parses an integer ≥ `min`. */
+export function integer(flag: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`${flag} must be an integer ≥ ${min}, got "${value}".`, { parameter: flag, value });
+    }
+    return n;
+  };
+}
+
+/** Parses a finite number in (min, ∞) (or [min, ∞) with `inclusive`). */
+export function number(flag: string, min = -Infinity, inclusive = false) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || (inclusive ? n < min : n <= min)) {
+      throw new InvalidArgumentError(`${flag} must be a number ${inclusive ? '≥' : '>'} ${min}, got "${value}".`, { parameter: flag, value });
+    }
+    return n;
+  };
+}
+
+/** Options shared by every training command (after commander's parsing). */
+export interface CommonTrainFlags {
+  steps?: number;
+  maxMinutes?: number;
+  batchSize?: number;
+  lr?: number;
+  weightDecay?: number;
+  warmupSteps?: number;
+  accumulate: number;
+  clipNorm: number;
+  seed: number;
+  out?: string;
+  checkpointEvery?: number;
+  evalEvery?: number;
+  earlyStop?: number;
+  keep: number;
+  resume?: string;
+  init?: string;
+  backend: string;
+  json?: string;
+  progress: boolean;
+}
+
+/** Adds the shared flags to a training command. */
+export function addCommonTrainFlags(command: Command): Command {
+  return command
+    .option('--steps <n>', 'optimiser steps in total', integer('--steps', 1))
+    .option('--max-minutes <m>', 'stop after this many minutes (then checkpoint)', number('--max-minutes', 0))
+    .option('--batch-size <n>', 'examples per micro-batch', integer('--batch-size', 1))
+    .option('--lr <x>', 'peak learning rate', number('--lr', 0))
+    .option('--weight-decay <x>', 'decoupled weight decay (PyTorch AdamW scaling)', number('--weight-decay', 0, true))
+    .option('--warmup-steps <n>', 'linear warmup steps (default 6% of --steps)', integer('--warmup-steps', 0))
+    .option('--accumulate <n>', 'micro-batches per optimiser step', integer('--accumulate', 1), 1)
+    .option('--clip-norm <x>', 'global gradient-norm clip', number('--clip-norm', 0), 1)
+    .option('--seed <n>', 'seed of the initial weights, data order and masking', integer('--seed', 0), 0)
+    .option('--out <dir>', 'run folder (checkpoints, metrics.jsonl, curves.svg)')
+    .option('--checkpoint-every <n>', 'checkpoint every N steps (0 = only at the end)', integer('--checkpoint-every', 0))
+    .option('--eval-every <n>', 'evaluate every N steps (0 = only at the end)', integer('--eval-every', 0))
+    .option('--early-stop <n>', 'stop when validation loss has not improved for N evaluations', integer('--early-stop', 1))
+    .option('--keep <n>', 'checkpoints to keep', integer('--keep', 1), 3)
+    .option('--resume <dir>', 'continue a run from its folder or a checkpoint folder')
+    .option('--init <dir>', 'start from a saved model folder (config.json + model.safetensors)')
+    .option('--backend <name>', 'tfjs backend: auto, cpu, wasm, webgpu, tensorflow', 'auto')
+    .option('--json <file>', 'write final metrics and every step\'s loss to this JSON file')
+    .option('--no-progress', 'no progress bar');
+}
+
+/** Flags that may differ between a run and its `--resume` (the rest come from the checkpoint). */
+export const RESUME_OVERRIDABLE = ['steps', 'maxMinutes', 'checkpointEvery', 'evalEvery', 'earlyStop', 'keep'];
+
+/** Flags always taken from the resuming command line (they do not change what is computed). */
+const RESUME_CURRENT = ['backend', 'json', 'progress', 'out', 'resume'];
+
+/**
+ * Merges a checkpoint's stored options with the flags given on this command line: options that shape the
+ * model, the data or the optimiser come from the checkpoint; `RESUME_OVERRIDABLE` ones from the command line
+ * when given there.
+ */
+export function mergeResumeOptions<T extends object>(saved: Record<string, unknown>, current: T, command: Command): T {
+  const merged: Record<string, unknown> = { ...saved };
+  for (const key of RESUME_OVERRIDABLE) {
+    if (command.getOptionValueSource(key) === 'cli') merged[key] = (current as Record<string, unknown>)[key];
+  }
+  for (const key of RESUME_CURRENT) merged[key] = (current as Record<string, unknown>)[key];
+  return merged as T;
+}
