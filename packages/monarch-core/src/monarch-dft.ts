@@ -20,7 +20,7 @@ function constMatMul(x: Tensor2D, w: Tensor2D, wT: Tensor2D): Tensor2D {
   const f = tf.customGrad(((a: Tensor) => ({
     value: tf.matMul(a as Tensor2D, w),
     gradFunc: (dy: Tensor) => tf.matMul(dy as Tensor2D, wT),
-  })) as unknown as tf.CustomGradientFunc<Tensor>);
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as Tensor2D;
 }
 
