@@ -51,6 +51,13 @@ async function importBackendPackage(backend: string, specifier: string, load: ()
   }
 }
 
+/** Whether an import error says that `specifier` itself is not installed (Node's and vite's wordings). */
+export function isNotInstalled(error: unknown, specifier: string): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  const named = message.includes(`'${specifier}'`) || message.includes(`"${specifier}"`);
+  return named && /Cannot find (package|module)|Could not resolve|Failed to (resolve|load url)/i.test(message);
+}
+
 /** Turns off tfjs-backend-cpu's "install our node backend" console banner. */
 function silenceNodeBanner(): void {
   const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
@@ -159,9 +166,7 @@ async function setupTensorflow(): Promise<Omit<BackendInfo, 'requested'>> {
     try {
       await importRuntime(specifier);
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
-      if (!missing) failures.push(`${specifier} failed to load: ${firstLine(error)}`);
+      if (!isNotInstalled(error, specifier)) failures.push(`${specifier} failed to load: ${firstLine(error)}`);
       continue;
     }
     await activate('tensorflow');
