@@ -230,6 +230,8 @@ export interface ZipOptions {
   align?: number;
   /** Write zip64 records (sizes and offsets as 0xffffffff + extra field), as torch does for > 4 GB files. */
   zip64?: boolean;
+  /** Compute CRC-32s (slow in JS; the reader ignores them). Default true. */
+  crc?: boolean;
   /** Deflate entries with this function instead of storing them. */
   deflate?: (data: Uint8Array) => Uint8Array;
 }
@@ -242,6 +244,7 @@ export function zipEntries(entries: [string, Uint8Array][], options: ZipOptions 
   let offset = 0;
   const enc = new TextEncoder();
   for (const [name, raw] of entries) {
+    const crc = options.crc === false ? 0 : crc32(raw);
     const nameBytes = enc.encode(name);
     const data = options.deflate ? options.deflate(raw) : raw;
     const method = options.deflate ? 8 : 0;
@@ -253,7 +256,7 @@ export function zipEntries(entries: [string, Uint8Array][], options: ZipOptions 
     local.setUint32(0, 0x04034b50, true);
     local.setUint16(4, options.zip64 ? 45 : 20, true);
     local.setUint16(8, method, true);
-    local.setUint32(14, crc32(raw), true);
+    local.setUint32(14, crc, true);
     local.setUint32(18, options.zip64 ? 0xffffffff : data.length, true);
     local.setUint32(22, options.zip64 ? 0xffffffff : raw.length, true);
     local.setUint16(26, nameBytes.length, true);
@@ -277,7 +280,7 @@ export function zipEntries(entries: [string, Uint8Array][], options: ZipOptions 
     c.setUint16(4, 45, true);
     c.setUint16(6, options.zip64 ? 45 : 20, true);
     c.setUint16(10, method, true);
-    c.setUint32(16, crc32(raw), true);
+    c.setUint32(16, crc, true);
     c.setUint32(20, options.zip64 ? 0xffffffff : data.length, true);
     c.setUint32(24, options.zip64 ? 0xffffffff : raw.length, true);
     c.setUint16(28, nameBytes.length, true);
