@@ -92,7 +92,7 @@ describe('serialization inside tfjs models', () => {
     expect(relativeL2(loaded.predict(x) as tf.Tensor, model.predict(x) as tf.Tensor)).toBe(0);
   });
 
-  it('trains inside a compiled model (fit) on the cpu backend', async () => {
+  it('trains inside a compiled model (fit)', async () => {
     const model = tfl.sequential({ layers: [new M2CausalBlock({ ...tiny, inputShape: [6, 8] })] });
     model.compile({ optimizer: tf.train.adam(1e-2), loss: 'meanSquaredError' });
     const x = tf.randomNormal([4, 6, 8]);

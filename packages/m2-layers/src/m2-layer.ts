@@ -28,6 +28,7 @@ export abstract class M2Layer extends tfl.layers.Layer {
   private readonly aliases = new Map<string, string>();
   private readonly childLayers = new Map<string, M2Layer>();
   private readonly blockLayoutKeys = new Set<string>();
+  private readonly buildOrder: (string | { role: string; child: M2Layer })[] = [];
 
   /**
    * Every weight under its original checkpoint key, children included (`filter_fn.implicit_filter.0.weight`).
@@ -36,10 +37,12 @@ export abstract class M2Layer extends tfl.layers.Layer {
    */
   namedWeights(): Map<string, LayerVariable> {
     const named = new Map<string, LayerVariable>();
-    for (const [key, variable] of this.ownWeights) named.set(key, variable);
-    for (const [alias, key] of this.aliases) named.set(alias, this.ownWeights.get(key)!);
-    for (const [role, child] of this.childLayers) {
-      for (const [key, variable] of child.namedWeights()) named.set(`${role}.${key}`, variable);
+    for (const entry of this.buildOrder) {
+      if (typeof entry === 'string') {
+        named.set(entry, this.ownWeights.get(entry) ?? this.ownWeights.get(this.aliases.get(entry)!)!);
+      } else {
+        for (const [key, variable] of entry.child.namedWeights()) named.set(`${entry.role}.${key}`, variable);
+      }
     }
     return named;
   }
@@ -106,6 +109,7 @@ export abstract class M2Layer extends tfl.layers.Layer {
       value.dispose();
     }
     this.ownWeights.set(key, variable);
+    this.buildOrder.push(key);
     return variable;
   }
 
@@ -117,6 +121,7 @@ export abstract class M2Layer extends tfl.layers.Layer {
   /** Lists `key`'s variable also under `alias` in {@link M2Layer.namedWeights} (shared tensors). */
   protected addWeightAlias(alias: string, key: string): void {
     this.aliases.set(alias, key);
+    this.buildOrder.push(alias);
   }
 
   /**
@@ -130,6 +135,7 @@ export abstract class M2Layer extends tfl.layers.Layer {
     child.build(inputShape);
     child.built = true;
     this.childLayers.set(role, child);
+    this.buildOrder.push({ role, child });
     return child;
   }
 
