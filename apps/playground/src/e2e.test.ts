@@ -43,6 +43,7 @@ describe('playground in Chromium', () => {
       return n;
     });
     expect(dark).toBeGreaterThan(100);
+    await page.screenshot({ path: join(screenshotDir(), 'playground-monarch.png'), fullPage: true });
     await page.close();
   });
 });
