@@ -231,6 +231,12 @@ describe('readTorchStateDict refuses hostile and broken checkpoints with one lin
     expect(formatError(() => readTorchStateDict(torchSave(outside), { file }), file)).toMatch(/reaches element 2 of storage "0", which has 2/);
     const huge: PyValue = { dict: [['w', { storage: s, offset: 0, size: [1 << 30, 1 << 20], stride: [0, 0] }]] };
     expect(formatError(() => readTorchStateDict(torchSave(huge), { file }), file)).toMatch(/more bytes than the file has/);
+    const many: PyValue = {
+      dict: Array.from({ length: 200 }, (_, i): [string, PyValue] => [`w${i}`, { storage: s, offset: 0, size: [40, 60], stride: [0, 0] }]),
+    };
+    const file40 = torchSave(many);
+    expect(file40.length).toBeGreaterThan(9600); // each expanded tensor alone is smaller than the file
+    expect(formatError(() => readTorchStateDict(file40, { file }), file)).toMatch(/copies made while loading past twice the file size/);
     const lying = { type: 'FloatStorage', bytes: new Uint8Array(8), numel: 1000 };
     const lies: PyValue = { dict: [['w', { storage: lying, offset: 0, size: [2], stride: [1] }]] };
     expect(formatError(() => readTorchStateDict(torchSave(lies), { file }), file)).toMatch(/declares 1000 F32 elements but its entry holds 2/);

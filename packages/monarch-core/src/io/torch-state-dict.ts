@@ -66,6 +66,13 @@ export function readTorchStateDict(bytes: Uint8Array, options: ReadTorchStateDic
   const stateDict = selectStateDict(root);
   if (!stateDict) throw fail('the pickle does not hold a dict of tensors');
 
+  // Copies (unaligned storages, non-contiguous tensors) may total at most twice the file size (+1 MiB), so
+  // that many tensors expanded from one small storage cannot multiply memory use.
+  let budget = 2 * bytes.length + (1 << 20);
+  const spend = (n: number, what: string): void => {
+    budget -= n;
+    if (budget < 0) throw fail(`${what} would take the copies made while loading past twice the file size; the checkpoint is hostile or corrupt`);
+  };
   const storages = new Map<string, Uint8Array>();
   const storageBytes = (key: string): Uint8Array => {
     let data = storages.get(key);
@@ -73,6 +80,11 @@ export function readTorchStateDict(bytes: Uint8Array, options: ReadTorchStateDic
       const entry: ZipEntry | undefined = zip.entries.get(`${prefix}data/${key}`);
       if (!entry) throw fail(`storage ${quote(key)} has no entry ${quote(`${prefix}data/${key}`)} in the archive`);
       data = zip.read(entry);
+      if (data.byteOffset % 8 !== 0) {
+        // Unaligned stored entry: copy it once (counted against the budget) so that every tensor on it is a view.
+        spend(data.length, `storage ${quote(key)}`);
+        data = data.slice();
+      }
       storages.set(key, data);
     }
     return data;
@@ -80,7 +92,7 @@ export function readTorchStateDict(bytes: Uint8Array, options: ReadTorchStateDic
 
   const tensors = new Map<string, TensorRecord>();
   for (const [name, ref] of flattenTensors(stateDict, fail)) {
-    tensors.set(name, materialize(name, ref, storageBytes, bytes.length, fail));
+    tensors.set(name, materialize(name, ref, storageBytes, bytes.length, spend, fail));
   }
   if (tensors.size === 0) throw fail('the checkpoint holds no tensors');
   return tensors;
@@ -121,6 +133,7 @@ function materialize(
   ref: TensorRef,
   storageBytes: (key: string) => Uint8Array,
   fileSize: number,
+  spend: (n: number, what: string) => void,
   fail: (p: string) => Error,
 ): TensorRecord {
   const who = `tensor ${quote(name)}`;
@@ -155,6 +168,7 @@ function materialize(
     return { dtype, shape, data: viewOrCopy(data, storageOffset * elementBytes, dtype, count) };
   }
   // Non-contiguous: gather element by element into a row-major copy.
+  spend(count * elementBytes, who);
   const source = viewOrCopy(data, 0, dtype, declared) as unknown as ArrayLike<number | bigint> & { [i: number]: number | bigint };
   const out = new DTYPE_INFO[dtype].ctor(count) as unknown as { [i: number]: number | bigint };
   const index = new Array<number>(size.length).fill(0);
