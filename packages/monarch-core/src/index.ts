@@ -34,7 +34,7 @@ export { registerWasmTrainingKernels, wasmTrainingKernels } from './backends/was
 export { probeWebGpu, hasVulkanLoader } from './backends/webgpu-node.js';
 export type { GpuProbe } from './backends/webgpu-node.js';
 export { loadStateDictFile, detectCheckpointFormat } from './io/load-state-dict-file.js';
-export { writeFileAtomic, acquireDirLock, DIR_LOCK_FILE } from './io/atomic-file.js';
+export { writeFileAtomic, removeAtomicTemporaries, acquireDirLock, DIR_LOCK_FILE } from './io/atomic-file.js';
 export type { DirLock, DirLockInfo } from './io/atomic-file.js';
 export { fft, ifft, rfft, irfft } from './dft.js';
 export { fftConv, causalConv, bidirectionalConv, longConvPlan } from './fft-conv.js';

@@ -48,6 +48,33 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   await dirHandle?.close().catch(() => undefined);
 }
 
+/** Matches the temporary files of {@link writeFileAtomic}: `.<name>.<pid>.<random>.tmp`. */
+const ATOMIC_TEMP = /^\..+\.(\d+)\.[a-z0-9]+\.tmp$/;
+
+/**
+ * Deletes the temporary files that {@link writeFileAtomic} calls left behind in `dir` when their process was
+ * killed (only those whose pid is no longer alive, so concurrent writers are not disturbed).
+ *
+ * @param dir - Folder to clean (e.g. a run's output folder, after {@link acquireDirLock}).
+ * @returns The names removed.
+ * @example
+ * await removeAtomicTemporaries('runs/bert-tiny'); // → ['.latest.4242.k3j2h1.tmp']
+ */
+export async function removeAtomicTemporaries(dir: string): Promise<string[]> {
+  const fs = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const names = await fs.readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = ATOMIC_TEMP.exec(name);
+    if (m && !processAlive(Number(m[1]))) {
+      await fs.rm(join(dir, name), { force: true });
+      removed.push(name);
+    }
+  }
+  return removed;
+}
+
 /** What a lock file holds. */
 export interface DirLockInfo {
   /** Process id of the holder. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileFormatError, InvalidArgumentError } from '../errors.js';
-import { DIR_LOCK_FILE, acquireDirLock, writeFileAtomic } from './atomic-file.js';
+import { DIR_LOCK_FILE, acquireDirLock, removeAtomicTemporaries, writeFileAtomic } from './atomic-file.js';
 import { detectCheckpointFormat, loadStateDictFile } from './load-state-dict-file.js';
 
 const fixtures = fileURLToPath(new URL('../../test/fixtures/io/', import.meta.url));
@@ -110,6 +110,12 @@ describe('writeFileAtomic', () => {
       complete++;
     }
     expect(complete).toBeGreaterThan(0);
+    // Killed writers may leave their temporary files; they are dead, so cleaning removes them all.
+    const live = join(scratch, `.other.${process.pid}.abc.tmp`);
+    writeFileSync(live, 'in progress');
+    await removeAtomicTemporaries(scratch);
+    expect(readdirSync(scratch).filter((n) => n.endsWith('.tmp'))).toEqual([`.other.${process.pid}.abc.tmp`]);
+    expect(existsSync(live)).toBe(true);
   });
 });
 
