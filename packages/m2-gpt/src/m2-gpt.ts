@@ -1,0 +1,297 @@
+// M2-GPT: a causal language model with neither attention nor dense MLPs (Fu et al., "Monarch Mixer",
+// NeurIPS 2023, arXiv:2310.12109, §3 and m2-architecture.md §3).
+//
+//   ids → token embedding (+ learned positions, optional) → N × M2CausalBlock → LayerNorm → tied LM head
+//   M2CausalBlock(x) = h + GluMonarchMlp(LN2(h)),  h = x + M2SequenceMixer(LN1(x))
+//
+// The sequence mixer is the M2-BERT mixer with `bidirectional = false`: short causal conv, gates, and an implicit
+// Hyena-filter long convolution zero-padded to 2L (so output t only sees inputs ≤ t), plus the residual long conv.
+// The dimension mixer is the GLU MLP with block-diagonal (Monarch) matrices.
+//
+// Differs from the reference (no M2-GPT code or weights were ever released, issue #7):
+// - Block layout, gating order, filter sizes and MLP expansion follow the golden causal block
+//   (pre-LN; pre-gate x1, post-gate x2 as in M2-BERT; I = 4d; 4 blocks), not a released M2-GPT.
+// - No learned positions by default: the implicit filter already carries position (`learnedPositions` adds them).
+// - The LM head is tied to the token embedding and has no bias (GPT-2 convention).
+// - The vocabulary is exactly 50257 (not padded to a multiple of 8 as in the safari Hyena config).
+// - Initialisation (§2.11, "similar random init"): embeddings, in/out linears and filter-MLP linears N(0, 0.02),
+//   zero biases, LayerNorms (1, 0), BlockdiagLinear U(±√nb/√in), short conv U(±1/√3), D N(0, 1); drawn from our
+//   seeded PRNG so that `seed` reproduces a model exactly.
+// - Generation decodes incrementally: each layer keeps its short-conv state and its long-conv input history, and
+//   the long convolution for the new token is the dot product y[t] = Σ_{m≤t} k[t−m]·u[m] (no FFT per token).
+//
+// Shape legend: B batch · L sequence · d model dim · V vocabulary.
+import * as tf from '@tensorflow/tfjs-core';
+import { M2CausalBlock } from '@monarch-mixer/m2-layers';
+import { InvalidArgumentError } from '@monarch-mixer/monarch-core';
+import type { CausalLanguageModel, GenerateOptions, GeneratedToken, GenerateResult, IncrementalDecoder } from './generate.js';
+import { generate, generateStream } from './generate.js';
+import { resolveM2GptConfig } from './m2-gpt-config.js';
+import type { M2GptConfig } from './m2-gpt-config.js';
+import { embeddingLookup, layerNorm, nextTokenLossFromHidden, seededNormal, seededUniform, tiedHead, uniqueVariableName, variableFrom } from './nn.js';
+
+const uniqueName = (name: string) => uniqueVariableName('m2gpt', name);
+import { SeededRandom } from './sampling.js';
+import { checkIds } from './checks.js';
+import { lastPositionLogits } from './baseline-gpt.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+
+/** Options of the {@link M2Gpt} constructor. */
+export interface M2GptOptions {
+  /** Seed of the initial weights. Default 0. */
+  seed?: number;
+}
+
+/** Output of {@link M2Gpt.forward}. */
+export interface M2GptOutput {
+  /** Next-token logits. Shapes: [B, L, V]. */
+  logits: tf.Tensor3D;
+  /** Mean next-token cross-entropy (nats), when `computeLoss` was set. */
+  loss?: tf.Scalar;
+}
+
+/**
+ * The M2-GPT causal language model.
+ *
+ * Weights are named `wte.weight` (token embedding, tied LM head), `wpe.weight` (only with `learnedPositions`),
+ * `blocks.{i}.<suffix>` with the causal block's original suffixes (`norm1.weight`, `mixer.in_linear.weight`,
+ * `mixer.filter_fn.implicit_filter.0.weight`, `mlp.gated_layers.weight`, …) and `ln_f.{weight,bias}`.
+ *
+ * @example
+ * const model = new M2Gpt({ preset: 'tiny' }, { seed: 0 });
+ * const { logits, loss } = model.forward(tf.tensor2d([[464, 3290, 318]], undefined, 'int32'), { computeLoss: true });
+ * const { text } = await model.generate('The', { maxNewTokens: 10, seed: 1 });
+ */
+export class M2Gpt implements CausalLanguageModel {
+  /** The resolved, frozen configuration. */
+  readonly config: M2GptConfig;
+  /** The N pre-LN causal blocks. */
+  readonly blocks: M2CausalBlock[];
+  private readonly tokenEmbedding: tf.Variable; // [V, d], also the LM head
+  private readonly positionEmbedding: tf.Variable | undefined; // [L, d]
+  private readonly finalNormGamma: tf.Variable; // [d]
+  private readonly finalNormBeta: tf.Variable; // [d]
+
+  /**
+   * Builds a randomly initialised model.
+   * @param config - A config, a partial config, or `{ preset: 'tiny' | 'small' | 'medium', ...overrides }`.
+   * @param options - `seed` of the initialisation (default 0).
+   * @throws ConfigError on a bad config.
+   */
+  constructor(config: Partial<M2GptConfig> & { preset?: string } = {}, options: M2GptOptions = {}) {
+    this.config = resolveM2GptConfig(config);
+    const { vocabSize: V, modelDim: d, maxLength: L, initializerRange: std } = this.config;
+    const rng = new SeededRandom(options.seed ?? 0);
+    this.tokenEmbedding = variableFrom(seededNormal(rng, V * d, std), [V, d], uniqueName('wte'));
+    this.positionEmbedding = this.config.learnedPositions
+      ? variableFrom(seededNormal(rng, L * d, std), [L, d], uniqueName('wpe'))
+      : undefined;
+    this.blocks = Array.from({ length: this.config.numLayers }, (_, i) => {
+      const block = new M2CausalBlock({
+        modelDim: d,
+        maxLength: L,
+        intermediateDim: this.config.intermediateDim,
+        numBlocks: this.config.numBlocks,
+        filterOrder: this.config.filterOrder,
+        embDim: this.config.filterEmbDim,
+        w: this.config.filterW,
+        wMod: this.config.filterWMod,
+        residualLongConv: this.config.residualLongConv,
+        layerNormEps: this.config.layerNormEps,
+        name: uniqueName(`block_${i}`),
+      });
+      tf.tidy(() => void block.apply(tf.zeros([1, 1, d]))); // builds the weights
+      initializeBlock(block, rng, std, this.config.numBlocks);
+      return block;
+    });
+    this.finalNormGamma = variableFrom(new Float32Array(d).fill(1), [d], uniqueName('ln_f_weight'));
+    this.finalNormBeta = variableFrom(new Float32Array(d), [d], uniqueName('ln_f_bias'));
+  }
+
+  /** Vocabulary size V. */
+  get vocabSize(): number {
+    return this.config.vocabSize;
+  }
+
+  /** Longest accepted sequence (the filters' `l_max`). */
+  get maxLength(): number {
+    return this.config.maxLength;
+  }
+
+  /**
+   * Final-LN hidden states: embed → N × block → LayerNorm.
+   * Shapes: ids [B, L] (int32, L ≤ maxLength) → [B, L, d].
+   * @throws ShapeError / InvalidArgumentError on bad ids.
+   */
+  hidden(ids: tf.Tensor2D): tf.Tensor3D {
+    checkIds('M2Gpt', ids, this.config.vocabSize, this.config.maxLength);
+    return tf.tidy(() => {
+      let x: tf.Tensor = this.embed(ids); // [B, L, d]
+      for (const block of this.blocks) x = block.apply(x) as tf.Tensor;
+      return layerNorm(x, this.finalNormGamma, this.finalNormBeta, this.config.layerNormEps) as tf.Tensor3D;
+    });
+  }
+
+  /**
+   * Logits through the tied head (h · wteᵀ) and, with `computeLoss`, the mean next-token cross-entropy
+   * (position t predicts ids[t + 1]).
+   * Shapes: ids [B, L] → logits [B, L, V], loss scalar.
+   * @example
+   * const { logits } = model.forward(ids); // [B, L, 50257]
+   */
+  forward(ids: tf.Tensor2D, options: { computeLoss?: boolean } = {}): M2GptOutput {
+    return tf.tidy(() => {
+      const h = this.hidden(ids);
+      const [batch, length, d] = h.shape;
+      const embedding = this.tokenEmbedding as tf.Tensor2D;
+      const logits = tf.reshape(tiedHead(tf.reshape(h, [-1, d]), embedding), [batch, length, this.config.vocabSize]) as tf.Tensor3D; // [B, L, V]
+      return options.computeLoss ? { logits, loss: nextTokenLossFromHidden(h, embedding, ids) } : { logits };
+    });
+  }
+
+  /**
+   * Mean next-token cross-entropy, for `optimizer.minimize(() => model.loss(ids), true, model.trainableVariables())`.
+   * Shapes: ids [B, L] → scalar.
+   */
+  loss(ids: tf.Tensor2D): tf.Scalar {
+    return tf.tidy(() => nextTokenLossFromHidden(this.hidden(ids), this.tokenEmbedding as tf.Tensor2D, ids));
+  }
+
+  /** Every weight by its checkpoint name (trainable parameters and the filters' fixed buffers). */
+  namedWeights(): Map<string, tf.Variable> {
+    const weights = new Map<string, tf.Variable>([['wte.weight', this.tokenEmbedding]]);
+    if (this.positionEmbedding) weights.set('wpe.weight', this.positionEmbedding);
+    this.blocks.forEach((block, i) => {
+      for (const [suffix, variable] of block.namedWeights()) weights.set(`blocks.${i}.${suffix}`, variable.read() as tf.Variable);
+    });
+    weights.set('ln_f.weight', this.finalNormGamma);
+    weights.set('ln_f.bias', this.finalNormBeta);
+    return weights;
+  }
+
+  /** The trainable variables (for an optimizer's `varList`); shared tensors appear once. */
+  trainableVariables(): tf.Variable[] {
+    return [...new Set([...this.namedWeights().values()].filter((v) => v.trainable))];
+  }
+
+  /** Number of trainable parameters (equals `countM2GptParameters(config).total`). */
+  countParameters(): number {
+    return this.trainableVariables().reduce((total, v) => total + v.size, 0);
+  }
+
+  /** Naive next-token logits: full forward of the prefix, head on the last position. Shapes: ids [t] → [V]. */
+  nextTokenLogits(ids: readonly number[]): Float32Array {
+    return lastPositionLogits(this.hidden.bind(this), this.tokenEmbedding, ids);
+  }
+
+  /**
+   * An incremental decoder: each block keeps its short-conv state and long-conv input history, so a new token
+   * costs O(t·d) for the convolutions instead of a full-sequence FFT. It snapshots the filter kernels and the
+   * head: create a new decoder after changing the weights. Call `dispose()` when done.
+   */
+  createIncrementalDecoder(): IncrementalDecoder {
+    const states = this.blocks.map((block) => block.createStepState(1));
+    const head = tf.transpose(this.tokenEmbedding) as tf.Tensor2D; // [d, V], once per decoder (wasm's fast matMul path)
+    let position = 0;
+    return {
+      get position() {
+        return position;
+      },
+      step: (id: number) => {
+        if (position >= this.config.maxLength) {
+          throw new InvalidArgumentError(`M2Gpt decoder: position ${position} is past maxLength ${this.config.maxLength}.`, { parameter: 'position', value: position });
+        }
+        const logits = tf.tidy(() => {
+          const ids = tf.tensor2d([[id]], [1, 1], 'int32');
+          let x: tf.Tensor = tf.reshape(this.embed(ids, position), [1, this.config.modelDim]); // [1, d]
+          this.blocks.forEach((block, i) => {
+            x = block.step(x as tf.Tensor2D, states[i]);
+          });
+          const h = layerNorm(x, this.finalNormGamma, this.finalNormBeta, this.config.layerNormEps);
+          return tf.reshape(tf.matMul(h, head), [-1]); // [V]
+        });
+        position += 1;
+        const values = logits.dataSync() as Float32Array;
+        logits.dispose();
+        return values;
+      },
+      dispose: () => {
+        states.forEach((state) => state.dispose());
+        head.dispose();
+      },
+    };
+  }
+
+  /** Generates text (see {@link generate}). */
+  generate(prompt: string | readonly number[], options: GenerateOptions = {}): Promise<GenerateResult> {
+    return generate(this, prompt, options);
+  }
+
+  /** Streams generated tokens as `{ token, text }` (see {@link generateStream}). */
+  stream(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerateResult, void> {
+    return generateStream(this, prompt, options);
+  }
+
+  /**
+   * Writes `config.json` and `model.safetensors` (F32, names from {@link namedWeights}) into `dir`.
+   * @example
+   * await model.save('out/tiny');
+   */
+  async save(dir: string): Promise<void> {
+    await saveCheckpoint(dir, 'm2-gpt', this.config, this.namedWeights());
+  }
+
+  /**
+   * Loads a model saved with {@link save}.
+   * @throws FileFormatError (one line) listing missing, unexpected or misshapen tensors, or a bad config.json.
+   * @example
+   * const model = await M2Gpt.load('out/tiny');
+   */
+  static async load(dir: string): Promise<M2Gpt> {
+    return loadCheckpoint(dir, 'm2-gpt', (config) => new M2Gpt(config as Partial<M2GptConfig>), (model) => model.namedWeights());
+  }
+
+  /** Frees every weight. */
+  dispose(): void {
+    this.tokenEmbedding.dispose();
+    this.positionEmbedding?.dispose();
+    for (const block of this.blocks) block.dispose();
+    this.finalNormGamma.dispose();
+    this.finalNormBeta.dispose();
+  }
+
+  /** Token (+ position) embedding. Shapes: ids [B, L] → [B, L, d]; positions start at `offset`. */
+  private embed(ids: tf.Tensor2D, offset = 0): tf.Tensor3D {
+    const x = embeddingLookup(this.tokenEmbedding as tf.Tensor2D, ids);
+    if (!this.positionEmbedding) return x;
+    const length = ids.shape[1];
+    return tf.add(x, tf.slice(this.positionEmbedding, [offset, 0], [length, this.config.modelDim])) as tf.Tensor3D;
+  }
+}
+
+/**
+ * Re-draws a block's trainable weights from the seeded PRNG by their original names (§2.11), so that a seed
+ * reproduces a model. Fixed values (`pos_emb.z`, `*.freq`, buffers) keep the layer's deterministic init.
+ */
+function initializeBlock(block: M2CausalBlock, rng: SeededRandom, std: number, numBlocks: number): void {
+  for (const [name, variable] of block.namedWeights()) {
+    const value = variable.read();
+    const size = value.size;
+    let values: Float32Array | undefined;
+    if (/(^|\.)norm\d*\.weight$/.test(name)) values = new Float32Array(size).fill(1);
+    else if (/(^|\.)norm\d*\.bias$/.test(name)) values = new Float32Array(size);
+    else if (/filter_fn2?\.bias$/.test(name)) values = seededNormal(rng, size, 1); // D skip
+    else if (/short_filter\.(weight|bias)$/.test(name)) values = seededUniform(rng, size, 1 / Math.sqrt(3));
+    else if (/(gated_layers|wo)\.weight$/.test(name)) {
+      const [, blockIn] = value.shape; // tfjs layout [nb, in_blk, out_blk]
+      values = seededUniform(rng, size, Math.sqrt(numBlocks) / Math.sqrt(numBlocks * blockIn));
+    } else if (/wo\.bias$/.test(name)) values = seededUniform(rng, size, 1 / Math.sqrt(size));
+    else if (/(in_linear|out_linear|implicit_filter\.\d+)\.weight$/.test(name)) values = seededNormal(rng, size, std);
+    else if (/(in_linear|out_linear|implicit_filter\.\d+)\.bias$/.test(name)) values = new Float32Array(size);
+    if (values) {
+      const initial = tf.tensor(values, value.shape);
+      variable.write(initial);
+      initial.dispose();
+    }
+  }
+}
