@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { blockdiagLinear, ConfigError, ShapeError } from '@monarch-mixer/monarch-core';
+import { blockDiagMatmul, blockdiagLinear, ConfigError, ShapeError } from '@monarch-mixer/monarch-core';
 import { M2Layer, uniform } from './m2-layer.js';
 import type { LayerShape } from './m2-layer.js';
 
@@ -95,6 +95,39 @@ export class BlockdiagLinear extends M2Layer {
         bias: this.bias?.read() as Tensor1D | undefined,
       }),
     );
+  }
+
+  /**
+   * The outputs of blocks [firstBlock, firstBlock + blockCount) only, truncated to `outFeatures` (with the matching
+   * bias entries): what slicing the full output would give, without computing or copying the rest.
+   *
+   * Shapes: x [..., inFeatures] → [..., outFeatures ≤ blockCount·blockOut]
+   * @param x - Input [..., inFeatures] (unchecked).
+   * @param firstBlock - First block.
+   * @param blockCount - Number of blocks.
+   * @param outFeatures - Outputs to keep. Default blockCount·blockOut.
+   */
+  forwardBlocks(x: Tensor, firstBlock: number, blockCount: number, outFeatures = blockCount * this.blockOut): Tensor {
+    const { blockIn, blockOut, numBlocks } = this;
+    return tf.tidy(() => {
+      const last = x.rank - 1;
+      const padding = x.shape.map((): [number, number] => [0, 0]);
+      padding[last] = [0, numBlocks * blockIn - this.inFeatures];
+      const padded = this.inFeatures < numBlocks * blockIn ? tf.pad(x, padding) : x; // [..., nb·bi]
+      const begin = x.shape.map(() => 0);
+      begin[last] = firstBlock * blockIn;
+      const size = x.shape.map(() => -1);
+      size[last] = blockCount * blockIn;
+      const xs = blockCount === numBlocks ? padded : tf.slice(padded, begin, size); // [..., count·bi]
+      const blocks = tf.slice(this.weight!.read(), [firstBlock, 0, 0], [blockCount, blockIn, blockOut]) as Tensor3D;
+      let y = blockDiagMatmul(xs, blocks); // [..., count·bo]
+      if (outFeatures < blockCount * blockOut) {
+        const keep = y.shape.map(() => -1);
+        keep[last] = outFeatures;
+        y = tf.slice(y, y.shape.map(() => 0), keep);
+      }
+      return this.bias ? tf.add(y, tf.slice(this.bias.read(), [firstBlock * blockOut], [outFeatures])) : y;
+    });
   }
 
   override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {

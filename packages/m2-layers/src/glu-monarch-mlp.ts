@@ -84,12 +84,26 @@ export class GluMonarchMlp extends M2Layer {
   forward(s: Tensor, training = false): Tensor {
     return tf.tidy(() => {
       const I = this.intermediateDim;
-      const g = this.gatedLayers.forward(s); // [..., 2I]
-      const [gate, value] = tf.split(g, [I, I], -1); // 2 × [..., I]
-      let a = tf.mul(geluExact(gate!), value!);
+      const [gate, value] = this.gateAndValue(s); // 2 × [..., I]
+      let a = tf.mul(geluExact(gate), value);
       if (training && this.dropout > 0) a = tf.dropout(a, this.dropout);
       return this.wo.forward(a); // [..., d]
     });
+  }
+
+  /**
+   * g[..., :I] and g[..., I:] of g = gated_layers(s). When the gate is a whole number of blocks (always with the
+   * original sizes) each half is computed from its own blocks, so the [.., 2I] activation is never split.
+   */
+  private gateAndValue(s: Tensor): [Tensor, Tensor] {
+    const I = this.intermediateDim;
+    const { blockOut, numBlocks } = this.gatedLayers;
+    const gateBlocks = I / blockOut;
+    if (Number.isInteger(gateBlocks) && gateBlocks < numBlocks) {
+      return [this.gatedLayers.forwardBlocks(s, 0, gateBlocks, I), this.gatedLayers.forwardBlocks(s, gateBlocks, numBlocks - gateBlocks, I)];
+    }
+    const [gate, value] = tf.split(this.gatedLayers.forward(s), [I, I], -1);
+    return [gate!, value!];
   }
 
   override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {

@@ -185,12 +185,11 @@ export class M2SequenceMixer extends M2Layer {
   forward(input: Tensor3D): Tensor3D {
     return tf.tidy(() => {
       const [, length] = input.shape;
-      const d = this.modelDim;
       const u = this.preNorm ? layerNorm(input, this.normWeight!.read(), this.normBias!.read(), this.preNormEps) : input;
-      const z = this.shortConv(linear(u, this.inWeight!.read(), this.inBias!.read())); // [B, L, 3d]
-      const zt = tf.transpose(z, [0, 2, 1]); // [B, 3d, L]: channel-first for the long conv
-      const [x1, x2, v] = tf.split(zt, [d, d, d], 1); // 3 × [B, d, L]
-      let y = tf.mul(this.longConv(this.filter, tf.mul(v!, x1!) as Tensor3D, length), x2!); // [B, d, L]
+      // in_linear's output rows are [x1; x2; v]: slicing the small weights is cheaper than splitting the activation.
+      const [x1, x2, v] = [0, 1, 2].map((part) => this.shortConv(this.inLinearPart(u, part), part)); // 3 × [B, L, d]
+      const h = tf.transpose(tf.mul(v!, x1!), [0, 2, 1]) as Tensor3D; // [B, d, L]: channel-first for the long conv
+      let y = tf.mul(this.longConv(this.filter, h, length), tf.transpose(x2!, [0, 2, 1])); // [B, d, L]
       if (this.residualFilter) {
         y = tf.add(y, this.longConv(this.residualFilter, tf.transpose(u, [0, 2, 1]) as Tensor3D, length));
       }
@@ -295,20 +294,28 @@ export class M2SequenceMixer extends M2Layer {
     };
   }
 
+  /** Rows [part·d, (part+1)·d) of in_linear (part 0 = x1, 1 = x2, 2 = v). Shapes: u [B, L, d] → [B, L, d]. */
+  private inLinearPart(u: Tensor, part: number): Tensor {
+    const d = this.modelDim;
+    const weight = tf.slice(this.inWeight!.read(), [part * d, 0], [d, d]); // [d, d]
+    const bias = tf.slice(this.inBias!.read(), [part * d], [d]); // [d]
+    return linear(u, weight, bias);
+  }
+
   /**
    * Causal depthwise convolution with kernel 3 as shifted adds (no depthwiseConv2d: its filter gradient is missing
-   * on wasm): zc[t] = b + w0·z[t−2] + w1·z[t−1] + w2·z[t], z[<0] = 0. Shapes: z [B, L, C] → [B, L, C].
+   * on wasm) on channels [part·d, (part+1)·d): zc[t] = b + w0·z[t−2] + w1·z[t−1] + w2·z[t], z[<0] = 0.
+   * Shapes: z [B, L, d] → [B, L, d].
    */
-  private shortConv(z: Tensor): Tensor {
-    const [batch, length, channels] = z.shape as [number, number, number];
-    const taps = tf.transpose(tf.reshape(this.shortWeight!.read(), [channels, 3])); // [3, C]
-    const padded = tf.pad(z, [[0, 0], [2, 0], [0, 0]]); // [B, L+2, C]
-    let out: Tensor = this.shortBias!.read();
-    for (let k = 0; k < 3; k++) {
-      const shifted = tf.slice(padded, [0, k, 0], [batch, length, channels]); // z[t − 2 + k]
-      out = tf.add(out, tf.mul(shifted, tf.reshape(tf.slice(taps, [k, 0], [1, channels]), [channels])));
-    }
-    return out;
+  private shortConv(z: Tensor, part: number): Tensor {
+    const [batch, length, d] = z.shape as [number, number, number];
+    const taps = tf.slice(tf.reshape(this.shortWeight!.read(), [3 * d, 3]), [part * d, 0], [d, 3]); // [d, 3]
+    const tap = (k: number) => tf.reshape(tf.slice(taps, [0, k], [d, 1]), [d]); // [d]
+    const padded = tf.pad(z, [[0, 0], [2, 0], [0, 0]]); // [B, L+2, d]
+    const back2 = tf.slice(padded, [0, 0, 0], [batch, length, d]); // z[t−2]
+    const back1 = tf.slice(padded, [0, 1, 0], [batch, length, d]); // z[t−1]
+    const bias = tf.slice(this.shortBias!.read(), [part * d], [d]);
+    return tf.add(tf.addN([tf.mul(back2, tap(0)), tf.mul(back1, tap(1)), tf.mul(z, tap(2))]), bias);
   }
 
   /** conv(x, filter) + D⊙x, causal or bidirectional. Shapes: x [B, d, L] → [B, d, L]. */
