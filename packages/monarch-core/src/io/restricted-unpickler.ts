@@ -86,7 +86,12 @@ const CALLABLES = new Set([
   'torch._utils._rebuild_tensor_v2',
   'torch._utils._rebuild_parameter',
   'torch._utils._rebuild_parameter_with_state',
+  'torch._tensor._rebuild_from_type_v2',
+  'torch.Size',
 ]);
+
+/** Classes that may appear as arguments (never called or instantiated). */
+const TYPES = new Set(['torch.Tensor', 'torch.nn.parameter.Parameter', 'torch.nn.parameter.Buffer']);
 
 /**
  * Data-only globals found outside the weights of composer checkpoints (numpy RNG state, …). They are never
@@ -180,7 +185,8 @@ export function restrictedUnpickle(data: Uint8Array, file: string): PickleValue 
   };
   const makeGlobal = (module: string, name: string): PyGlobal => {
     const g = new PyGlobal(module, name);
-    if (!CALLABLES.has(g.qualifiedName) && !INERT.has(g.qualifiedName) && !isStorageClass(module, name)) {
+    const known = CALLABLES.has(g.qualifiedName) || INERT.has(g.qualifiedName) || TYPES.has(g.qualifiedName);
+    if (!known && !isStorageClass(module, name)) {
       throw fileError(
         file,
         `refusing to load global ${JSON.stringify(g.qualifiedName).slice(0, 120)}: only tensors and plain containers are allowed in a state dict (nothing in the file is executed)`,
@@ -228,6 +234,16 @@ export function restrictedUnpickle(data: Uint8Array, file: string): PickleValue 
         if (size.length !== stride.length) throw fail(`tensor size has ${size.length} dims but stride ${stride.length}`);
         return new TensorRef(storage, int(args[1], 'storage offset'), size, stride);
       }
+      case 'torch._tensor._rebuild_from_type_v2': {
+        // (func, new_type, args, state): a Tensor/Parameter with Python state; the state is not kept
+        const [func, type, inner] = args;
+        if (!(type instanceof PyGlobal) || !TYPES.has(type.qualifiedName)) throw fail(`${name} needs torch.Tensor or torch.nn.Parameter as type`);
+        if (func instanceof PyGlobal && func.qualifiedName === name) throw fail(`${name} cannot rebuild itself`);
+        return call(func, inner);
+      }
+      case 'torch.Size':
+        if (args.length !== 1 || !(args[0] instanceof PyTuple)) throw fail('torch.Size needs one tuple');
+        return args[0];
       case 'torch._utils._rebuild_parameter':
       case 'torch._utils._rebuild_parameter_with_state': {
         if (!(args[0] instanceof TensorRef)) throw fail(`${name} needs a tensor as first argument`);

@@ -122,6 +122,7 @@ describe('readTorchStateDict on torch.save layouts built opcode by opcode', () =
         ['block', t(s, [2, 2], [4, 1], 5)], // m[1:3, 1:3]
         ['expanded', t(s, [2, 3], [0, 1], 1)], // m[0, 1:4].expand(2, 3)
         ['unitDims', t(s, [1, 4, 1], [99, 1, 7], 8)], // m[2] with size-1 dims of any stride
+        ['tagged', { ...t(s, [2], [1], 3), withState: true }], // a tensor with a Python attribute
       ],
     };
     const sd = readTorchStateDict(torchSave(root), { file: 'x.bin' });
@@ -134,6 +135,7 @@ describe('readTorchStateDict on torch.save layouts built opcode by opcode', () =
     expect(values(sd.get('expanded')!.data)).toEqual([1, 2, 3, 1, 2, 3]);
     expect(sd.get('unitDims')!.shape).toEqual([1, 4, 1]);
     expect(values(sd.get('unitDims')!.data)).toEqual([8, 9, 10, 11]);
+    expect(values(sd.get('tagged')!.data)).toEqual([3, 4]);
   });
 
   it('finds composer weights under state.model, flattens nested dicts, skips optimizer state and numpy RNG', () => {
@@ -240,6 +242,11 @@ describe('readTorchStateDict refuses hostile and broken checkpoints with one lin
     const lying = { type: 'FloatStorage', bytes: new Uint8Array(8), numel: 1000 };
     const lies: PyValue = { dict: [['w', { storage: lying, offset: 0, size: [2], stride: [1] }]] };
     expect(formatError(() => readTorchStateDict(torchSave(lies), { file }), file)).toMatch(/declares 1000 F32 elements but its entry holds 2/);
+  });
+
+  it('refuses two tensors with the same name after flattening', () => {
+    const twice: PyValue = { dict: [['a.b', { storage: s, offset: 0, size: [1], stride: [1] }], ['a', { dict: [['b', { storage: s, offset: 1, size: [1], stride: [1] }]] }]] };
+    expect(formatError(() => readTorchStateDict(torchSave(twice), { file }), file)).toMatch(/tensor name "a.b" appears twice/);
   });
 
   it('refuses a truncated file and a file with no tensors', () => {

@@ -112,6 +112,7 @@ function selectStateDict(root: PickleValue): PyDict | undefined {
 function flattenTensors(root: PyDict, fail: (p: string) => Error): [string, TensorRef][] {
   const out: [string, TensorRef][] = [];
   const seen = new Set<PyDict>();
+  const names = new Set<string>();
   const walk = (dict: PyDict, prefix: string, depth: number): void => {
     if (depth > 32) throw fail('nested dicts deeper than 32 levels');
     if (seen.has(dict)) return; // a dict reachable twice (or a cycle): read it once
@@ -119,7 +120,11 @@ function flattenTensors(root: PyDict, fail: (p: string) => Error): [string, Tens
     for (const [key, value] of dict.map) {
       if (typeof key !== 'string' && typeof key !== 'number') continue;
       const name = prefix + String(key);
-      if (value instanceof TensorRef) out.push([name, value]);
+      if (value instanceof TensorRef) {
+        if (names.has(name)) throw fail(`tensor name ${quote(name)} appears twice after flattening nested dicts`);
+        names.add(name);
+        out.push([name, value]);
+      }
       else if (value instanceof PyDict) walk(value, `${name}.`, depth + 1);
     }
   };

@@ -21,6 +21,8 @@ export interface FakeTensor {
   stride: number[];
   /** Wrap in `torch._utils._rebuild_parameter` (an nn.Parameter). */
   parameter?: boolean;
+  /** Wrap in `torch._tensor._rebuild_from_type_v2` (a tensor with Python attributes, e.g. `t.tag = 1`). */
+  withState?: boolean;
 }
 
 /** Python-ish values the writer can pickle. */
@@ -172,8 +174,14 @@ export function torchPickle(root: PyValue): { pickle: Uint8Array; storages: Map<
     } else saveTensor(v);
   };
   const saveTensor = (t: FakeTensor) => {
+    if (t.withState) {
+      // _rebuild_from_type_v2(_rebuild_tensor_v2, torch.Tensor, (args...), {'tag': 1})
+      global('torch._tensor', '_rebuild_from_type_v2');
+      out.push(0x28);
+    }
     if (t.parameter) global('torch._utils', '_rebuild_parameter');
     global('torch._utils', '_rebuild_tensor_v2');
+    if (t.withState) global('torch', 'Tensor');
     out.push(0x28); // args
     let key = storageKeys.get(t.storage);
     if (key === undefined) {
@@ -198,6 +206,13 @@ export function torchPickle(root: PyValue): { pickle: Uint8Array; storages: Map<
     put();
     out.push(0x74);
     put();
+    if (t.withState) {
+      out.push(0x7d);
+      put();
+      str('tag');
+      int(1);
+      out.push(0x73, 0x74);
+    }
     out.push(0x52);
     put();
     if (t.parameter) {
