@@ -61,7 +61,12 @@ export const DTYPE_INFO: Readonly<Record<TensorDtype, DtypeInfo>> = {
   BOOL: { bytes: 1, ctor: Uint8Array, make: (b, o, n) => new Uint8Array(b, o, n) },
 };
 
-/** True if `value` names a supported dtype. */
+/**
+ * True if `value` names a supported dtype.
+ * @param value - Anything (e.g. a `dtype` field read from a file header).
+ * @example
+ * isTensorDtype('BF16'); // → true
+ */
 export function isTensorDtype(value: unknown): value is TensorDtype {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(DTYPE_INFO, value);
 }
@@ -87,14 +92,26 @@ export function viewOrCopy(bytes: Uint8Array, byteOffset: number, dtype: TensorD
   return info.make(copy.buffer, 0, length);
 }
 
-/** Product of a shape's dims (1 for a scalar). */
+/**
+ * Number of elements of a shape: the product of its dims (1 for a scalar `[]`).
+ *
+ * Shapes: [d0, d1, …] → d0·d1·…
+ * @param shape - Dims.
+ * @example
+ * shapeSize([2, 3, 4]); // → 24
+ */
 export function shapeSize(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
 }
 
-/** Converts one IEEE half-precision bit pattern to a number. */
+/**
+ * Converts one IEEE 754 half-precision (F16) bit pattern to a number (exact; subnormals, ±Infinity, NaN kept).
+ * @param h - 16-bit pattern.
+ * @example
+ * halfToFloat(0x3c00); // → 1
+ */
 export function halfToFloat(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >> 10) & 0x1f;
