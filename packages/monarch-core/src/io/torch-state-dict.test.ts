@@ -172,6 +172,12 @@ describe('readTorchStateDict on torch.save layouts built opcode by opcode', () =
     expect(values(sd.get('model.head.bias')!.data)).toEqual([3, 4]);
   });
 
+  it('uses state_dict of a training checkpoint that has no top-level tensors', () => {
+    const w = storage('FloatStorage', new Float32Array([5, 6]));
+    const root: PyValue = { dict: [['epoch', 3], ['state_dict', { ordered: true, dict: [['model.w', t(w, [2])]] }], ['optimizer_states', [{ dict: [] }]]] };
+    expect([...readTorchStateDict(torchSave(root), { file: 'last.ckpt' }).keys()]).toEqual(['model.w']);
+  });
+
   it('reads any archive folder name, zip64 records, deflated entries and unaligned entries', () => {
     const s = storage('FloatStorage', new Float32Array([1.5, -2.5, 3.5]));
     const root: PyValue = { dict: [['w', t(s, [3])]] };

@@ -22,7 +22,8 @@ export interface ReadTorchStateDictOptions {
  * - Any archive folder name (`archive/`, `pytorch_model/`, …); stored or deflated entries; zip64.
  * - fp32/fp64/fp16/bf16 and integer/bool storages; storage offsets; non-contiguous strides (copied to
  *   row-major); storages shared by several tensors (tied weights: each tensor gets its own view).
- * - A composer checkpoint's weights under `state.model` are used when present; nested dicts are flattened
+ * - A composer checkpoint's weights under `state.model` (or a training checkpoint's `state_dict`) are used
+ *   when present; nested dicts are flattened
  *   with `.` (`{ a: { b: t } }` → `a.b`); non-tensor values (ints, strings, lists) are skipped.
  *
  * Contiguous tensors are zero-copy views into stored entries of `bytes` when aligned.
@@ -98,7 +99,10 @@ export function readTorchStateDict(bytes: Uint8Array, options: ReadTorchStateDic
   return tensors;
 }
 
-/** Composer checkpoints keep the weights under `state.model`; plain checkpoints are the dict itself. */
+/**
+ * Composer checkpoints keep the weights under `state.model`, Lightning-style ones under `state_dict`; plain
+ * checkpoints are the dict itself.
+ */
 function selectStateDict(root: PickleValue): PyDict | undefined {
   if (!(root instanceof PyDict)) return undefined;
   const state = root.map.get('state');
@@ -106,6 +110,8 @@ function selectStateDict(root: PickleValue): PyDict | undefined {
     const model = state.map.get('model');
     if (model instanceof PyDict) return model;
   }
+  const stateDict = root.map.get('state_dict');
+  if (stateDict instanceof PyDict && ![...root.map.values()].some((v) => v instanceof TensorRef)) return stateDict;
   return root;
 }
 
