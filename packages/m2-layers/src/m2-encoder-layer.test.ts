@@ -2,7 +2,7 @@
 // residual long conv, GLU BlockdiagLinear MLP): weights loaded by key from model.safetensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadTorchWeights, M2EncoderLayer } from './index.js';
+import { loadTorchWeights, M2EncoderLayer, M2SequenceMixer } from './index.js';
 import { fixtureTensor, readFixture, relativeL2 } from '../test/read-fixture.js';
 
 const io = readFixture('tiny-mlm/io.safetensors');
@@ -54,5 +54,33 @@ describe('M2EncoderLayer vs the golden tiny M2-BERT', () => {
     const b = layers[0]!.apply(h, { training: true }) as tf.Tensor;
     expect(relativeL2(a, fixtureTensor(io, 'layer_0_output'))).toBeLessThan(TOL);
     expect(relativeL2(b, a)).toBeGreaterThan(1e-3);
+  });
+
+  it('applies the 80M model’s mixer pre-LayerNorm (eps 1e-5) before everything else, residual conv included', () => {
+    // A pre-norm mixer with layer 0's weights and a random affine LayerNorm must equal the golden-checked plain
+    // mixer applied to LN(u), with LN computed here in float64.
+    const mixer = new M2SequenceMixer({ modelDim: 64, maxLength: 32, bidirectional: true, preNorm: true, filterOrder: 16 });
+    mixer.build([null, 32, 64]);
+    const gamma = Array.from({ length: 64 }, (_, i) => 1 + 0.1 * Math.sin(i));
+    const beta = Array.from({ length: 64 }, (_, i) => 0.1 * Math.cos(3 * i));
+    const prefix = 'bert.encoder.layer.0.attention.';
+    const { missing } = loadTorchWeights(mixer, (key) => {
+      if (key === 'layernorm.weight') return tf.tensor1d(gamma);
+      if (key === 'layernorm.bias') return tf.tensor1d(beta);
+      return model.has(prefix + key) ? fixtureTensor(model, prefix + key) : undefined;
+    });
+    expect(missing).toEqual([]);
+    const u = fixtureTensor(io, 'embeddings_output');
+    const rows = u.arraySync() as number[][][];
+    const normed = rows.map((seq) =>
+      seq.map((row) => {
+        const mean = row.reduce((a, b) => a + b, 0) / row.length;
+        const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / row.length;
+        return row.map((x, i) => ((x - mean) / Math.sqrt(variance + 1e-5)) * gamma[i]! + beta[i]!);
+      }),
+    );
+    const expected = layers[0]!.attention.apply(tf.tensor3d(normed)) as tf.Tensor;
+    expect(relativeL2(mixer.apply(u) as tf.Tensor, expected)).toBeLessThan(1e-5);
+    mixer.dispose();
   });
 });
