@@ -13,11 +13,15 @@ const repo = join(import.meta.dirname, '..', '..', '..', '..');
 const main = join(repo, 'apps', 'cli', 'src', 'main.ts');
 const fixtures = join(repo, 'packages', 'm2-bert', 'test', 'fixtures');
 
+/** The environment of a user's shell: without vitest's variables (the backends set-up checks VITEST). */
+const env = { ...process.env };
+for (const key of ['VITEST', 'VITEST_POOL_ID', 'VITEST_WORKER_ID', 'NODE_OPTIONS']) delete env[key];
+
 async function m2(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath, ['--conditions=@monarch-mixer/source', '--import', 'tsx', main, ...args],
-      { cwd: repo, encoding: 'utf8', maxBuffer: 1 << 24 },
+      { cwd: repo, env, encoding: 'utf8', maxBuffer: 1 << 24 },
     );
     return { code: 0, stdout, stderr };
   } catch (error) {
