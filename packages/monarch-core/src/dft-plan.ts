@@ -193,72 +193,56 @@ function unitRoots(m: number): { cos: Float64Array; sin: Float64Array } {
   return { cos, sin };
 }
 
-/** Which dense DFT factor a stage multiplies by (x · W, W [in, out]). */
-export type FactorKind =
-  /** Real input digits d < D → k: W [D, r] (re part, or im part). */
-  | 'real-in'
-  /** Complex input [re | im] (2r) → k, forward DFT. */
-  | 'complex'
-  /** Complex input [re | im] (2r) → d, inverse DFT (conjugate), scaled. */
-  | 'complex-inv'
-  /** Complex input [re | im] (2r) → real part of d < D, inverse DFT, scaled. */
-  | 'real-out';
+/** Which real matrix of a DFT factor: entries cos(2π·i·j/r), sin(2π·i·j/r) or −sin(2π·i·j/r). */
+export type FactorPart = 'cos' | 'sin' | 'negsin';
 
 /**
- * A DFT factor as real matrices for x·W: `re` (and `im` where the output is complex), plus their transposes for
- * the backward pass. `rows` is D for 'real-in' / 'real-out' (digits used), `scale` multiplies the inverse.
+ * One real part of a dense DFT factor of size r, restricted to [rows, cols] (rows or cols < r when only some digits
+ * are used), scaled, for x · W. With `transposed`, the [cols, rows] transpose (for the backward pass).
  */
-export function dftFactor(kind: FactorKind, r: number, rows: number, scale: number, transposed = false): { re: Tensor2D; im?: Tensor2D } {
-  const key = `F|${kind}|${r}|${rows}|${scale}|${transposed ? 'T' : ''}`;
-  const { cos, sin } = unitRoots(r);
-  const make = (part: 're' | 'im') => () => {
-    // Logical matrix W [inDim, outDim], then optionally stored transposed.
-    let inDim: number;
-    let outDim: number;
-    let value: (i: number, j: number) => number;
-    if (kind === 'real-in') {
-      inDim = rows;
-      outDim = r;
-      value = (d, k) => (part === 're' ? cos[(d * k) % r] : sin[(d * k) % r]);
-    } else if (kind === 'real-out') {
-      inDim = 2 * r;
-      outDim = rows;
-      // y_re[d] = Σ_k xr[k]·cos − xi[k]·(−sin) for the conjugate factor: conj(F)[k, d] = cos − i·sin(=−sinNeg).
-      value = (i, d) => {
-        const k = i % r;
-        const c = cos[(k * d) % r];
-        const s = sin[(k * d) % r];
-        return scale * (i < r ? c : s);
-      };
-    } else {
-      const inverse = kind === 'complex-inv';
-      inDim = 2 * r;
-      outDim = r;
-      value = (i, k) => {
-        const d = i % r;
-        const c = cos[(d * k) % r];
-        const s = (inverse ? -1 : 1) * sin[(d * k) % r];
-        const sc = inverse ? scale : 1;
-        // F = c + i·s: y_re = xr·c − xi·s, y_im = xr·s + xi·c.
-        if (part === 're') return sc * (i < r ? c : -s);
-        return sc * (i < r ? s : c);
-      };
-    }
-    const values = new Float32Array(inDim * outDim);
-    for (let i = 0; i < inDim; i++) {
-      for (let j = 0; j < outDim; j++) {
-        if (transposed) values[j * inDim + i] = value(i, j);
-        else values[i * outDim + j] = value(i, j);
+export function dftMatrix(part: FactorPart, r: number, rows: number, cols: number, scale: number, transposed = false): Tensor2D {
+  return cached(`F|${part}|${r}|${rows}|${cols}|${scale}|${transposed ? 'T' : ''}`, () => {
+    const values = new Float32Array(rows * cols);
+    const sign = part === 'negsin' ? -1 : 1;
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        const angle = (2 * Math.PI * ((i * j) % r)) / r;
+        const v = scale * (part === 'cos' ? Math.cos(angle) : sign * Math.sin(angle));
+        if (transposed) values[j * rows + i] = v;
+        else values[i * cols + j] = v;
       }
     }
-    return { values, shape: transposed ? [outDim, inDim] : [inDim, outDim] };
-  };
-  const re = cached(`${key}|re`, make('re')) as Tensor2D;
-  if (kind === 'real-out') return { re };
-  return { re, im: cached(`${key}|im`, make('im')) as Tensor2D };
+    return { values, shape: transposed ? [cols, rows] : [rows, cols] };
+  }) as Tensor2D;
 }
 
-/** Twiddles ω_m^{b·k} for b < rest, k < r, m = rest·r, as [rest, r] real and imaginary parts. */
+/**
+ * cos and sin of 2π·k/N for every position of the digit-reversed layout [k_1, …, k_p] (k = k_1 + r_1·(k_2 + …)),
+ * as [N] tensors: ω_N^{−k} = cos + i·sin.
+ */
+export function layoutPhase(plan: DftPlan): { cos: Tensor; sin: Tensor } {
+  const { n, radices } = plan;
+  const make = (part: 'cos' | 'sin') => () => {
+    const values = new Float32Array(n);
+    // Row-major over [k_1, …, k_p]: the last digit varies fastest.
+    const digits = new Array<number>(radices.length).fill(0);
+    for (let pos = 0; pos < n; pos++) {
+      let k = 0;
+      for (let i = radices.length - 1; i >= 0; i--) k = k * radices[i] + digits[i];
+      const angle = (2 * Math.PI * k) / n;
+      values[pos] = part === 'cos' ? Math.cos(angle) : Math.sin(angle);
+      for (let i = radices.length - 1; i >= 0; i--) {
+        if (++digits[i] < radices[i]) break;
+        digits[i] = 0;
+      }
+    }
+    return { values, shape: [n] };
+  };
+  const key = `P|${radices.join('.')}`;
+  return { cos: cached(`${key}|cos`, make('cos')), sin: cached(`${key}|sin`, make('sin')) };
+}
+
+/** Twiddles ω_m^{b·k} for b < rest, k < r, m = rest·r, as flat [rest·r] real and imaginary parts. */
 export function twiddles(rest: number, r: number): { re: Tensor; im: Tensor } {
   const m = rest * r;
   const make = (part: 're' | 'im') => () => {
@@ -269,7 +253,8 @@ export function twiddles(rest: number, r: number): { re: Tensor; im: Tensor } {
         values[b * r + k] = part === 're' ? Math.cos(angle) : -Math.sin(angle);
       }
     }
-    return { values, shape: [rest, r] };
+    return { values, shape: [rest * r] };
   };
+  // Flat [rest·r]: data is multiplied as [outer, rest·r] × [rest·r] (wasm's fast broadcast case).
   return { re: cached(`T|${rest}|${r}|re`, make('re')), im: cached(`T|${rest}|${r}|im`, make('im')) };
 }

@@ -5,7 +5,7 @@
 // permutation is ever materialised. Gradients come from tf.grad (matMul, mul, add, reshape, transpose, concat).
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
-import { convPlan } from './dft-plan.js';
+import { convPlan, layoutPhase } from './dft-plan.js';
 import type { DftPlan } from './dft-plan.js';
 import { ShapeError } from './errors.js';
 import { complexMul, forwardDft, inverseDft } from './monarch-dft.js';
@@ -135,11 +135,15 @@ export function bidirectionalConv(u: Tensor3D, kf: Tensor2D, kr: Tensor2D, skip?
     }
   }
   checkSkip(op, skip, channels);
-  return tf.tidy(() => longConv(u, tf.concat([kf, tf.reverse(kr, 1)], 1) as Tensor2D, skip, options.order));
+  return longConv(u, kf, skip, options.order, kr);
 }
 
-/** The convolution itself (inputs already checked). */
-function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, order: number | undefined): Tensor3D {
+/**
+ * The convolution itself (inputs already checked). With `reverseKernel` (kr [C, L]), the kernel is
+ * [kernel, reverse(kr)] on the N-point circle; its spectrum is DFT(kernel) + ω_N^{−k}·conj(DFT(kr)), so kr is
+ * transformed with the cheap half-input path and never reversed (reverse is slow on wasm).
+ */
+function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, order: number | undefined, reverseKernel?: Tensor2D): Tensor3D {
   const [batch, channels, length] = u.shape;
   const kernelLength = kernel.shape[1];
   const plan = convPlan(length, order);
@@ -165,7 +169,17 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
       kernelDigits = radices[0];
     }
     const spectrumU = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
-    const spectrumK = forwardDft(k, plan, { realInput: true, digits: kernelDigits }); // [C, N]
+    let spectrumK = forwardDft(k, plan, { realInput: true, digits: kernelDigits }); // [C, N]
+    if (reverseKernel !== undefined) {
+      let kr: Tensor = reverseKernel;
+      if (width > length) kr = tf.pad(kr, [[0, 0], [0, width - length]]);
+      const r = forwardDft(kr, plan, { realInput: true, digits }); // [C, N]
+      const phase = layoutPhase(plan); // ω_N^{−k} = cos + i·sin, [N]
+      spectrumK = {
+        re: tf.add(spectrumK.re, tf.add(tf.mul(r.re, phase.cos), tf.mul(r.im, phase.sin))),
+        im: tf.add(spectrumK.im, tf.sub(tf.mul(r.re, phase.sin), tf.mul(r.im, phase.cos))),
+      };
+    }
     const perBatch = (t: Tensor) => tf.reshape(t, [batch, channels, n]);
     const product = complexMul({ re: perBatch(spectrumU.re), im: perBatch(spectrumU.im) }, spectrumK.re, spectrumK.im);
     const flat = { re: tf.reshape(product.re, [-1, n]), im: tf.reshape(product.im, [-1, n]) };

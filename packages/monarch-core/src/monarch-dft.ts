@@ -1,10 +1,13 @@
 // The DFT engine: runs a {@link DftPlan} forward (natural order → digit-reversed frequencies) and backward (the
-// exact adjoint, scaled by 1/N) with real 2-D matMuls, elementwise twiddles and transposes only, so tf.grad works
-// on every backend. See dft-plan.ts for the index conventions.
+// exact adjoint, scaled by 1/N) with real 2-D matMuls (constant on the B side), elementwise twiddles and
+// transposes only, so tf.grad works on every backend. See dft-plan.ts for the index conventions.
+//
+// Complex values are kept as separate re / im tensors: a complex product is four real matMuls and two adds, because
+// concatenating [re | im] along the last axis is ~100× slower than an add on the wasm backend.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor, Tensor2D } from '@tensorflow/tfjs-core';
-import { dftFactor, twiddles } from './dft-plan.js';
-import type { DftPlan, FactorKind } from './dft-plan.js';
+import { dftMatrix, twiddles } from './dft-plan.js';
+import type { DftPlan, FactorPart } from './dft-plan.js';
 
 /** A complex tensor as two real tensors of the same shape. */
 export interface Complex {
@@ -13,27 +16,45 @@ export interface Complex {
 }
 
 /**
- * x · W for a constant W, with a backward pass that multiplies by the cached constant Wᵀ (no transposeB: the wasm
- * backend's fast matMul path needs plain 2-D operands).
+ * x · W for a cached constant DFT matrix W, with a backward pass that multiplies by the cached constant Wᵀ (no
+ * transposeB: the wasm backend's fast matMul path needs plain 2-D operands and a constant B).
  */
-function constMatMul(x: Tensor2D, w: Tensor2D, wT: Tensor2D): Tensor2D {
+function constMatMul(x: Tensor, part: FactorPart, r: number, rows: number, cols: number, scale: number): Tensor2D {
+  const w = dftMatrix(part, r, rows, cols, scale);
   const f = tf.customGrad(((a: Tensor) => ({
     value: tf.matMul(a as Tensor2D, w),
-    gradFunc: (dy: Tensor) => tf.matMul(dy as Tensor2D, wT),
+    gradFunc: (dy: Tensor) => tf.matMul(dy as Tensor2D, dftMatrix(part, r, rows, cols, scale, true)),
   })) as unknown as Parameters<typeof tf.customGrad>[0]);
   return f(x) as Tensor2D;
 }
 
-/** Applies a cached DFT factor to x [rows, in] → re (and im) [rows, out]. */
-function applyFactor(x: Tensor2D, kind: FactorKind, r: number, rows: number, scale: number): Complex | Tensor2D {
-  const w = dftFactor(kind, r, rows, scale);
-  const wT = dftFactor(kind, r, rows, scale, true);
-  const re = constMatMul(x, w.re, wT.re);
-  if (w.im === undefined) return re;
-  return { re, im: constMatMul(x, w.im, wT.im as Tensor2D) };
+/** Forward DFT factor on real input digits d < D: [·, D] → complex [·, r]. */
+function forwardReal(x: Tensor, r: number, digits: number): Complex {
+  return { re: constMatMul(x, 'cos', r, digits, r, 1), im: constMatMul(x, 'negsin', r, digits, r, 1) };
 }
 
-/** (re + i·im)·(tr + i·ti), or ·conj when `conjugate`. Shapes broadcast. */
+/** Forward DFT factor (c − i·s) on complex input digits d < D: [·, D] → [·, r]. */
+function forwardComplex(x: Complex, r: number, digits: number): Complex {
+  return {
+    re: tf.add(constMatMul(x.re, 'cos', r, digits, r, 1), constMatMul(x.im, 'sin', r, digits, r, 1)),
+    im: tf.add(constMatMul(x.re, 'negsin', r, digits, r, 1), constMatMul(x.im, 'cos', r, digits, r, 1)),
+  };
+}
+
+/** Inverse DFT factor (c + i·s)·scale: complex [·, r] → complex [·, r]. */
+function inverseComplex(x: Complex, r: number, scale: number): Complex {
+  return {
+    re: tf.add(constMatMul(x.re, 'cos', r, r, r, scale), constMatMul(x.im, 'negsin', r, r, r, scale)),
+    im: tf.add(constMatMul(x.re, 'sin', r, r, r, scale), constMatMul(x.im, 'cos', r, r, r, scale)),
+  };
+}
+
+/** Real part of the inverse DFT factor for output digits d < D: complex [·, r] → real [·, D]. */
+function inverseReal(x: Complex, r: number, digits: number, scale: number): Tensor {
+  return tf.add(constMatMul(x.re, 'cos', r, r, digits, scale), constMatMul(x.im, 'negsin', r, r, digits, scale));
+}
+
+/** (re + i·im)·(tr + i·ti), or ·conj(t) when `conjugate`. Shapes broadcast. */
 export function complexMul(a: Complex, tr: Tensor, ti: Tensor, conjugate = false): Complex {
   if (conjugate) {
     return { re: tf.add(tf.mul(a.re, tr), tf.mul(a.im, ti)), im: tf.sub(tf.mul(a.im, tr), tf.mul(a.re, ti)) };
@@ -47,7 +68,7 @@ function mapComplex(a: Complex, f: (t: Tensor) => Tensor): Complex {
 
 /** Options for {@link forwardDft}. */
 export interface ForwardOptions {
-  /** The input is real (`im` ignored). */
+  /** The input is real (a single tensor). */
   realInput: boolean;
   /** Digit values of d_1 present in the input (the rest are zero): the input has width digits·M_1. */
   digits: number;
@@ -61,29 +82,19 @@ export function forwardDft(x: Complex | Tensor, plan: DftPlan, options: ForwardO
   const p = radices.length;
   const { digits } = options;
   let rest = n / radices[0]; // M_1
-  const input = options.realInput ? { re: x as Tensor, im: undefined } : (x as Complex);
-  const rows = input.re.shape[0];
-  // Stage 1: contract d_1 (most significant). [rows, D, M_1] → [rows, M_1, D]
+  const first = options.realInput ? (x as Tensor) : (x as Complex).re;
+  const rows = first.shape[0];
+  // Stage 1 contracts d_1, the most significant digit: [rows, D, M_1] → [rows·M_1, D]
   const toLast = (t: Tensor) => (rest === 1 ? tf.reshape(t, [-1, digits]) : tf.reshape(tf.transpose(tf.reshape(t, [rows, digits, rest]), [0, 2, 1]), [-1, digits]));
-  let cur: Complex;
-  if (options.realInput) {
-    cur = applyFactor(toLast(input.re) as Tensor2D, 'real-in', radices[0], digits, 1) as Complex;
-  } else {
-    const padTo = (t: Tensor) => (digits < radices[0] ? tf.pad(t, [[0, 0], [0, radices[0] - digits]]) : t);
-    const xin = tf.concat([padTo(toLast(input.re)), padTo(toLast((input as Complex).im))], 1) as Tensor2D; // [rows·M_1, 2r_1]
-    cur = applyFactor(xin, 'complex', radices[0], radices[0], 1) as Complex;
-  }
+  let cur = options.realInput ? forwardReal(toLast(x as Tensor), radices[0], digits) : forwardComplex(mapComplex(x as Complex, toLast), radices[0], digits);
   let outer = rows; // rows · r_1 · … · r_{i−1}
   for (let i = 0; i < p; i++) {
     const r = radices[i];
-    if (i > 0) {
-      const xin = tf.concat([cur.re, cur.im], 1) as Tensor2D; // [outer·rest, 2r]
-      cur = applyFactor(xin, 'complex', r, r, 1) as Complex;
-    }
+    if (i > 0) cur = forwardComplex(cur, r, r); // [outer·rest, r]
     if (i === p - 1) break;
-    // Twiddle ω_{rest·r}^{b·k}: data [outer, rest, r] × [rest, r].
+    // Twiddle ω_{rest·r}^{b·k}: data [outer, rest·r] × [rest·r].
     const tw = twiddles(rest, r);
-    cur = complexMul(mapComplex(cur, (t) => tf.reshape(t, [outer, rest, r])), tw.re, tw.im);
+    cur = complexMul(mapComplex(cur, (t) => tf.reshape(t, [outer, rest * r])), tw.re, tw.im);
     // [outer, d_next, rest', k] → [outer, k, rest', d_next]
     const next = radices[i + 1];
     const restNext = rest / next;
@@ -111,7 +122,7 @@ export function inverseDft(x: Complex, plan: DftPlan, options: InverseOptions): 
   const p = radices.length;
   const rows = x.re.shape[0];
   const { digits } = options;
-  // rest after stage i (M_i) and outer before stage i.
+  // rests[i] = M_{i+1} (digits after stage i), outers[i] = rows·r_1·…·r_i (rows before stage i).
   const rests: number[] = [];
   const outers: number[] = [];
   let rest = n;
@@ -126,21 +137,20 @@ export function inverseDft(x: Complex, plan: DftPlan, options: InverseOptions): 
   for (let i = p - 1; i >= 0; i--) {
     const r = radices[i];
     if (i < p - 1) {
-      // Undo the transpose: [outer, k, rest', d_next] → [outer, d_next, rest', k]
+      // Undo the transpose: [outer, k, rest', d_next] → [outer, d_next, rest', k], then the conjugate twiddle.
       const next = radices[i + 1];
       const restNext = rests[i] / next;
-      cur = mapComplex(cur, (t) => tf.transpose(tf.reshape(t, [outers[i], r, restNext, next]), [0, 3, 2, 1]));
+      cur = mapComplex(cur, (t) => tf.reshape(tf.transpose(tf.reshape(t, [outers[i], r, restNext, next]), [0, 3, 2, 1]), [outers[i], rests[i] * r]));
       const tw = twiddles(rests[i], r);
-      cur = complexMul(mapComplex(cur, (t) => tf.reshape(t, [outers[i], rests[i], r])), tw.re, tw.im, true);
+      cur = complexMul(cur, tw.re, tw.im, true);
       cur = mapComplex(cur, (t) => tf.reshape(t, [-1, r]));
     }
-    const xin = tf.concat([cur.re, cur.im], 1) as Tensor2D; // [·, 2r]
     const scale = i === 0 ? 1 / n : 1;
     if (i === 0 && options.realOutput) {
-      const y = applyFactor(xin, 'real-out', r, digits, scale) as Tensor2D; // [rows·M_1, D]
+      const y = inverseReal(cur, r, digits, scale); // [rows·M_1, D]
       return rests[0] === 1 ? tf.reshape(y, [rows, digits]) : tf.reshape(tf.transpose(tf.reshape(y, [rows, rests[0], digits]), [0, 2, 1]), [rows, -1]);
     }
-    cur = applyFactor(xin, 'complex-inv', r, r, scale) as Complex;
+    cur = inverseComplex(cur, r, scale);
   }
   // [rows, M_1, r_1] → natural [rows, r_1, M_1], keep d_1 < digits.
   const back = (t: Tensor) => {
