@@ -10,8 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { FileFormatError, readSafetensors, toFloat32, writeSafetensors } from '@monarch-mixer/monarch-core';
-import { writeFileAtomic } from './run-lock.js';
+import { FileFormatError, readSafetensors, toFloat32, writeFileAtomic, writeSafetensors } from '@monarch-mixer/monarch-core';
 import type { TensorRecord } from '@monarch-mixer/monarch-core';
 import type { AdamWState } from './adamw.js';
 

@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { registerGptTrainCommand } from './commands/gpt.js';
+import { registerVisionTrainCommand } from './tasks/vision.js';
 
 export { runTraining, TrainingDivergedError } from './trainer.js';
 export type { TrainTask, TrainerOptions, TrainingResult } from './trainer.js';
@@ -21,4 +22,5 @@ export { trainGpt } from './commands/gpt.js';
 /** Registers the `m2 train …` commands. */
 export function registerTrainCommands(group: Command): void {
   registerGptTrainCommand(group);
+  registerVisionTrainCommand(group);
 }

@@ -3,7 +3,7 @@
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
-import { writeFileAtomic } from './run-lock.js';
+import { writeFileAtomic } from '@monarch-mixer/monarch-core';
 
 /** One record of the metrics log. */
 export interface MetricsRecord {

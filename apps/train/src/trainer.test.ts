@@ -71,7 +71,7 @@ describe('runTraining', () => {
     expect(task.parameters().get('dense.weight')!.dataSync().every(Number.isFinite)).toBe(true);
     task.dispose();
     expect((await readFile(join(dir, 'latest'), 'utf8')).trim()).toBe('step-000006');
-    expect(await readdir(dir)).not.toContain('.lock');
+    expect(await readdir(dir)).not.toContain('.m2.lock');
   });
 
   it('refuses a second run in a locked folder with one line naming the holder', async () => {
@@ -89,7 +89,7 @@ describe('runTraining', () => {
     const error = await second_;
     first.dispose();
     second.dispose();
-    expect(String(error)).toMatch(/is in use by m2 train toy \(pid \d+/);
+    expect(String(error)).toMatch(/is in use by "m2 train toy" \(pid \d+/);
     expect(String(error)).not.toContain('\n');
   });
 

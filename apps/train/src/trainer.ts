@@ -35,8 +35,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { M2Error } from '@monarch-mixer/monarch-core';
-import { acquireDirLock } from './run-lock.js';
+import { acquireDirLock, M2Error } from '@monarch-mixer/monarch-core';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
 import type { AdamWOptions } from './adamw.js';
 import { linearWarmupDecay } from './schedule.js';
@@ -169,7 +168,7 @@ export class TrainingDivergedError extends M2Error {
 export async function runTraining(task: TrainTask, options: TrainerOptions): Promise<TrainingResult> {
   const outDir = resolve(options.outDir);
   await mkdir(outDir, { recursive: true });
-  const release = await acquireDirLock(outDir, `m2 train ${task.name} (pid ${process.pid})`);
+  const lock = await acquireDirLock(outDir, `m2 train ${task.name}`);
   const progress = new Progress(options.progress ?? true, task.unit);
   const parameters = task.parameters();
   const optimizer = new AdamW(parameters, options.optimizer);
@@ -362,7 +361,7 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
   } finally {
     progress.stop();
     optimizer.dispose();
-    await release();
+    lock.release();
   }
 }
 

@@ -14,14 +14,13 @@ const GPT_DEFAULTS = {
 import * as tf from '@tensorflow/tfjs-core';
 import type { Command } from 'commander';
 import { ConfigError, InvalidArgumentError } from '@monarch-mixer/monarch-core';
-import * as m2Gpt from '@monarch-mixer/m2-gpt';
-import { BaselineGpt, baselineGptConfigFor, generate, m2GptPresets, resolveM2GptConfig } from '@monarch-mixer/m2-gpt';
+import { BaselineGpt, baselineGptConfigFor, generate, M2Gpt, m2GptPresets, readCheckpointConfig, resolveM2GptConfig } from '@monarch-mixer/m2-gpt';
 import type { M2GptConfig } from '@monarch-mixer/m2-gpt';
 import { addCommonTrainFlags, integer, mergeResumeOptions, number } from '../flags.js';
 import type { CommonTrainFlags } from '../flags.js';
 import { useBackend } from '../backend.js';
 import { loadShippedCorpus, readTextFiles, SHIPPED_CORPORA } from '../data/text-corpus.js';
-import { asTrainable, createGptTask, tokenizeCorpus } from '../tasks/gpt.js';
+import { asTrainable, checkSequenceLength, createGptTask, tokenizeCorpus } from '../tasks/gpt.js';
 import type { TrainableCausalLm } from '../tasks/gpt.js';
 import { m2FilterGroups } from '../adamw.js';
 import { findCheckpoint, loadWeightsInto } from '../checkpoint.js';
@@ -40,15 +39,6 @@ export interface GptTrainFlags extends CommonTrainFlags {
   temperature: number;
 }
 
-type M2GptClass = new (config: Partial<M2GptConfig> & { preset?: string }, options?: { seed?: number }) => Parameters<typeof asTrainable>[0];
-
-/** The M2Gpt class, once the m2-gpt package exports it. */
-function m2GptClass(): M2GptClass {
-  const found = (m2Gpt as unknown as Record<string, unknown>).M2Gpt as M2GptClass | undefined;
-  if (!found) throw new ConfigError('--model m2: this build of @monarch-mixer/m2-gpt does not export M2Gpt yet; use --model attention.');
-  return found;
-}
-
 /** Builds the model: from `--init DIR` (its config.json), else from the preset. */
 async function buildModel(flags: GptTrainFlags): Promise<TrainableCausalLm> {
   if (flags.model !== 'm2' && flags.model !== 'attention') {
@@ -56,13 +46,13 @@ async function buildModel(flags: GptTrainFlags): Promise<TrainableCausalLm> {
   }
   let m2Config: M2GptConfig;
   if (flags.init) {
-    const file = await m2Gpt.readCheckpointConfig(flags.init);
+    const file = await readCheckpointConfig(flags.init);
     const expected = flags.model === 'm2' ? 'm2-gpt' : 'baseline-gpt';
     if (file.modelType !== expected) {
       throw new ConfigError(`--init ${flags.init}: holds a ${file.modelType} model, but --model ${flags.model} needs ${expected}.`);
     }
     const model = flags.model === 'm2'
-      ? asTrainable(new (m2GptClass())(file.config as Partial<M2GptConfig>, { seed: flags.seed }))
+      ? asTrainable(new M2Gpt(file.config as Partial<M2GptConfig>, { seed: flags.seed }))
       : asTrainable(new BaselineGpt(file.config as never, { seed: flags.seed }));
     await loadWeightsInto(flags.init, model.checkpointWeights);
     return model;
@@ -72,7 +62,7 @@ async function buildModel(flags: GptTrainFlags): Promise<TrainableCausalLm> {
   }
   m2Config = resolveM2GptConfig({ preset: flags.preset });
   return flags.model === 'm2'
-    ? asTrainable(new (m2GptClass())(m2Config, { seed: flags.seed }))
+    ? asTrainable(new M2Gpt(m2Config, { seed: flags.seed }))
     : asTrainable(new BaselineGpt(baselineGptConfigFor(m2Config), { seed: flags.seed }));
 }
 
@@ -86,13 +76,21 @@ export async function trainGpt(flags: GptTrainFlags): Promise<{ result: Training
     throw new InvalidArgumentError(`--corpus must be one of ${SHIPPED_CORPORA.join(', ')}, got "${flags.corpus}".`);
   }
   if (flags.resume && flags.init) throw new InvalidArgumentError('--resume and --init cannot be combined (a resumed run already has its weights).');
-  const backend = await useBackend(flags.backend);
   const seqLen = flags.seqLen ?? GPT_DEFAULTS.seqLen;
   const batchSize = flags.batchSize ?? GPT_DEFAULTS.batchSize;
   const corpus = flags.text ? await readTextFiles(flags.text) : loadShippedCorpus(flags.corpus);
-  const splits = tokenizeCorpus(corpus, seqLen);
+  const backend = await useBackend(flags.backend);
   const model = await buildModel(flags);
-  const task = createGptTask(model, splits, { batchSize, seqLen });
+  let task: ReturnType<typeof createGptTask>;
+  let splits: ReturnType<typeof tokenizeCorpus>;
+  try {
+    checkSequenceLength(seqLen, model.maxLength);
+    splits = tokenizeCorpus(corpus, seqLen);
+    task = createGptTask(model, splits, { batchSize, seqLen });
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
   const steps = flags.steps ?? (flags.maxMinutes !== undefined ? Infinity : GPT_DEFAULTS.steps);
   const lr = flags.lr ?? GPT_DEFAULTS.lr;
   const outDir = flags.out ?? `runs/gpt-${flags.model}-${flags.preset}`;

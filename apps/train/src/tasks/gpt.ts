@@ -85,14 +85,19 @@ export function asTrainable(model: BaselineGpt | (CausalLanguageModel & {
   };
 }
 
-/** Builds the `gpt` {@link TrainTask}: random windows for training, fixed windows for validation. */
-export function createGptTask(model: TrainableCausalLm, splits: TokenSplits, options: GptTaskOptions): TrainTask & { model: TrainableCausalLm } {
-  const { batchSize, seqLen } = options;
-  if (seqLen < 2 || seqLen > model.maxLength) {
-    throw new InvalidArgumentError(`--seq-len must be in [2, ${model.maxLength}] (the model's maximum length), got ${seqLen}.`, {
+/** @throws InvalidArgumentError unless 2 ≤ seqLen ≤ the model's maximum length. */
+export function checkSequenceLength(seqLen: number, maxLength: number): void {
+  if (seqLen < 2 || seqLen > maxLength) {
+    throw new InvalidArgumentError(`--seq-len must be in [2, ${maxLength}] (the model's maximum length), got ${seqLen}.`, {
       parameter: '--seq-len', value: seqLen,
     });
   }
+}
+
+/** Builds the `gpt` {@link TrainTask}: random windows for training, fixed windows for validation. */
+export function createGptTask(model: TrainableCausalLm, splits: TokenSplits, options: GptTaskOptions): TrainTask & { model: TrainableCausalLm } {
+  const { batchSize, seqLen } = options;
+  checkSequenceLength(seqLen, model.maxLength);
   const trainable = new Map([...model.checkpointWeights].filter(([, v]) => v.trainable));
   const windows = Math.min(options.evalWindows ?? 16, Math.floor(splits.validation.length / seqLen));
   return {
