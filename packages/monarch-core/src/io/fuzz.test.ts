@@ -328,6 +328,7 @@ describe('loader fuzz suite', () => {
     const small = smallSafetensors();
     const goldenZip = zipSeed(goldenBin);
     const smallZip = zipSeed(smallTorch());
+    const pythonZip = zipSeed(new Uint8Array(readFileSync(`${fixtures}python-p4.pt`)));
     // Sanity: every seed parses before it is mutated.
     expect(parseSafetensors(goldenSafetensors, 's').size).toBe(129);
     expect(parseSafetensors(small, 's').size).toBe(4);
@@ -339,6 +340,7 @@ describe('loader fuzz suite', () => {
     plan.push(['small safetensors', n(1400), () => runCase('safetensors-small', parseSafetensors, mutateSafetensors(rng, small), 'small.safetensors')]);
     plan.push(['golden pytorch_model.bin', n(400), () => runCase('torch', parseTorch, mutateTorch(rng, goldenZip), 'pytorch_model.bin')]);
     plan.push(['small composer .pt', n(1400), () => runCase('torch-small', parseTorch, mutateTorch(rng, smallZip), 'ep0-rank0.pt')]);
+    plan.push(['CPython protocol-4 .pt', n(500), () => runCase('torch-python', parseTorch, mutateTorch(rng, pythonZip), 'python-p4.pt')]);
     plan.push(['random bytes (format by magic)', n(800), () => runCase('random', parseAny, randomInput(rng), 'random.bin')]);
 
     const counts: string[] = [];

@@ -1,6 +1,6 @@
 /**
  * A restricted unpickler for PyTorch state dicts. It interprets the pickle opcodes `torch.save` emits
- * (protocol 2, plus the protocol 3–5 framing/bytes/memo opcodes) as pure data: nothing is ever imported,
+ * (protocol 2, plus the protocol 3–5 framing/bytes/memo/set opcodes) as pure data: nothing is ever imported,
  * called or executed. `GLOBAL` is accepted only for the names a state dict needs; every other global is
  * refused with an error that names it. Every read is bounds-checked, and the stack, memo and containers
  * can only hold values the pickle itself spells out, so memory stays proportional to the pickle's size.
@@ -108,6 +108,7 @@ const INERT = new Set([
   'builtins.set',
   'builtins.frozenset',
   '__builtin__.set',
+  '__builtin__.frozenset',
 ]);
 
 function isStorageClass(module: string, name: string): boolean {
@@ -346,6 +347,18 @@ export function restrictedUnpickle(data: Uint8Array, file: string): PickleValue 
         break;
       case 0x29: // EMPTY_TUPLE
         stack.push(new PyTuple([]));
+        break;
+      case 0x8f: // EMPTY_SET (kept as a list: sets hold no tensors of a state dict)
+        stack.push([]);
+        break;
+      case 0x90: {
+        // ADDITEMS
+        const items = popMark();
+        append(top(), items);
+        break;
+      }
+      case 0x91: // FROZENSET
+        stack.push(popMark());
         break;
       case 0x74: // TUPLE
         stack.push(new PyTuple(popMark()));

@@ -194,6 +194,22 @@ describe('readTorchStateDict on torch.save layouts built opcode by opcode', () =
   });
 });
 
+describe('readTorchStateDict on pickles written by CPython itself (test/fixtures/io/make-python-pickles.py)', () => {
+  for (const protocol of [2, 4]) {
+    it(`reads protocol ${protocol} (${protocol === 4 ? 'FRAME, SHORT_BINUNICODE, MEMOIZE, STACK_GLOBAL, sets' : 'GLOBAL, BINPUT, LONG1, builtins.set'})`, () => {
+      const sd = readTorchStateDict(new Uint8Array(readFileSync(`${fixtures}python-p${protocol}.pt`)), { file: `python-p${protocol}.pt` });
+      expect([...sd.keys()]).toEqual(['encoder.weight', 'encoder.weight_t', 'encoder.bias', 'head.bf16', 'head.ids', 'head.half']);
+      expect(values(sd.get('encoder.weight')!.data)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      expect(values(sd.get('encoder.weight_t')!.data)).toEqual([0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]);
+      expect(values(sd.get('encoder.bias')!.data)).toEqual([5, 8]);
+      expect(values(toFloat32(sd.get('head.bf16')!))).toEqual([1, 2, -3]);
+      expect(sd.get('head.ids')!.shape).toEqual([1, 2]);
+      expect(values(sd.get('head.ids')!.data)).toEqual([-5n, 2n ** 40n]);
+      expect(values(toFloat32(sd.get('head.half')!))).toEqual([-1]);
+    });
+  }
+});
+
 describe('readTorchStateDict refuses hostile and broken checkpoints with one line', () => {
   const file = 'evil.bin';
   const s = storage('FloatStorage', new Float32Array([1, 2]));
