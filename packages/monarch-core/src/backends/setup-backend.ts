@@ -153,6 +153,8 @@ async function setupWebGpu(): Promise<Omit<BackendInfo, 'requested'>> {
   if (tf.findBackendFactory('webgpu') === null) {
     throw new BackendError('Backend "webgpu" is not registered: @tensorflow/tfjs-backend-webgpu was imported before navigator.gpu existed; let setupBackend import it.', { parameter: 'backend', value: 'webgpu' });
   }
+  // Small CPU-resident inputs would otherwise run on the cpu backend, costing a GPU→CPU read each time.
+  tf.env().set('WEBGPU_CPU_FORWARD', false);
   await activate('webgpu');
   return { name: 'webgpu', description: `webgpu (${probe.adapter})` };
 }

@@ -81,7 +81,8 @@ export async function probeWebGpu(): Promise<GpuProbe> {
   let gpu: GPU | undefined;
   if (inNode) {
     // Checked first: Dawn would otherwise print its own warning before returning no adapter.
-    if (!(await hasVulkanLoader())) {
+    const nullBackend = (process.env.M2_WEBGPU_FLAGS ?? '').includes('backend=null');
+    if (!nullBackend && !(await hasVulkanLoader())) {
       return { reason: 'no GPU adapter: the Vulkan loader libvulkan.so.1 is missing (install libvulkan1 and your GPU\'s Vulkan driver)' };
     }
     try {

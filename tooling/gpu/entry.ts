@@ -1,0 +1,215 @@
+// GPU checks and micro-benchmarks for the H200 run (tooling/gpu/run-h200.sh runs the bundle of this file).
+//
+// 1. webgpu set-up through setupBackend (Dawn + Vulkan), adapter facts.
+// 2. Correctness on random inputs, webgpu vs the cpu backend (relative L2): matMul, monarch-core's
+//    blockDiagMatmul / monarchMatmul / bidirectionalConv (forward and gradients), and our WGSL block-diagonal
+//    kernel (forward, input gradient, weight gradient).
+// 3. Timings (median of warm runs, synchronised by reading one element of the last result): dense matMul,
+//    block-diagonal products at M2-BERT-base shapes (stock tfjs vs our kernel, several tiles), the long conv.
+// Writes everything as JSON to argv[2] (default ./gpu-results.json) and prints a short table last.
+import { writeFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { bidirectionalConv, blockDiagMatmul, monarchMatmul, setupBackend } from '@monarch-mixer/monarch-core';
+import {
+  blockDiagMatmulKernel, registerBlockDiagKernels, runBlockDiagWebGpu,
+} from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
+import type { BlockDiagTile } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
+
+type Row = Record<string, unknown>;
+const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; errors: Row[] } = {
+  started: new Date().toISOString(), node: process.version, checks: [], timings: [], errors: [],
+};
+const outFile = process.argv[2] ?? 'gpu-results.json';
+const save = () => writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
+
+/** Seeded normal-ish values (sum of uniforms), so cpu and webgpu see the same inputs. */
+function random(n: number, seed: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = (seed * 2654435761) >>> 0;
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+  for (let i = 0; i < n; i++) out[i] = (next() + next() + next() - 1.5) * scale;
+  return out;
+}
+
+function relativeL2(a: Float32Array, b: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return a.length !== b.length || !Number.isFinite(num) ? Number.NaN : Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** Runs `f` (which builds tensors from plain arrays) on webgpu and on cpu and compares every output. */
+async function check(name: string, f: () => tf.Tensor[], tolerance = 1e-4): Promise<void> {
+  try {
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      const outs = tf.tidy(f);
+      const values = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+      tf.dispose(outs);
+      return values;
+    };
+    const gpu = await run('webgpu');
+    const cpu = await run('cpu');
+    const errors = gpu.map((g, i) => relativeL2(g, cpu[i]));
+    const ok = errors.every((e) => e <= tolerance);
+    results.checks.push({ name, relL2: errors, ok });
+    console.log(`check ${ok ? 'ok  ' : 'FAIL'} ${name}: ${errors.map((e) => e.toExponential(2)).join(', ')}`);
+  } catch (error) {
+    results.errors.push({ name, error: String((error as Error).stack ?? error).slice(0, 2000) });
+    console.log(`check ERROR ${name}: ${(error as Error).message}`);
+  } finally {
+    await tf.setBackend('webgpu');
+    save();
+  }
+}
+
+/** Median ms of `f` on webgpu: warm-up, then `repeats` runs, each synchronised by reading one element. */
+async function time(name: string, f: () => tf.Tensor, extra: Row = {}, repeats = 10): Promise<number | undefined> {
+  try {
+    await tf.setBackend('webgpu');
+    const once = async () => {
+      const start = performance.now();
+      const out = f();
+      const probe = tf.tidy(() => tf.slice(tf.reshape(out, [-1]), [0], [1]));
+      await probe.data();
+      const ms = performance.now() - start;
+      tf.dispose([out, probe]);
+      return ms;
+    };
+    await once();
+    await once();
+    const runs: number[] = [];
+    for (let i = 0; i < repeats; i++) runs.push(await once());
+    runs.sort((a, b) => a - b);
+    const ms = runs[Math.floor(runs.length / 2)];
+    const flops = typeof extra.flops === 'number' ? extra.flops : undefined;
+    const row = { name, ms, minMs: runs[0], ...(flops ? { tflops: flops / ms / 1e9 } : {}), ...extra };
+    results.timings.push(row);
+    console.log(`time ${name}: ${ms.toFixed(3)} ms${flops ? ` ${(flops / ms / 1e9).toFixed(2)} TFLOP/s` : ''}`);
+    return ms;
+  } catch (error) {
+    results.errors.push({ name, error: String((error as Error).stack ?? error).slice(0, 2000) });
+    console.log(`time ERROR ${name}: ${(error as Error).message}`);
+    return undefined;
+  } finally {
+    save();
+  }
+}
+
+async function main(): Promise<void> {
+  const info = await setupBackend('webgpu');
+  results.backend = info;
+  const device = (tf.backend() as unknown as { device: GPUDevice; adapterInfo?: unknown }).device;
+  results.adapter = {
+    description: info.description,
+    maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+    maxBufferSize: device.limits.maxBufferSize,
+    maxComputeWorkgroupStorageSize: device.limits.maxComputeWorkgroupStorageSize,
+    features: [...device.features],
+  };
+  console.log(`backend: ${info.description}`);
+  tf.env().set('WEBGPU_CPU_FORWARD', false);
+  registerBlockDiagKernels();
+  save();
+
+  // ---- correctness vs cpu ----
+  await check('matMul 256x384x200', () => [tf.matMul(tf.tensor2d(random(256 * 384, 1), [256, 384]), tf.tensor2d(random(384 * 200, 2), [384, 200]))]);
+  for (const [rows, nb, bi, bo] of [[300, 4, 24, 40], [130, 3, 70, 17], [64, 4, 192, 192]]) {
+    const x = random(rows * nb * bi, 3);
+    const w = random(nb * bi * bo, 4, 0.1);
+    const dyv = random(rows * nb * bo, 5);
+    await check(`wgsl blockDiag fwd+grads rows ${rows} blocks ${nb}x${bi}x${bo}`, () => {
+      const xt = tf.tensor2d(x, [rows, nb * bi]);
+      const wt = tf.tensor3d(w, [nb, bi, bo]);
+      const dy = tf.tensor2d(dyv, [rows, nb * bo]);
+      const y = blockDiagMatmulKernel(xt, wt);
+      const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(blockDiagMatmulKernel(a as tf.Tensor2D, b as tf.Tensor3D), dy)))([xt, wt]);
+      // On cpu the same kernels are plain loops (unit-tested against monarch-core's blockDiagMatmul).
+      return [y, gx, gw];
+    });
+  }
+  await check('monarch-core blockDiagMatmul fwd+grads [2,512,768] x [4,192,192]', () => {
+    const x = tf.tensor3d(random(2 * 512 * 768, 6), [2, 512, 768]);
+    const w = tf.tensor3d(random(4 * 192 * 192, 7, 0.07), [4, 192, 192]);
+    const dy = tf.tensor3d(random(2 * 512 * 768, 8), [2, 512, 768]);
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(blockDiagMatmul(a, b as tf.Tensor3D), dy)))([x, w]);
+    return [blockDiagMatmul(x, w), gx, gw];
+  });
+  await check('monarch-core monarchMatmul [8,1024] (32,32,32)x(32,32,32)', () => {
+    const x = tf.tensor2d(random(8 * 1024, 9), [8, 1024]);
+    return [monarchMatmul(x, tf.tensor3d(random(32 ** 3, 10, 0.2), [32, 32, 32]), tf.tensor3d(random(32 ** 3, 11, 0.2), [32, 32, 32]))];
+  });
+  for (const L of [1024, 4096]) {
+    await check(`monarch-core bidirectionalConv fwd+grads [2,16,${L}]`, () => {
+      const u = tf.tensor3d(random(2 * 16 * L, 12), [2, 16, L]);
+      const kf = tf.tensor2d(random(16 * L, 13, 0.02), [16, L]);
+      const kr = tf.tensor2d(random(16 * L, 14, 0.02), [16, L]);
+      const d = tf.tensor1d(random(16, 15));
+      const dy = tf.tensor3d(random(2 * 16 * L, 16), [2, 16, L]);
+      const [gu, gkf, gkr] = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(bidirectionalConv(a as tf.Tensor3D, b as tf.Tensor2D, c as tf.Tensor2D, d), dy)))([u, kf, kr]);
+      return [bidirectionalConv(u, kf, kr, d), gu, gkf, gkr];
+    }, 1e-3);
+  }
+
+  // ---- timings ----
+  for (const n of [1024, 2048, 4096, 8192]) {
+    const a = tf.randomNormal([n, n]);
+    const b = tf.randomNormal([n, n]);
+    await time(`matMul ${n}^3`, () => tf.matMul(a, b), { flops: 2 * n ** 3 }, n >= 8192 ? 5 : 10);
+    tf.dispose([a, b]);
+  }
+  // M2-BERT-base shapes: d 768 as 4 blocks of 192; the GLU MLP's 768 → 3072 and 3072 → 768 as 4 blocks.
+  const shapes: Array<[number, number, number, number]> = [[16384, 4, 192, 192], [16384, 4, 192, 768], [16384, 4, 768, 192], [65536, 4, 192, 192]];
+  const tiles: BlockDiagTile[] = [{ tm: 4, tn: 4, tk: 16 }, { tm: 8, tn: 4, tk: 16 }, { tm: 8, tn: 8, tk: 8 }, { tm: 4, tn: 4, tk: 32 }];
+  for (const [rows, nb, bi, bo] of shapes) {
+    const x = tf.randomNormal([rows, nb * bi]) as tf.Tensor2D;
+    const w = tf.randomNormal([nb, bi, bo]) as tf.Tensor3D;
+    const dy = tf.randomNormal([rows, nb * bo]) as tf.Tensor2D;
+    const flops = 2 * rows * nb * bi * bo;
+    const shape = { rows, nb, bi, bo, flops };
+    await time(`stock blockDiagMatmul ${rows}x${nb}x${bi}x${bo}`, () => blockDiagMatmul(x, w), shape);
+    for (const tile of tiles) {
+      const backend = tf.backend();
+      const label = `${tile.tm}x${tile.tn}x${tile.tk}`;
+      await time(`wgsl fwd ${label} ${rows}x${nb}x${bi}x${bo}`, () =>
+        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, 'forward', x, w, { nb, bi, bo }, tile)), { ...shape, tile: label });
+      await time(`wgsl dx ${label} ${rows}x${nb}x${bi}x${bo}`, () =>
+        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, 'inputGrad', dy, w, { nb, bi, bo }, tile)), { ...shape, tile: label });
+      await time(`wgsl dW ${label} ${rows}x${nb}x${bi}x${bo}`, () =>
+        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, 'weightGrad', x, dy, { nb, bi, bo }, tile)), { ...shape, tile: label });
+    }
+    tf.dispose([x, w, dy]);
+  }
+  for (const L of [4096, 16384]) {
+    const u = tf.randomNormal([1, 768, L]) as tf.Tensor3D;
+    const kf = tf.mul(tf.randomNormal([768, L]), 0.01) as tf.Tensor2D;
+    const kr = tf.mul(tf.randomNormal([768, L]), 0.01) as tf.Tensor2D;
+    const d = tf.randomNormal([768]) as tf.Tensor1D;
+    const ms = await time(`bidirectionalConv fwd [1,768,${L}]`, () => bidirectionalConv(u, kf, kr, d), { L }, 5);
+    if (ms !== undefined) results.timings[results.timings.length - 1].tokensPerMs = L / ms;
+    tf.dispose([u, kf, kr, d]);
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  results.errors.push({ name: 'main', error: String((error as Error).stack ?? error).slice(0, 4000) });
+  console.log(`FATAL ${(error as Error).message}`);
+  process.exitCode = 1;
+}
+save();
+console.log('\n| check | ok | relL2 |');
+for (const c of results.checks) console.log(`| ${c.name} | ${c.ok} | ${(c.relL2 as number[]).map((e) => e.toExponential(1)).join(' ')} |`);
+console.log('\n| timing | ms | TFLOP/s |');
+for (const t of results.timings) console.log(`| ${t.name} | ${(t.ms as number).toFixed(3)} | ${t.tflops === undefined ? '' : (t.tflops as number).toFixed(2)} |`);
+console.log(`errors: ${results.errors.length}`);
+process.exit(process.exitCode ?? 0);

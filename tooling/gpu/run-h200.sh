@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs ON the H200 device machine (no Node, no registry there), from the repository root, with .device/ carried:
+#   run(command: "bash tooling/gpu/run-h200.sh", carry: [".device"], kind: "nvidia-h200")
+# after `bash tooling/gpu/prepare.sh` here. It unpacks Node, dawn.node and the Vulkan loader into /tmp,
+# points VK_DRIVER_FILES at the NVIDIA ICD json, runs the GPU checks (gpu-entry.mjs) and then each m2 command of
+# .device/m2-runs.txt. Outputs go to $OUT: gpu-results.json, gpu-entry.log, m2-runs.log, env.txt (+ what the
+# m2 commands write there). Env: M2_GPU_SKIP_CHECKS=1 skips the checks; M2_GPU_ENTRY_TIMEOUT (s, default 240),
+# M2_GPU_RUN_TIMEOUT (s per m2 command, default 150).
+set -uo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+dev="$root/.device"
+OUT="${OUT:-$root/.device-out}"
+mkdir -p "$OUT"
+work=/tmp/m2-gpu
+rm -rf "$work"
+mkdir -p "$work/node_modules/webgpu/dist/linux-x64" "$work/vulkan"
+
+unxz_to() { # unxz_to FILE.xz DEST (xz if present, else Python's lzma)
+  if command -v xz >/dev/null 2>&1; then xz -dc "$1" > "$2"
+  else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"; fi
+}
+
+unxz_to "$dev/node.xz" "$work/node" && chmod +x "$work/node"
+unxz_to "$dev/webgpu/dawn.node.xz" "$work/node_modules/webgpu/dist/linux-x64/dawn.node"
+cp "$dev/webgpu/index.js" "$dev/webgpu/package.json" "$work/node_modules/webgpu/"
+cp "$dev"/*.mjs "$work/"
+
+# Vulkan loader: the system's if any, else the carried Debian package, unpacked (not installed).
+if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
+  deb="$(ls "$dev"/libvulkan1_*.deb | head -1)"
+  if command -v dpkg-deb >/dev/null 2>&1; then dpkg-deb -x "$deb" "$work/vulkan"
+  else (cd "$work/vulkan" && ar x "$deb" && tar xf data.tar.*); fi
+  libdir="$(dirname "$(find "$work/vulkan" -name 'libvulkan.so.1*' | head -1)")"
+  export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
+# NVIDIA's Vulkan ICD: the driver's json if present, else one written for libGLX_nvidia.so.0.
+icd="$(find /usr/share/vulkan /etc/vulkan /usr/local/nvidia/share/vulkan /usr/local/share/vulkan /usr/lib/x86_64-linux-gnu -name 'nvidia_icd*.json' 2>/dev/null | head -1)"
+if [ -z "$icd" ] && ldconfig -p 2>/dev/null | grep -q 'libGLX_nvidia.so.0'; then
+  icd="$work/nvidia_icd.json"
+  echo '{"file_format_version":"1.0.1","ICD":{"library_path":"libGLX_nvidia.so.0","api_version":"1.3"}}' > "$icd"
+fi
+[ -n "$icd" ] && export VK_DRIVER_FILES="$icd" VK_ICD_FILENAMES="$icd"
+export M2_TFJS_WASM_DIR="$dev/wasm/"
+
+{
+  date -u; uname -a; "$work/node" --version
+  echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"; cat "${icd:-/dev/null}"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+if [ "${M2_GPU_SKIP_CHECKS:-0}" != 1 ]; then
+  (cd "$work" && timeout "${M2_GPU_ENTRY_TIMEOUT:-240}" ./node gpu-entry.mjs "$OUT/gpu-results.json") 2>&1 | tee "$OUT/gpu-entry.log"
+fi
+
+if [ -f "$work/m2.mjs" ] && [ -f "$dev/m2-runs.txt" ]; then
+  grep -v '^\s*\(#\|$\)' "$dev/m2-runs.txt" | while IFS= read -r line; do
+    eval "args=($line)"
+    echo "== m2 ${args[*]}" | tee -a "$OUT/m2-runs.log"
+    (cd "$root" && timeout "${M2_GPU_RUN_TIMEOUT:-150}" "$work/node" "$work/m2.mjs" "${args[@]}") 2>&1 | tee -a "$OUT/m2-runs.log"
+  done
+fi
