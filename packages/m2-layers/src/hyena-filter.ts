@@ -7,7 +7,7 @@ import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { ConfigError, ShapeError } from '@monarch-mixer/monarch-core';
 import { positiveInteger } from './blockdiag-linear.js';
-import { linear, M2Layer, uniform } from './m2-layer.js';
+import { linear, linearInit, M2Layer, optionalPositive } from './m2-layer.js';
 import type { LayerShape } from './m2-layer.js';
 
 /** Arguments of {@link HyenaFilter}. */
@@ -26,6 +26,8 @@ export interface HyenaFilterArgs extends LayerArgs {
   wMod?: number;
   /** Adds the reverse MLP `implicit_filter_rev` for a bidirectional convolution. Default false. */
   bidirectional?: boolean;
+  /** Init of the MLP Linears: N(0, initializerRange) weights and zero biases (HF post_init). Default: PyTorch's U(±1/√in). */
+  initializerRange?: number | null;
 }
 
 /** Kernels of a {@link HyenaFilter}: `forward` [d, L] and, when bidirectional, `reverse` [d, L]. */
@@ -76,6 +78,8 @@ export class HyenaFilter extends M2Layer {
   readonly wMod: number;
   /** Whether there is a reverse MLP. */
   readonly bidirectional: boolean;
+  /** Std of the MLP Linears' normal init, or undefined for PyTorch's default. */
+  readonly initializerRange: number | undefined;
   private z?: LayerVariable;
   private t?: LayerVariable;
   private freq?: LayerVariable;
@@ -102,6 +106,7 @@ export class HyenaFilter extends M2Layer {
     this.w = args.w ?? 10;
     this.wMod = args.wMod ?? 1;
     this.bidirectional = args.bidirectional ?? false;
+    this.initializerRange = optionalPositive('HyenaFilter', 'initializerRange', args.initializerRange);
   }
 
   override build(_inputShape: LayerShape | LayerShape[]): void {
@@ -113,9 +118,9 @@ export class HyenaFilter extends M2Layer {
       const sizes: Record<number, [number, number]> = { 0: [e, o], 2: [o, o], 4: [o, o], 6: [o, d] };
       for (const index of LINEAR_INDICES) {
         const [fanIn, fanOut] = sizes[index]!;
-        const bound = 1 / Math.sqrt(fanIn); // PyTorch nn.Linear default init
-        const weight = this.addOriginalWeight(`${mlp}.${index}.weight`, [fanOut, fanIn], uniform([fanOut, fanIn], bound));
-        const bias = index === 6 ? undefined : this.addOriginalWeight(`${mlp}.${index}.bias`, [fanOut], uniform([fanOut], bound));
+        const init = linearInit(fanOut, fanIn, this.initializerRange);
+        const weight = this.addOriginalWeight(`${mlp}.${index}.weight`, [fanOut, fanIn], init.weight);
+        const bias = index === 6 ? undefined : this.addOriginalWeight(`${mlp}.${index}.bias`, [fanOut], init.bias);
         layers.set(index, { weight, bias });
       }
       this.mlps.set(mlp, layers);
@@ -187,6 +192,7 @@ export class HyenaFilter extends M2Layer {
       w: this.w,
       wMod: this.wMod,
       bidirectional: this.bidirectional,
+      initializerRange: this.initializerRange ?? null,
     };
   }
 

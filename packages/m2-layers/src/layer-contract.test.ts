@@ -14,7 +14,7 @@ const makers: [string, () => M2Layer, number[]][] = [
   ['HyenaFilter', () => new HyenaFilter({ modelDim: 8, maxLength: 6, filterOrder: 4, bidirectional: true }), [2, 6, 8]],
   ['M2SequenceMixer', () => new M2SequenceMixer({ ...tiny, bidirectional: true, preNorm: true }), [2, 6, 8]],
   ['GluMonarchMlp', () => new GluMonarchMlp({ modelDim: 8, intermediateDim: 16, dropout: 0.1 }), [2, 6, 8]],
-  ['M2EncoderLayer', () => new M2EncoderLayer({ ...tiny, dropout: 0 }), [2, 6, 8]],
+  ['M2EncoderLayer', () => new M2EncoderLayer({ ...tiny, dropout: 0, initializerRange: 0.02 }), [2, 6, 8]],
   ['M2CausalBlock', () => new M2CausalBlock({ ...tiny }), [2, 6, 8]],
 ];
 
@@ -94,12 +94,12 @@ describe('serialization inside tfjs models', () => {
 
   it('trains inside a compiled model (fit)', async () => {
     const model = tfl.sequential({ layers: [new M2CausalBlock({ ...tiny, inputShape: [6, 8] })] });
-    model.compile({ optimizer: tf.train.adam(1e-2), loss: 'meanSquaredError' });
-    const x = tf.randomNormal([4, 6, 8]);
-    const y = tf.randomNormal([4, 6, 8]);
-    const history = await model.fit(x, y, { epochs: 5, verbose: 0 });
+    model.compile({ optimizer: tf.train.adam(3e-3), loss: 'meanSquaredError' });
+    const x = tf.randomNormal([4, 6, 8], 0, 1, 'float32', 11);
+    const y = tf.mul(x, 0.5); // learnable through the residual path
+    const history = await model.fit(x, y, { epochs: 8, verbose: 0 });
     const losses = history.history['loss'] as number[];
-    expect(losses[4]!).toBeLessThan(losses[0]!);
+    expect(losses[7]!).toBeLessThan(0.9 * losses[0]!);
   });
 });
 
@@ -143,6 +143,49 @@ describe('gradients vs finite differences', () => {
   it('M2CausalBlock', () => {
     const layer = new M2CausalBlock({ ...tiny, w: 1 });
     checkGradients(layer, tf.randomNormal([2, 5, 8], 0, 1, 'float32', 4));
+  });
+});
+
+describe('initialisation', () => {
+  const stats = (layer: M2Layer, key: string) => {
+    const values = layer.namedWeights().get(key)!.read();
+    const { mean, variance } = tf.moments(values);
+    return { max: tf.max(tf.abs(values)).dataSync()[0]!, std: Math.sqrt(variance.dataSync()[0]!), mean: mean.dataSync()[0]! };
+  };
+
+  it('uses PyTorch module defaults, or HF post_init N(0, initializerRange) with zero biases for the Linears', () => {
+    const plain = new M2SequenceMixer({ modelDim: 64, maxLength: 16, filterOrder: 32 });
+    const hf = new M2SequenceMixer({ modelDim: 64, maxLength: 16, filterOrder: 32, initializerRange: 0.02 });
+    for (const layer of [plain, hf]) layer.build([null, 16, 64]);
+    expect(stats(plain, 'in_linear.weight').max).toBeLessThanOrEqual(1 / 8);
+    expect(stats(plain, 'in_linear.weight').std).toBeCloseTo(1 / 8 / Math.sqrt(3), 2);
+    expect(stats(plain, 'filter_fn.implicit_filter.2.weight').max).toBeLessThanOrEqual(1 / Math.sqrt(32));
+    expect(stats(hf, 'in_linear.weight').std).toBeCloseTo(0.02, 3);
+    expect(stats(hf, 'filter_fn.implicit_filter.4.weight').std).toBeCloseTo(0.02, 2);
+    expect(stats(hf, 'in_linear.bias').max).toBe(0);
+    expect(stats(hf, 'filter_fn2.implicit_filter.0.bias').max).toBe(0);
+    for (const layer of [plain, hf]) {
+      expect(stats(layer, 'short_filter.weight').max).toBeLessThanOrEqual(1 / Math.sqrt(3)); // Conv1d default either way
+      expect(stats(layer, 'filter_fn.implicit_filter.1.freq')).toEqual({ max: 10, std: 0, mean: 10 });
+      expect(stats(layer, 'filter_fn.bias').std).toBeGreaterThan(0.5); // D ~ N(0, 1)
+      layer.dispose();
+    }
+    expect(() => new M2SequenceMixer({ modelDim: 8, maxLength: 4, initializerRange: -1 })).toThrow(/initializerRange must be a positive number, got -1/);
+  });
+
+  it('starts the filters with the deterministic positional table and decay rates of §2.4', () => {
+    const filter = new HyenaFilter({ modelDim: 4, maxLength: 5, filterOrder: 8 });
+    filter.build([null, 5, 4]);
+    const z = filter.namedWeights().get('pos_emb.z')!.read().arraySync() as number[][][];
+    const row = z[0]![2]!; // n = 2 of L = 5: [t, cos(2π·1e-4·n/L), cos(2π·n/L), −sin(2π·1e-4·n/L), −sin(2π·n/L)]
+    const angle = (2 * Math.PI * 2) / 5;
+    const expected = [0.5, Math.cos(1e-4 * angle), Math.cos(angle), -Math.sin(1e-4 * angle), -Math.sin(angle)];
+    row.forEach((value, i) => expect(value).toBeCloseTo(expected[i]!, 6));
+    const deltas = filter.namedWeights().get('modulation.deltas')!.read().dataSync();
+    expect(deltas[0]).toBeCloseTo(Math.log(0.01) / 1.5, 5); // −3.0701
+    expect(deltas[3]).toBeCloseTo(Math.log(0.01) / 0.3, 5); // −15.3506
+    expect([...filter.namedWeights().get('pos_emb.t')!.read().dataSync()]).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    filter.dispose();
   });
 });
 

@@ -8,7 +8,7 @@ import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { positiveInteger } from './blockdiag-linear.js';
 import { dropoutRate, GluMonarchMlp } from './glu-monarch-mlp.js';
-import { layerNorm, M2Layer } from './m2-layer.js';
+import { layerNorm, M2Layer, optionalPositive } from './m2-layer.js';
 import type { LayerShape } from './m2-layer.js';
 import { M2MixerStepState, M2SequenceMixer } from './m2-sequence-mixer.js';
 
@@ -32,6 +32,8 @@ export interface M2BlockArgs extends LayerArgs {
   w?: number;
   /** Multiplier inside the filters' sines. Default 1. */
   wMod?: number;
+  /** The mixer's nn.Linear init: N(0, initializerRange), zero bias (HF post_init, 0.02 for M2-BERT). Default PyTorch's. */
+  initializerRange?: number | null;
   /** Epsilon of the block's LayerNorms. Default 1e-12 (encoder) / 1e-5 (causal block). */
   layerNormEps?: number;
   /** Dropout inside the MLP, training only. Default 0.1 (encoder) / 0 (causal block). */
@@ -59,6 +61,7 @@ function resolveSizes(who: string, args: M2BlockArgs) {
     embDim: positiveInteger(who, 'embDim', args.embDim ?? 5),
     w: args.w ?? 10,
     wMod: args.wMod ?? 1,
+    initializerRange: optionalPositive(who, 'initializerRange', args.initializerRange),
   };
 }
 
@@ -101,6 +104,8 @@ export class M2EncoderLayer extends M2Layer {
   readonly w: number;
   /** Filter sine multiplier. */
   readonly wMod: number;
+  /** Std of the mixer Linears' normal init, or undefined for PyTorch's default. */
+  readonly initializerRange: number | undefined;
   /** Epsilon of the output LayerNorm. */
   readonly layerNormEps: number;
   /** MLP dropout rate (training only). */
@@ -128,6 +133,7 @@ export class M2EncoderLayer extends M2Layer {
     this.embDim = sizes.embDim;
     this.w = sizes.w;
     this.wMod = sizes.wMod;
+    this.initializerRange = sizes.initializerRange;
     this.bidirectional = args.bidirectional ?? true;
     this.preNorm = args.preNorm ?? false;
     this.layerNormEps = args.layerNormEps ?? 1e-12;
@@ -142,6 +148,7 @@ export class M2EncoderLayer extends M2Layer {
       embDim: this.embDim,
       w: this.w,
       wMod: this.wMod,
+      initializerRange: this.initializerRange,
       name: `${this.name}_attention`,
     });
     this.mlp = new GluMonarchMlp({
@@ -197,6 +204,7 @@ export class M2EncoderLayer extends M2Layer {
       embDim: this.embDim,
       w: this.w,
       wMod: this.wMod,
+      initializerRange: this.initializerRange ?? null,
       layerNormEps: this.layerNormEps,
       dropout: this.dropout,
     };
@@ -254,6 +262,8 @@ export class M2CausalBlock extends M2Layer {
   readonly w: number;
   /** Filter sine multiplier. */
   readonly wMod: number;
+  /** Std of the mixer Linears' normal init, or undefined for PyTorch's default. */
+  readonly initializerRange: number | undefined;
   /** Epsilon of both LayerNorms. */
   readonly layerNormEps: number;
   /** MLP dropout rate (training only). */
@@ -283,6 +293,7 @@ export class M2CausalBlock extends M2Layer {
     this.embDim = sizes.embDim;
     this.w = sizes.w;
     this.wMod = sizes.wMod;
+    this.initializerRange = sizes.initializerRange;
     this.layerNormEps = args.layerNormEps ?? 1e-5;
     this.dropout = dropoutRate('M2CausalBlock', args.dropout ?? 0);
     this.mixer = new M2SequenceMixer({
@@ -294,6 +305,7 @@ export class M2CausalBlock extends M2Layer {
       embDim: this.embDim,
       w: this.w,
       wMod: this.wMod,
+      initializerRange: this.initializerRange,
       name: `${this.name}_mixer`,
     });
     this.mlp = new GluMonarchMlp({
@@ -382,6 +394,7 @@ export class M2CausalBlock extends M2Layer {
       embDim: this.embDim,
       w: this.w,
       wMod: this.wMod,
+      initializerRange: this.initializerRange ?? null,
       layerNormEps: this.layerNormEps,
       dropout: this.dropout,
     };

@@ -4,7 +4,7 @@ import type { Tensor } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { ShapeError } from '@monarch-mixer/monarch-core';
+import { ConfigError, ShapeError } from '@monarch-mixer/monarch-core';
 
 /** The shape of a layer input as tfjs-layers passes it to `build` (null = unknown). */
 export type LayerShape = (number | null)[];
@@ -206,6 +206,31 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
 /** Exact GELU, 0.5·x·(1 + erf(x/√2)), built from Erf (no backend has a Gelu kernel). */
 export function geluExact(x: Tensor): Tensor {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
+}
+
+/**
+ * Initial values of an `nn.Linear` weight [out, in] and bias: PyTorch's module default U(±1/√in) for both, or, with
+ * `initializerRange`, HuggingFace `post_init`'s N(0, initializerRange) weight and zero bias (m2-architecture.md §2.11).
+ */
+export function linearInit(
+  out: number,
+  inFeatures: number,
+  initializerRange: number | undefined,
+): { weight: () => Tensor; bias: () => Tensor } {
+  if (initializerRange === undefined) {
+    const bound = 1 / Math.sqrt(inFeatures);
+    return { weight: uniform([out, inFeatures], bound), bias: uniform([out], bound) };
+  }
+  return { weight: () => tf.randomNormal([out, inFeatures], 0, initializerRange), bias: () => tf.zeros([out]) };
+}
+
+/** Reads an optional positive number from a config (null and undefined mean absent). */
+export function optionalPositive(who: string, parameter: string, value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !(value > 0)) {
+    throw new ConfigError(`${who}: ${parameter} must be a positive number, got ${JSON.stringify(value)}.`, { parameter, value });
+  }
+  return value;
 }
 
 /** U(−bound, bound) initial values. */

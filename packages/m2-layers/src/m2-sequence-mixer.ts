@@ -9,7 +9,7 @@ import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { bidirectionalConv, causalConv, InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
 import { positiveInteger } from './blockdiag-linear.js';
 import { HyenaFilter } from './hyena-filter.js';
-import { layerNorm, linear, M2Layer, uniform } from './m2-layer.js';
+import { layerNorm, linear, linearInit, M2Layer, optionalPositive, uniform } from './m2-layer.js';
 import type { LayerShape } from './m2-layer.js';
 
 /** Arguments of {@link M2SequenceMixer}. */
@@ -34,6 +34,11 @@ export interface M2SequenceMixerArgs extends LayerArgs {
   w?: number;
   /** Multiplier inside the filters' sines. Default 1. */
   wMod?: number;
+  /**
+   * Init of every nn.Linear (in/out linears and the filter MLPs): N(0, initializerRange) weights and zero biases, as
+   * HuggingFace's post_init does for M2-BERT (0.02). Default: PyTorch's module default U(±1/√in).
+   */
+  initializerRange?: number | null;
 }
 
 /**
@@ -115,6 +120,8 @@ export class M2SequenceMixer extends M2Layer {
   readonly w: number;
   /** Filter sine multiplier. */
   readonly wMod: number;
+  /** Std of the Linears' normal init, or undefined for PyTorch's default. */
+  readonly initializerRange: number | undefined;
   private readonly filter: HyenaFilter;
   private readonly residualFilter?: HyenaFilter;
   private inWeight?: LayerVariable;
@@ -142,6 +149,7 @@ export class M2SequenceMixer extends M2Layer {
     this.embDim = args.embDim ?? 5;
     this.w = args.w ?? 10;
     this.wMod = args.wMod ?? 1;
+    this.initializerRange = optionalPositive('M2SequenceMixer', 'initializerRange', args.initializerRange);
     const filterArgs = {
       modelDim: this.modelDim,
       maxLength: this.maxLength,
@@ -150,6 +158,7 @@ export class M2SequenceMixer extends M2Layer {
       w: this.w,
       wMod: this.wMod,
       bidirectional: this.bidirectional,
+      initializerRange: this.initializerRange,
     };
     this.filter = new HyenaFilter({ ...filterArgs, name: `${this.name}_filter_fn` });
     if (this.residualLongConv) this.residualFilter = new HyenaFilter({ ...filterArgs, name: `${this.name}_filter_fn2` });
@@ -163,15 +172,17 @@ export class M2SequenceMixer extends M2Layer {
       this.normWeight = this.addOriginalWeight('layernorm.weight', [d], tfl.initializers.ones());
       this.normBias = this.addOriginalWeight('layernorm.bias', [d], tfl.initializers.zeros());
     }
-    // PyTorch module defaults: Linear U(±1/√in); depthwise Conv1d fan-in 1·3 → U(±1/√3).
-    this.inWeight = this.addOriginalWeight('in_linear.weight', [3 * d, d], uniform([3 * d, d], 1 / Math.sqrt(d)));
-    this.inBias = this.addOriginalWeight('in_linear.bias', [3 * d], uniform([3 * d], 1 / Math.sqrt(d)));
+    // PyTorch module defaults (or post_init's normal): Linear U(±1/√in); depthwise Conv1d fan-in 1·3 → U(±1/√3).
+    const inInit = linearInit(3 * d, d, this.initializerRange);
+    this.inWeight = this.addOriginalWeight('in_linear.weight', [3 * d, d], inInit.weight);
+    this.inBias = this.addOriginalWeight('in_linear.bias', [3 * d], inInit.bias);
     this.shortWeight = this.addOriginalWeight('short_filter.weight', [3 * d, 1, 3], uniform([3 * d, 1, 3], 1 / Math.sqrt(3)));
     this.shortBias = this.addOriginalWeight('short_filter.bias', [3 * d], uniform([3 * d], 1 / Math.sqrt(3)));
     this.buildChild('filter_fn', this.filter, shape);
     if (this.residualFilter) this.buildChild('filter_fn2', this.residualFilter, shape);
-    this.outWeight = this.addOriginalWeight('out_linear.weight', [d, d], uniform([d, d], 1 / Math.sqrt(d)));
-    this.outBias = this.addOriginalWeight('out_linear.bias', [d], uniform([d], 1 / Math.sqrt(d)));
+    const outInit = linearInit(d, d, this.initializerRange);
+    this.outWeight = this.addOriginalWeight('out_linear.weight', [d, d], outInit.weight);
+    this.outBias = this.addOriginalWeight('out_linear.bias', [d], outInit.bias);
     this.built = true;
   }
 
@@ -291,6 +302,7 @@ export class M2SequenceMixer extends M2Layer {
       embDim: this.embDim,
       w: this.w,
       wMod: this.wMod,
+      initializerRange: this.initializerRange ?? null,
     };
   }
 
