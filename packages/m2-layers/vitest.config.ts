@@ -8,6 +8,7 @@ export default defineProject({
     include: ['src/**/*.test.ts'],
     setupFiles: ['../../packages/monarch-core/test/setup.ts'],
     testTimeout: 120_000,
+    isolate: false, // one tfjs set-up (gradient registration) per worker instead of per file
     hookTimeout: 120_000,
   },
 });
