@@ -92,6 +92,8 @@ export interface CheckpointContents {
   modelConfig: Record<string, unknown>;
   /** Model weights by name (written to `model.safetensors`). */
   weights: Map<string, tf.Tensor>;
+  /** Writes config.json + model.safetensors itself instead (the model package's own format). */
+  saveModel?: (dir: string) => Promise<void>;
   /** Optimiser state (written to `optimizer.safetensors`). */
   optimizer: AdamWState;
   /** Trainer state (written to `trainer-state.json`, last). */
@@ -110,8 +112,12 @@ export async function saveCheckpoint(runDir: string, contents: CheckpointContent
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp);
   const meta = { format: 'pt', task: contents.state.task, step: String(step) };
-  await writeDurable(join(tmp, 'model.safetensors'), writeSafetensors(await recordsOf(contents.weights), meta));
-  await writeDurable(join(tmp, 'config.json'), new TextEncoder().encode(`${JSON.stringify(contents.modelConfig, null, 2)}\n`));
+  if (contents.saveModel) {
+    await contents.saveModel(tmp);
+  } else {
+    await writeDurable(join(tmp, 'model.safetensors'), writeSafetensors(await recordsOf(contents.weights), meta));
+    await writeDurable(join(tmp, 'config.json'), new TextEncoder().encode(`${JSON.stringify(contents.modelConfig, null, 2)}\n`));
+  }
   const moments = {
     ...(await recordsOf(contents.optimizer.firstMoments, 'exp_avg.')),
     ...(await recordsOf(contents.optimizer.secondMoments, 'exp_avg_sq.')),

@@ -64,6 +64,13 @@ export interface TrainTask {
   /** Contents of the checkpoint's `config.json` (the model package's format). */
   modelConfig(): Record<string, unknown>;
   /**
+   * Writes `config.json` + `model.safetensors` into `dir` itself (e.g. a HuggingFace layout through the model
+   * package). Default: the trainer writes `modelConfig()` and {@link TrainTask.savedWeights} as F32.
+   */
+  saveModel?(dir: string): Promise<void>;
+  /** Reads back what {@link TrainTask.saveModel} wrote into the task's model (on `--resume`). */
+  loadModel?(dir: string): Promise<void>;
+  /**
    * Loss of one micro-batch (called inside `tf.variableGrads`). Randomness only from `rng`.
    * @returns The scalar loss and the number of units (tokens or samples) it covered.
    */
@@ -193,7 +200,8 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
       if (found.state.task !== task.name) {
         throw new M2Error(`--resume ${options.resume}: the checkpoint is from "m2 train ${found.state.task}", not "${task.name}".`);
       }
-      await loadWeightsInto(found.dir, task.savedWeights?.() ?? parameters);
+      if (task.loadModel) await task.loadModel(found.dir);
+      else await loadWeightsInto(found.dir, task.savedWeights?.() ?? parameters);
       const moments = await readOptimizerState(found.dir, found.state.step);
       try {
         optimizer.setState(moments);
@@ -216,6 +224,7 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
         lastCheckpoint = await saveCheckpoint(outDir, {
           modelConfig: task.modelConfig(),
           weights: task.savedWeights?.() ?? parameters,
+          saveModel: task.saveModel?.bind(task),
           optimizer: optimizerState,
           state: { ...state, rngState: rng.state, dataState: task.dataState?.() ?? null },
         }, options.keepCheckpoints ?? 3);
