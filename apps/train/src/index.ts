@@ -7,7 +7,7 @@
  */
 import type { Command } from 'commander';
 import { registerGptTrainCommand } from './commands/gpt.js';
-import { registerVisionTrainCommand } from './tasks/vision.js';
+import { registerBertTrainCommands } from './commands/bert.js';
 
 export { runTraining, TrainingDivergedError } from './trainer.js';
 export type { TrainTask, TrainerOptions, TrainingResult } from './trainer.js';
@@ -18,9 +18,10 @@ export { TrainRng } from './rng.js';
 export { findCheckpoint, loadWeightsInto } from './checkpoint.js';
 export { renderCurvesSvg, writeCurvesSvg } from './metrics.js';
 export { trainGpt } from './commands/gpt.js';
+export { trainBertMlm, trainClassify } from './commands/bert.js';
 
 /** Registers the `m2 train …` commands. */
 export function registerTrainCommands(group: Command): void {
   registerGptTrainCommand(group);
-  registerVisionTrainCommand(group);
+  registerBertTrainCommands(group);
 }
