@@ -363,6 +363,26 @@ export class M2CausalBlock extends M2Layer {
   }
 
   /**
+   * Runs the full forward on a prompt and fills a fresh decoding state, so {@link M2CausalBlock.step} continues at
+   * position L: one pass over the prompt instead of L steps.
+   * Shapes: x [B, L, d] → [B, L, d]
+   * @param x - The block input for positions 0..L−1.
+   * @param state - A fresh state from {@link M2CausalBlock.createStepState}.
+   * @throws ShapeError if the state is not fresh, the batch differs, or L > maxLength.
+   * @example
+   * const state = block.createStepState();
+   * const prompt = block.prefill(x, state); // [1, L, d]
+   * const next = block.step(xNext, state);   // position L
+   */
+  prefill(x: Tensor3D, state: M2CausalBlockStepState): Tensor3D {
+    this.checkSequenceInput(x, this.modelDim, this.maxLength);
+    return tf.tidy(() => {
+      const h = tf.add(x, this.mixer.prefill(this.norm1(x) as Tensor3D, state.mixer));
+      return tf.add(h, this.mlp.forward(this.norm2(h))) as Tensor3D;
+    });
+  }
+
+  /**
    * Processes ONE new position; equals the full forward at that position (O(t·d) per token for the convolutions).
    * Shapes: x [B, d] → [B, d]
    * @param x - The block input at position `state.position`.

@@ -72,6 +72,22 @@ describe('M2CausalBlock vs the golden causal block', () => {
     state.dispose();
   });
 
+  it.each([1, 2, 9])('continues decoding after a prefill of %i positions exactly like the full forward', (prompt) => {
+    const length = 14;
+    const input = tf.slice(x, [0, 0, 0], [2, length, 64]) as tf.Tensor3D;
+    const full = block.apply(input) as tf.Tensor;
+    const state = block.createStepState(2);
+    const outputs: tf.Tensor[] = [block.prefill(tf.slice(input, [0, 0, 0], [2, prompt, 64]) as tf.Tensor3D, state)];
+    for (let t = prompt; t < length; t++) {
+      outputs.push(tf.expandDims(block.step(tf.reshape(tf.slice(input, [0, t, 0], [2, 1, 64]), [2, 64]) as tf.Tensor2D, state), 1));
+    }
+    expect(state.position).toBe(length);
+    const maxDiff = tf.max(tf.abs(tf.sub(tf.concat(outputs, 1), full))).dataSync()[0]!;
+    expect(maxDiff).toBeLessThan(1e-5);
+    expect(() => block.prefill(input, state)).toThrow(/prefill needs a fresh state \(position 0\)/);
+    state.dispose();
+  });
+
   it('writes the checkpoint back in PyTorch layout', () => {
     const state = torchWeights(block);
     expect([...state.keys()].sort()).toEqual([...weights.keys()].sort());

@@ -194,15 +194,49 @@ export class M2SequenceMixer extends M2Layer {
 
   /** The mixer's math on a checked input. Shapes: u [B, L, d] → [B, L, d]. */
   forward(input: Tensor3D): Tensor3D {
+    return this.forwardAndCapture(input);
+  }
+
+  /**
+   * Runs the full forward on a prompt and fills a fresh decoding state with it, so decoding continues with
+   * {@link M2SequenceMixer.step} at position L (one pass instead of L steps).
+   *
+   * Shapes: input [B, L, d] → [B, L, d]
+   * @param input - The first L positions (L ≤ maxLength).
+   * @param state - A fresh state from {@link M2SequenceMixer.createStepState} (position 0), same batch size.
+   * @throws ShapeError if the state is not fresh or the batch size differs.
+   */
+  prefill(input: Tensor3D, state: M2MixerStepState): Tensor3D {
+    this.checkSequenceInput(input, this.modelDim, this.maxLength);
+    if (state.position !== 0 || state.shortHistory.shape[0] !== input.shape[0]) {
+      throw new ShapeError(
+        `M2SequenceMixer '${this.name}': prefill needs a fresh state (position 0) for batch ${input.shape[0]}, got position ${state.position} and batch ${state.shortHistory.shape[0]}.`,
+      );
+    }
+    return this.forwardAndCapture(input, state);
+  }
+
+  /** The forward pass; with a state, also stores what decoding needs after the last position. */
+  private forwardAndCapture(input: Tensor3D, state?: M2MixerStepState): Tensor3D {
     return tf.tidy(() => {
-      const [, length] = input.shape;
+      const [batch, length] = input.shape;
       const u = this.preNorm ? layerNorm(input, this.normWeight!.read(), this.normBias!.read(), this.preNormEps) : input;
       // in_linear's output rows are [x1; x2; v]: slicing the small weights is cheaper than splitting the activation.
-      const [x1, x2, v] = [0, 1, 2].map((part) => this.shortConv(this.inLinearPart(u, part), part)); // 3 × [B, L, d]
+      const z = [0, 1, 2].map((part) => this.inLinearPart(u, part)); // 3 × [B, L, d]
+      const [x1, x2, v] = z.map((part, i) => this.shortConv(part, i)); // 3 × [B, L, d]
       const h = tf.transpose(tf.mul(v!, x1!), [0, 2, 1]) as Tensor3D; // [B, d, L]: channel-first for the long conv
       let y = tf.mul(this.longConv(this.filter, h, length), tf.transpose(x2!, [0, 2, 1])); // [B, d, L]
-      if (this.residualFilter) {
-        y = tf.add(y, this.longConv(this.residualFilter, tf.transpose(u, [0, 2, 1]) as Tensor3D, length));
+      const ut = tf.transpose(u, [0, 2, 1]) as Tensor3D; // [B, d, L]
+      if (this.residualFilter) y = tf.add(y, this.longConv(this.residualFilter, ut, length));
+      if (state) {
+        const last = tf.concat(z, 2); // [B, L, 3d]: in_linear output before the short conv
+        const padded = tf.pad(last, [[0, 0], [Math.max(0, 2 - length), 0], [0, 0]]); // [B, max(L, 2), 3d]
+        const tail = tf.slice(padded, [0, padded.shape[1]! - 2, 0], [batch, 2, 3 * this.modelDim]) as Tensor3D; // z[L−2], z[L−1]
+        tf.dispose(state.shortHistory);
+        state.shortHistory = tf.keep(tail);
+        state.mainHistory = tf.keep(h);
+        state.residualHistory = this.residualFilter ? tf.keep(ut) : undefined;
+        state.position = length;
       }
       return linear(tf.transpose(y, [0, 2, 1]), this.outWeight!.read(), this.outBias!.read()) as Tensor3D; // [B, L, d]
     });
