@@ -90,42 +90,62 @@ export function tiedHead(h: tf.Tensor2D, embedding: tf.Tensor2D): tf.Tensor2D {
 }
 
 /**
- * Mean cross-entropy of the tied LM head against `targets`, fused with its gradient so that every matMul runs
- * without transposed operands and no [N, V] tensor is sliced: the forward computes logits = h·Eᵀ, logsumexp and
- * the target logits; the backward uses dlogits = (softmax − onehot)/N, dh = dlogits·E, dE = (hᵀ·dlogits)ᵀ.
- * On wasm this is about 10× faster than `logSoftmax` + autodiff of a transposed matMul.
+ * Mean cross-entropy of the tied LM head against `targets`, with a hand-written gradient so that every matMul runs
+ * without transposed operands and no [N, V] tensor is kept for the backward pass.
+ *
+ * logits = h·Eᵀ; loss = mean(logsumexp(logits) − logits[target]). When a gradient tape is recording, the small
+ * gradients dh = dlogits·E [N, d] and dE = (hᵀ·dlogits)ᵀ [V, d], with dlogits = (softmax − onehot)/N, are formed
+ * right away and the [N, V] tensors are freed; the backward pass only scales them by dy. Without a tape (evaluation)
+ * only the loss is computed. On wasm this is about 10× faster than autodiff of `logSoftmax` over a transposed matMul.
  *
  * Shapes: h [N, d], embedding [V, d], targets [N] int32 → scalar (nats).
  */
 export function tiedHeadCrossEntropy(h: tf.Tensor2D, embedding: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   const [count] = h.shape;
   const vocab = embedding.shape[0];
+  // Peak memory matters here ([N, V] is ~200 MB at N = 1020, V = 50257): free each [N, V] tensor as soon as possible.
+  const lossAndSoftmax = (hidden: tf.Tensor, table: tf.Tensor, labels: tf.Tensor) =>
+    tf.tidy(() => {
+      const logits = tiedHead(hidden as tf.Tensor2D, table as tf.Tensor2D); // [N, V]
+      const max = tf.max(logits, -1, true); // [N, 1]
+      const rows = tf.range(0, count, 1, 'int32');
+      const flat = tf.add(tf.mul(rows, tf.scalar(vocab, 'int32')), labels); // [N] indices into logits viewed as [N·V]
+      const picked = tf.gather(tf.reshape(logits, [-1]), flat); // [N]
+      const shifted = tf.sub(logits, max);
+      logits.dispose();
+      const exps = tf.exp(shifted); // [N, V], the only exp over [N, V]
+      shifted.dispose();
+      const sums = tf.sum(exps, -1, true); // [N, 1]
+      const lse = tf.add(tf.reshape(max, [-1]), tf.log(tf.reshape(sums, [-1]))); // [N]
+      const value = tf.mean(tf.sub(lse, picked)) as tf.Scalar;
+      return { value, exps, sums };
+    });
+  const recording = (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+  if (!recording) {
+    return tf.tidy(() => lossAndSoftmax(h, embedding, targets).value);
+  }
   const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [hidden, table, labels] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;
-    const logits = tiedHead(hidden as tf.Tensor2D, table as tf.Tensor2D); // [N, V]
-    const max = tf.max(logits, -1, true); // [N, 1]
-    const exps = tf.exp(tf.sub(logits, max)); // [N, V], the only exp over [N, V]
-    const sums = tf.sum(exps, -1, true); // [N, 1]
-    const lse = tf.add(tf.reshape(max, [-1]), tf.log(tf.reshape(sums, [-1]))); // [N]
-    const rows = tf.range(0, count, 1, 'int32');
-    const flat = tf.add(tf.mul(rows, tf.scalar(vocab, 'int32')), labels); // [N] indices into logits viewed as [N·V]
-    const picked = tf.gather(tf.reshape(logits, [-1]), flat); // [N]
-    const value = tf.mean(tf.sub(lse, picked)) as tf.Scalar;
-    const probs = tf.div(exps, sums); // [N, V] softmax, kept for the backward pass
-    save([hidden, table, probs, labels]);
-    tf.dispose([logits, max, exps, sums, lse, rows, flat, picked]);
+    const { value, dh, dE } = tf.tidy(() => {
+      const { value, exps, sums } = lossAndSoftmax(hidden!, table!, labels!);
+      const probs = tf.div(exps, sums); // [N, V]
+      exps.dispose();
+      const oneHot = tf.oneHot(labels as tf.Tensor1D, vocab);
+      const diff = tf.sub(probs, oneHot);
+      tf.dispose([probs, oneHot]);
+      const dlogits = tf.div(diff, count); // [N, V]: (softmax − onehot)/N
+      diff.dispose();
+      const dh = tf.matMul(dlogits, table!); // [N, d]
+      const dE = tf.transpose(tf.matMul(tf.transpose(hidden!), dlogits)); // [V, d]
+      return { value, dh, dE };
+    });
+    save([dh, dE, labels!]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [hs, es, probs, ts] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        return tf.tidy(() => {
-          const scale = tf.div(dy, count);
-          const dlogits = tf.mul(tf.sub(probs, tf.oneHot(ts as tf.Tensor1D, vocab)), scale); // [N, V]
-          const dh = tf.matMul(dlogits, es); // [N, d]
-          const dE = tf.transpose(tf.matMul(tf.transpose(hs), dlogits)); // [V, d]
-          return [dh, dE, tf.zerosLike(ts)];
-        });
+        const [gh, gE, ts] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        return [tf.mul(gh, dy), tf.mul(gE, dy), tf.zerosLike(ts)];
       },
     };
   });
