@@ -2,9 +2,10 @@
 // live tensors, and writes JSON (+ optional markdown and SVG plot).
 import type { Command } from 'commander';
 import { setupBackend, type BackendName } from '@monarch-mixer/monarch-core';
-import { lineChartSvg, markdownTable, parseIntList, writeOutput } from './harness.js';
+import { lineChartSvg, markdownTable, parseIntList, toSeries, writeOutput } from './harness.js';
 import { runMonarchSuite } from './suites/monarch.js';
 import { runFftconvSuite } from './suites/fftconv.js';
+import { runBertSuite } from './suites/bert.js';
 
 export { timeIt, median, markdownTable, lineChartSvg, toSeries, parseIntList, writeOutput } from './harness.js';
 export type { Timing, TimeOptions } from './harness.js';
@@ -68,5 +69,25 @@ export function registerBenchCommands(group: Command): void {
       await startBench(flags);
       const rows = await runMonarchSuite({ tokens: Number(flags.tokens), modelDim: Number(flags.modelDim) });
       await reportRows(flags, rows as unknown as Array<Record<string, unknown>>);
+    });
+  withCommonFlags(group.command('bert').description('M2-BERT-base forward tokens/s vs attention BERT-bases (fast and eager)'))
+    .option('--lengths <list>', 'sequence lengths, comma-separated', '512,1024,2048,4096,8192,16384')
+    .option('--layers <n>', 'encoder layers (base width is kept; fewer layers keep long lengths affordable)', '12')
+    .option('--batch <n>', 'batch size', '1')
+    .action(async (flags: BenchFlags & { lengths: string; layers: string; batch: string }) => {
+      await startBench(flags);
+      const rows = await runBertSuite({
+        lengths: parseIntList('--lengths', flags.lengths),
+        layers: parseIntList('--layers', flags.layers)[0],
+        batch: parseIntList('--batch', flags.batch)[0],
+        log: (line) => process.stderr.write(line + '\n'),
+      });
+      await reportRows(flags, rows as unknown as Array<Record<string, unknown>>, {
+        title: `M2-BERT-base vs attention BERT-base forward (${rows[0]?.backend}, ${flags.layers} layers)`,
+        rows: toSeries(rows as unknown as Array<Record<string, unknown>>, 'L', {
+          m2_tokens_per_s: 'M2-BERT', attention_tokens_per_s: 'attention (fastest)', attention_eager_tokens_per_s: 'attention (eager)',
+        }),
+        x: 'L', y: 'value', series: 'series', logX: true, logY: true, xTitle: 'sequence length', yTitle: 'tokens / s',
+      });
     });
 }
