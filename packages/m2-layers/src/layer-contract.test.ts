@@ -131,6 +131,23 @@ describe('gradients vs finite differences', () => {
   });
 });
 
+describe('M2SequenceMixer step decoding', () => {
+  it.each([
+    [{ preNorm: true, residualLongConv: false }],
+    [{ preNorm: false, residualLongConv: true }],
+  ])('equals the full causal forward position by position (%o)', (options) => {
+    const mixer = new M2SequenceMixer({ ...tiny, ...options });
+    const x = tf.randomNormal([3, 6, 8], 0, 1, 'float32', 5) as tf.Tensor3D;
+    const full = mixer.apply(x) as tf.Tensor;
+    const state = mixer.createStepState(3);
+    const prefix = mixer.prefill(tf.slice(x, [0, 0, 0], [3, 2, 8]) as tf.Tensor3D, state);
+    const rest = [2, 3, 4, 5].map((t) => tf.expandDims(mixer.step(tf.reshape(tf.slice(x, [0, t, 0], [3, 1, 8]), [3, 8]) as tf.Tensor2D, state), 1));
+    expect(tf.max(tf.abs(tf.sub(tf.concat([prefix, ...rest], 1), full))).dataSync()[0]!).toBeLessThan(1e-5);
+    state.dispose();
+    mixer.dispose();
+  });
+});
+
 describe('initialisation', () => {
   const stats = (layer: M2Layer, key: string) => {
     const values = layer.namedWeights().get(key)!.read();
