@@ -19,11 +19,13 @@ if [ ! -s "$dev/node.xz" ] || [ "$(cat "$dev/node.version" 2>/dev/null)" != "$(n
   node --version > "$dev/node.version"
 fi
 
-# 3. The Vulkan loader (libvulkan.so.1) as a Debian package, unpacked on the device without installing.
-if ! ls "$dev"/libvulkan1_*.deb >/dev/null 2>&1; then
-  (cd "$dev" && apt-get download libvulkan1 >/dev/null 2>&1) || {
-    apt-get update >/dev/null 2>&1 && (cd "$dev" && apt-get download libvulkan1)
-  }
+# 3. The Vulkan loader (libvulkan.so.1) and what NVIDIA's Vulkan driver library (libGLX_nvidia.so.0) loads
+#    (libglvnd's libGLdispatch, X11 client libraries), as Debian packages unpacked on the device, not installed.
+debs="libvulkan1 libglvnd0 libglx0 libx11-6 libx11-data libxext6 libxcb1 libxau6 libxdmcp6 libbsd0 libmd0"
+missing=""
+for p in $debs; do ls "$dev/${p}_"*.deb >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  (cd "$dev" && apt-get download $missing >/dev/null 2>&1) || { apt-get update >/dev/null 2>&1 && (cd "$dev" && apt-get download $missing); }
 fi
 
 # 4. webgpu (Dawn) for linux-x64: index.js + package.json as is, dawn.node xz-compressed (~21 MB → ~6 MB).

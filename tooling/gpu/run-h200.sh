@@ -25,14 +25,13 @@ unxz_to "$dev/webgpu/dawn.node.xz" "$work/node_modules/webgpu/dist/linux-x64/daw
 cp "$dev/webgpu/index.js" "$dev/webgpu/package.json" "$work/node_modules/webgpu/"
 cp "$dev"/*.mjs "$work/"
 
-# Vulkan loader: the system's if any, else the carried Debian package, unpacked (not installed).
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
-  deb="$(ls "$dev"/libvulkan1_*.deb | head -1)"
+# Vulkan loader and the libraries NVIDIA's libGLX_nvidia.so.0 needs (libGLdispatch, X11 client libraries):
+# the carried Debian packages, unpacked into /tmp (not installed) and put on LD_LIBRARY_PATH.
+for deb in "$dev"/*.deb; do
   if command -v dpkg-deb >/dev/null 2>&1; then dpkg-deb -x "$deb" "$work/vulkan"
-  else (cd "$work/vulkan" && ar x "$deb" && tar xf data.tar.*); fi
-  libdir="$(dirname "$(find "$work/vulkan" -name 'libvulkan.so.1*' | head -1)")"
-  export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-fi
+  else (mkdir -p "$work/ar" && cd "$work/ar" && ar x "$deb" && tar xf data.tar.* -C "$work/vulkan" && rm -f ./*); fi
+done
+export LD_LIBRARY_PATH="$work/vulkan/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # NVIDIA's Vulkan ICD: the driver's json if present, else one written for libGLX_nvidia.so.0.
 icd="$(find /usr/share/vulkan /etc/vulkan /usr/local/nvidia/share/vulkan /usr/local/share/vulkan /usr/lib/x86_64-linux-gnu -name 'nvidia_icd*.json' 2>/dev/null | head -1)"
@@ -46,6 +45,12 @@ export M2_TFJS_WASM_DIR="$dev/wasm/"
 {
   date -u; uname -a; "$work/node" --version
   echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"; cat "${icd:-/dev/null}"
+  for lib in libGLX_nvidia.so.0 libnvidia-glcore.so; do
+    path="$(ldconfig -p 2>/dev/null | grep -m1 "$lib" | sed 's/.*=> //')"
+    [ -z "$path" ] && path="$(find /usr/local/nvidia /usr/lib/x86_64-linux-gnu -name "$lib*" 2>/dev/null | head -1)"
+    echo "$lib: ${path:-not found}"; [ -n "$path" ] && ldd "$path" | grep -i 'not found'
+  done
+  ls /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/nvidia/share/vulkan/icd.d 2>/dev/null
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"

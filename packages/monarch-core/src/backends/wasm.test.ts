@@ -94,4 +94,32 @@ describe('setupBackend("wasm")', () => {
     expect(Array.from(ints.dataSync())).toEqual([11, 12, 0]);
     tf.dispose([out, ints]);
   });
+
+  it.each([
+    ['same', 1], ['valid', 2],
+  ] as const)('differentiates conv1d (pad %s, stride %i) w.r.t. input and filter like cpu', async (pad, stride) => {
+    const x = random(2 * 11 * 3, 6);
+    const w = random(3 * 3 * 4, 7);
+    const grads = () => tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.square(tf.conv1d(a as tf.Tensor3D, f as tf.Tensor3D, stride, pad))))(
+      [tf.tensor3d(x, [2, 11, 3]), tf.tensor3d(w, [3, 3, 4])]);
+    const expected = await Promise.all([0, 1].map((i) => onCpu(() => grads()[i])));
+    const actual = grads();
+    actual.forEach((g, i) => expectTensorsClose(g, expected[i], 1e-5, `grad ${i}`));
+    tf.dispose(actual);
+  });
+
+  it('differentiates depthwiseConv2d (channel multiplier 2, causal padding) w.r.t. input and filter like cpu', async () => {
+    const x = random(2 * 1 * 9 * 3, 8);
+    const w = random(1 * 3 * 3 * 2, 9);
+    const grads = () => tf.grads((a: tf.Tensor, f: tf.Tensor) => {
+      const padded = tf.pad(a, [[0, 0], [0, 0], [2, 0], [0, 0]]); // causal: 2 zeros before each sequence
+      return tf.sum(tf.mul(tf.depthwiseConv2d(padded as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid'), tf.reshape(tf.range(1, 109), [2, 1, 9, 6])));
+    })([tf.tensor4d(x, [2, 1, 9, 3]), tf.tensor4d(w, [1, 3, 3, 2])]);
+    const expected = await Promise.all([0, 1].map((i) => onCpu(() => grads()[i])));
+    const before = tf.memory().numTensors;
+    const actual = tf.tidy(grads);
+    actual.forEach((g, i) => expectTensorsClose(g, expected[i], 1e-5, `grad ${i}`));
+    tf.dispose(actual);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });
