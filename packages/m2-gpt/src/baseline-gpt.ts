@@ -139,6 +139,11 @@ export class BaselineGpt implements CausalLanguageModel {
     return this.config.maxLength;
   }
 
+  /** Every weight by its checkpoint name (HuggingFace GPT-2 names). */
+  namedWeights(): Map<string, tf.Variable> {
+    return new Map(this.weights);
+  }
+
   /** Every trainable variable (for `optimizer.minimize(f, true, model.trainableVariables())`). */
   trainableVariables(): tf.Variable[] {
     return [...this.weights.values()];

@@ -59,3 +59,22 @@ describe('checkpoint save/load', () => {
     await expect(BaselineGpt.load(dir)).rejects.toThrow('modelType is "m2-gpt", expected "baseline-gpt"');
   });
 });
+
+describe('loadGptModel', () => {
+  it('loads either kind by its modelType, and the baseline built from an M2 config matches its size', async () => {
+    const { gptModels, loadGptModel } = await import('./models.js');
+    const m2Config = { vocabSize: 300, maxLength: 16, modelDim: 16, numLayers: 1, filterOrder: 8 };
+    const m2 = gptModels['m2-gpt'].create(m2Config, { seed: 1 });
+    const baseline = gptModels['baseline-gpt'].create(m2Config, { seed: 1 });
+    expect(Math.abs(baseline.countParameters() - m2.countParameters())).toBeLessThanOrEqual(2 * 16 + 1);
+    for (const model of [m2, baseline]) {
+      const dir = await tempDir();
+      await model.save(dir);
+      const loaded = await loadGptModel(dir);
+      expect(loaded.constructor).toBe(model.constructor);
+      expect(loaded.countParameters()).toBe(model.countParameters());
+      loaded.dispose();
+      model.dispose();
+    }
+  });
+});

@@ -25,4 +25,6 @@ export { BaselineGpt, baselineGptConfigFor, countBaselineGptParameters } from '.
 export type { BaselineGptConfig } from './baseline-gpt.js';
 export { embeddingLookup, nextTokenLoss, nextTokenLossFromHidden, tiedHead, tiedHeadCrossEntropy } from './nn.js';
 export { readCheckpointConfig } from './checkpoint.js';
+export { gptModels, loadGptModel } from './models.js';
+export type { GptLanguageModel, GptModelKind } from './models.js';
 export type { CheckpointConfigFile } from './checkpoint.js';
