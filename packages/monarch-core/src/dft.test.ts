@@ -92,6 +92,74 @@ describe('mixed radix and dense fallback vs the float64 reference', () => {
     tf.dispose([re, im, pr, pi, gr, gi]);
   });
 
+  it('ifft, rfft and irfft gradients match finite differences', () => {
+    const x = tf.randomNormal([2, 10], 0, 1, 'float32', 9);
+    const y = tf.randomNormal([2, 10], 0, 1, 'float32', 10);
+    const x8 = tf.randomNormal([2, 8], 0, 1, 'float32', 11);
+    const bins = 5; // rfft of n = 8
+    const [pr, pi, pb, pq] = [[2, 10], [2, 10], [2, bins], [2, bins]].map((s, i) => tf.randomNormal(s, 0, 1, 'float32', 20 + i));
+    const dot = (a: Float64Array, t: tf.Tensor) => {
+      const b = toFloat64(t).data;
+      return a.reduce((s, v, i) => s + v * b[i], 0);
+    };
+    const cut = (t: { data: Float64Array }, n: number, keep: number) => Float64Array.from({ length: 2 * keep }, (_, i) => t.data[Math.floor(i / keep) * n + (i % keep)]);
+    const checks: Array<[string, () => tf.Tensor[], tf.Tensor[], (v: Float64Array[]) => number]> = [
+      [
+        'ifft',
+        () => tf.grads((a: tf.Tensor, b: tf.Tensor) => {
+          const [r, i] = ifft(a, b);
+          return tf.add(tf.sum(tf.mul(r, pr)), tf.sum(tf.mul(i, pi)));
+        })([x, y]),
+        [x, y],
+        ([a, b]) => {
+          const o = dftReference({ shape: [2, 10], data: a }, { shape: [2, 10], data: b }, true);
+          return dot(o.re.data, pr) + dot(o.im.data, pi);
+        },
+      ],
+      [
+        'rfft(x, 8) of length 10',
+        () => tf.grads((a: tf.Tensor) => {
+          const [r, i] = rfft(a, 8);
+          return tf.add(tf.sum(tf.mul(r, pb)), tf.sum(tf.mul(i, pq)));
+        })([x]),
+        [x],
+        ([a]) => {
+          const cropped = Float64Array.from({ length: 16 }, (_, i) => a[Math.floor(i / 8) * 10 + (i % 8)]);
+          const o = dftReference({ shape: [2, 8], data: cropped });
+          return dot(cut(o.re, 8, bins), pb) + dot(cut(o.im, 8, bins), pq);
+        },
+      ],
+      [
+        'irfft(·, 8)',
+        () => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(irfft(a, b, 8), x8)))([pb, pq]),
+        [pb, pq],
+        ([a, b]) => {
+          // Hermitian extension, imaginary parts of bins 0 and 4 ignored, then the real part of the inverse DFT.
+          const re = new Float64Array(16);
+          const im = new Float64Array(16);
+          for (let r = 0; r < 2; r++) {
+            for (let k = 0; k < 8; k++) {
+              const src = k <= 4 ? k : 8 - k;
+              re[r * 8 + k] = a[r * bins + src];
+              im[r * 8 + k] = k === 0 || k === 4 ? 0 : (k <= 4 ? 1 : -1) * b[r * bins + src];
+            }
+          }
+          return dot(dftReference({ shape: [2, 8], data: re }, { shape: [2, 8], data: im }, true).re.data, x8);
+        },
+      ],
+    ];
+    for (const [label, run, inputs, loss] of checks) {
+      const grads = run();
+      const vals = inputs.map((t) => toFloat64(t).data);
+      grads.forEach((g, i) => {
+        const numeric = numericalGradient((v) => loss(vals.map((w, j) => (j === i ? v : w))), vals[i]);
+        expectTensorsClose(g, { shape: inputs[i].shape, data: numeric }, 1e-5, `${label} d${i}`);
+      });
+      tf.dispose(grads);
+    }
+    tf.dispose([x, y, x8, pr, pi, pb, pq]);
+  });
+
   it('rejects bad input with one line', () => {
     const a = tf.zeros([2, 8]);
     const b = tf.zeros([2, 7]);

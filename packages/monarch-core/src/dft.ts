@@ -1,11 +1,54 @@
 // The DFT as a Monarch product (m2-architecture.md §1.5), public API. Complex values travel as [re, im] pairs of
-// real tensors; everything is real matMuls, so gradients work on every backend (tf.spectral has none).
+// real tensors; everything is real matMuls. Each transform is one tf.customGrad op whose gradient is the adjoint
+// transform (also a Monarch DFT), so gradients work on every backend (tf.spectral has none).
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor } from '@tensorflow/tfjs-core';
 import { dftPlan } from './dft-plan.js';
 import { ShapeError } from './errors.js';
+import type { DftPlan } from './dft-plan.js';
 import { digitReverse, forwardDft, inverseDft } from './monarch-dft.js';
+import type { Complex } from './monarch-dft.js';
 import { checkPositiveInt, checkRank, checkTensor, shapeText } from './validate.js';
+
+
+/** Natural-order forward DFT of complex rows [rows, N] (not taped). */
+function naturalForward(x: Complex, plan: DftPlan): Complex {
+  return digitReverse(forwardDft(x, plan, { realInput: false, digits: plan.radices[0] }), plan);
+}
+
+/** Natural-order inverse DFT of complex rows [rows, N] times `scale`·N (scale 1/N = ifft; 1 = adjoint of fft). */
+function naturalInverse(x: Complex, plan: DftPlan, scale: number): Complex {
+  return inverseDft(digitReverse(x, plan, true), plan, { realOutput: false, digits: plan.radices[0], scale }) as Complex;
+}
+
+/** Splits a customGrad op's stacked [2, ...] output into [re, im] (taped, differentiable). */
+function unstackPair(stacked: Tensor, shape: number[]): [Tensor, Tensor] {
+  const [re, im] = tf.unstack(stacked);
+  return [tf.reshape(re, shape), tf.reshape(im, shape)];
+}
+
+type CustomOp = Parameters<typeof tf.customGrad>[0];
+
+/** A complex DFT (forward or inverse) on rows as one differentiable op; output stacked [2, rows, N]. */
+function complexTransform(re: Tensor, im: Tensor, plan: DftPlan, inverse: boolean): Tensor {
+  const n = plan.n;
+  const op = tf.customGrad(((a: Tensor, b: Tensor) => {
+    const value = tf.tidy(() => {
+      const out = inverse ? naturalInverse({ re: a, im: b }, plan, 1 / n) : naturalForward({ re: a, im: b }, plan);
+      return tf.stack([out.re, out.im]);
+    });
+    return {
+      value,
+      gradFunc: (dy: Tensor) => {
+        const [dr, di] = tf.unstack(dy);
+        // Adjoint of F is N·F⁻¹; adjoint of F⁻¹ = F/N.
+        const g = inverse ? naturalForward({ re: dr, im: di }, plan) : naturalInverse({ re: dr, im: di }, plan, 1);
+        return inverse ? [tf.div(g.re, n), tf.div(g.im, n)] : [g.re, g.im];
+      },
+    };
+  }) as unknown as CustomOp);
+  return op(re, im) as Tensor;
+}
 
 function checkPair(op: string, re: Tensor, im: Tensor): void {
   checkTensor(op, 're', re);
@@ -34,11 +77,7 @@ export function fft(re: Tensor, im: Tensor): [Tensor, Tensor] {
   checkPair('fft', re, im);
   const n = re.shape[re.rank - 1];
   const plan = dftPlan('fft', n);
-  return tf.tidy(() => {
-    const rows = { re: tf.reshape(re, [-1, n]), im: tf.reshape(im, [-1, n]) };
-    const out = digitReverse(forwardDft(rows, plan, { realInput: false, digits: plan.radices[0] }), plan);
-    return [tf.reshape(out.re, re.shape), tf.reshape(out.im, re.shape)];
-  });
+  return tf.tidy(() => unstackPair(complexTransform(tf.reshape(re, [-1, n]), tf.reshape(im, [-1, n]), plan, false), re.shape));
 }
 
 /**
@@ -56,11 +95,7 @@ export function ifft(re: Tensor, im: Tensor): [Tensor, Tensor] {
   checkPair('ifft', re, im);
   const n = re.shape[re.rank - 1];
   const plan = dftPlan('ifft', n);
-  return tf.tidy(() => {
-    const rows = digitReverse({ re: tf.reshape(re, [-1, n]), im: tf.reshape(im, [-1, n]) }, plan, true);
-    const out = inverseDft(rows, plan, { realOutput: false, digits: plan.radices[0] }) as { re: Tensor; im: Tensor };
-    return [tf.reshape(out.re, re.shape), tf.reshape(out.im, re.shape)];
-  });
+  return tf.tidy(() => unstackPair(complexTransform(tf.reshape(re, [-1, n]), tf.reshape(im, [-1, n]), plan, true), re.shape));
 }
 
 /**
@@ -84,17 +119,30 @@ export function rfft(x: Tensor, n?: number): [Tensor, Tensor] {
   const plan = dftPlan('rfft', size);
   const lead = x.shape.slice(0, -1);
   const bins = Math.floor(size / 2) + 1;
+  const kept = Math.min(length, size);
+  const rest = size / plan.radices[0];
+  const digits = Math.ceil(kept / rest); // only the leading digits of d_1 that hold data are multiplied
+  const op = tf.customGrad(((rows: Tensor) => {
+    const value = tf.tidy(() => {
+      let r = length > size ? tf.slice(rows, [0, 0], [-1, size]) : rows;
+      if (digits * rest > kept) r = tf.pad(r, [[0, 0], [0, digits * rest - kept]]);
+      const out = digitReverse(forwardDft(r, plan, { realInput: true, digits }), plan);
+      return tf.stack([tf.slice(out.re, [0, 0], [-1, bins]), tf.slice(out.im, [0, 0], [-1, bins])]);
+    });
+    return {
+      value,
+      gradFunc: (dy: Tensor) => {
+        // Adjoint: zero-fill the dropped bins, real part of the unscaled inverse, undo the padding / truncation.
+        const [dr, di] = tf.unstack(dy).map((t) => tf.pad(t, [[0, 0], [0, size - bins]]));
+        let dx = inverseDft(digitReverse({ re: dr, im: di }, plan, true), plan, { realOutput: true, digits, scale: 1 }) as Tensor;
+        if (digits * rest > kept) dx = tf.slice(dx, [0, 0], [-1, kept]);
+        return length > kept ? tf.pad(dx, [[0, 0], [0, length - kept]]) : dx;
+      },
+    };
+  }) as unknown as CustomOp);
   return tf.tidy(() => {
-    let rows = tf.reshape(x, [-1, length]);
-    if (length > size) rows = tf.slice(rows, [0, 0], [-1, size]);
-    const kept = Math.min(length, size);
-    // Only the leading digits of d_1 that hold data are multiplied (the padded rest is zero).
-    const rest = size / plan.radices[0];
-    const digits = Math.ceil(kept / rest);
-    if (digits * rest > kept) rows = tf.pad(rows, [[0, 0], [0, digits * rest - kept]]);
-    const out = digitReverse(forwardDft(rows, plan, { realInput: true, digits }), plan);
-    const keep = (t: Tensor) => tf.reshape(tf.slice(t, [0, 0], [-1, bins]), [...lead, bins]);
-    return [keep(out.re), keep(out.im)];
+    const [re, im] = unstackPair(op(tf.reshape(x, [-1, length])) as Tensor, [...lead, bins]);
+    return [re, im];
   });
 }
 
@@ -132,8 +180,14 @@ export function irfft(re: Tensor, im: Tensor, n: number): Tensor {
       fullRe = tf.concat([r, tailRe], 1);
       fullIm = tf.concat([i, tailIm], 1);
     }
-    const spectrum = digitReverse({ re: fullRe, im: fullIm }, plan, true);
-    const y = inverseDft(spectrum, plan, { realOutput: true, digits: plan.radices[0] }) as Tensor;
-    return tf.reshape(y, [...lead, n]);
+    const realInverse = tf.customGrad(((a: Tensor, b: Tensor) => ({
+      value: tf.tidy(() => inverseDft(digitReverse({ re: a, im: b }, plan, true), plan, { realOutput: true, digits: plan.radices[0] }) as Tensor),
+      gradFunc: (dy: Tensor) => {
+        // Adjoint of Re(F⁻¹·z) is F·dy / N.
+        const g = digitReverse(forwardDft(dy, plan, { realInput: true, digits: plan.radices[0] }), plan);
+        return [tf.div(g.re, n), tf.div(g.im, n)];
+      },
+    })) as unknown as CustomOp);
+    return tf.reshape(realInverse(fullRe, fullIm) as Tensor, [...lead, n]);
   });
 }

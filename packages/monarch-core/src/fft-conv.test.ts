@@ -73,6 +73,30 @@ describe('long convolution gradients', () => {
     });
   }
 
+  for (const [length, kernelLength] of [
+    [11, 14],
+    [9, 5],
+  ] as const) {
+    it(`fftConv gradients, kernel length ${kernelLength} for L = ${length} (N = ${longConvPlan(length).n})`, () => {
+      const u = tf.randomNormal([2, 2, length], 0, 1, 'float32', 11);
+      const k = tf.randomNormal([2, kernelLength], 0, 1, 'float32', 12);
+      const D = tf.randomNormal([2], 0, 1, 'float32', 13);
+      const probe = tf.randomNormal([2, 2, length], 0, 1, 'float32', 14);
+      const inputs = [u, k, D];
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, d: tf.Tensor) =>
+        tf.sum(tf.mul(fftConv(a as tf.Tensor3D, b as tf.Tensor2D, d as tf.Tensor1D), probe)),
+      )(inputs);
+      const p = toFloat64(probe).data;
+      const vals = inputs.map((t) => toFloat64(t));
+      const loss = (which: number) => (v: Float64Array) => {
+        const args = vals.map((t, i) => (i === which ? { shape: t.shape, data: v } : t));
+        return longConvReference(args[0], args[1], args[2]).data.reduce((s, y, i) => s + y * p[i], 0);
+      };
+      grads.forEach((gr, i) => expectTensorsClose(gr, { shape: vals[i].shape, data: numericalGradient(loss(i), vals[i].data) }, 1e-5, `grad ${i}`));
+      tf.dispose([...inputs, probe, ...grads]);
+    });
+  }
+
   it('does not leak tensors across calls', () => {
     const u = tf.randomNormal([2, 3, 40]) as tf.Tensor3D;
     const kf = tf.randomNormal([3, 40]) as tf.Tensor2D;

@@ -2,13 +2,15 @@
 // with the DFT written as a Monarch product (dft-plan.ts, monarch-dft.ts). Savings over a plain FFT convolution:
 // the zero-padded half of u is never multiplied (first stage), only the first L outputs and only their real part
 // are produced (last stage), and the frequency-domain product happens in the Monarch's digit-reversed order, so no
-// permutation is ever materialised. Gradients come from tf.grad (matMul, mul, add, reshape, transpose, concat).
+// permutation is ever materialised. The whole convolution is one tf.customGrad op whose gradient uses the same
+// transforms, so it trains on every backend (tf.spectral has no gradients and no wasm kernels).
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
 import { convPlan, layoutPhase } from './dft-plan.js';
 import type { DftPlan } from './dft-plan.js';
 import { ShapeError } from './errors.js';
 import { complexMul, forwardDft, inverseDft } from './monarch-dft.js';
+import type { Complex } from './monarch-dft.js';
 import { checkRank, checkTensor, shapeText } from './validate.js';
 
 /** Options of {@link fftConv}. */
@@ -138,10 +140,26 @@ export function bidirectionalConv(u: Tensor3D, kf: Tensor2D, kr: Tensor2D, skip?
   return longConv(u, kf, skip, options.order, kr);
 }
 
+/** Complex a ⊙ conj(b) (shapes broadcast). */
+function mulConj(a: Complex, b: Complex): Complex {
+  return complexMul(a, b.re, b.im, true);
+}
+
+/** ω_N^{−k} ⊙ conj(a) in the digit-reversed layout (a reversed real kernel's spectrum from its plain one). */
+function phaseConj(a: Complex, plan: DftPlan): Complex {
+  const { cos, sin } = layoutPhase(plan);
+  return { re: tf.add(tf.mul(a.re, cos), tf.mul(a.im, sin)), im: tf.sub(tf.mul(a.re, sin), tf.mul(a.im, cos)) };
+}
+
 /**
- * The convolution itself (inputs already checked). With `reverseKernel` (kr [C, L]), the kernel is
- * [kernel, reverse(kr)] on the N-point circle; its spectrum is DFT(kernel) + ω_N^{−k}·conj(DFT(kr)), so kr is
- * transformed with the cheap half-input path and never reversed (reverse is slow on wasm).
+ * The convolution itself (inputs already checked), as ONE differentiable op whose gradient is written with the same
+ * Monarch DFTs (the adjoint of a DFT is a DFT), so nothing inside is taped and memory stays small. With
+ * `reverseKernel` (kr [C, L]) the circular kernel is [kernel, reverse(kr)]: its spectrum is
+ * DFT(kernel) + ω_N^{−k}·conj(DFT(kr)), so kr is transformed with the cheap half-input path and never reversed.
+ *
+ * Forward: y = S(T(u) ⊙ K̂) + D⊙u, T = forward Monarch DFT (real input), S = real part of its scaled adjoint.
+ * Backward with G = T(dy): du = S(G ⊙ conj K̂) + D⊙dy; dK̂ = Σ_b G ⊙ conj(T(u)) / N → dkernel = N·S(dK̂) (and the same
+ * for kr after conj-phasing); dD = Σ_{b,n} dy⊙u.
  */
 function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, order: number | undefined, reverseKernel?: Tensor2D): Tensor3D {
   const [batch, channels, length] = u.shape;
@@ -151,42 +169,82 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
   const rest = n / radices[0]; // M_1
   const digits = Math.ceil(length / rest); // d_1 values that hold data
   const width = digits * rest;
-  return tf.tidy(() => {
-    // u rows [B·C, width]: zero-padded only when L is not a multiple of M_1.
-    let rows = tf.reshape(u, [batch * channels, length]);
-    if (width > length) rows = tf.pad(rows, [[0, 0], [0, width - length]]);
-    // Kernel on the N-point circle: lags 0..L−1 first, lags −(L−1)..−1 at the end.
-    let k: Tensor = kernel;
-    let kernelDigits = digits;
-    if (kernelLength <= length) {
-      if (width > kernelLength) k = tf.pad(k, [[0, 0], [0, width - kernelLength]]);
-    } else {
-      k = tf.pad(k, [[0, 0], [0, 2 * length - kernelLength]]); // [C, 2L]
-      if (n > 2 * length) {
-        const [head, tail] = tf.split(k, [length, length], 1);
-        k = tf.concat([head, tf.zeros([channels, n - 2 * length]), tail], 1); // [C, N]
+  const kernelDigits = kernelLength <= length ? digits : radices[0];
+  const padRows = (t: Tensor, to: number) => ((t.shape[1] as number) < to ? tf.pad(t, [[0, 0], [0, to - (t.shape[1] as number)]]) : t);
+  const cutRows = (t: Tensor, to: number) => ((t.shape[1] as number) > to ? tf.slice(t, [0, 0], [-1, to]) : t);
+  /** The kernel on the N-point circle: lags 0..L−1 first, lags −(L−1)..−1 at the end. */
+  const placeKernel = (k: Tensor): Tensor => {
+    if (kernelLength <= length) return padRows(k, width);
+    const k2 = padRows(k, 2 * length); // [C, 2L]
+    if (n === 2 * length) return k2;
+    const [head, tail] = tf.split(k2, [length, length], 1);
+    return tf.concat([head, tf.zeros([channels, n - 2 * length]), tail], 1); // [C, N]
+  };
+  /** Adjoint of placeKernel. */
+  const unplaceKernel = (dk: Tensor): Tensor => {
+    if (kernelLength <= length) return cutRows(dk, kernelLength);
+    let d2 = dk;
+    if (n > 2 * length) d2 = tf.concat([tf.slice(dk, [0, 0], [-1, length]), tf.slice(dk, [0, n - length], [-1, length])], 1);
+    return cutRows(d2, kernelLength);
+  };
+  const perBatch = (t: Tensor) => tf.reshape(t, [batch, channels * n]); // [B, C·N]
+  const flatC = (t: Tensor) => tf.reshape(t, [channels * n]); // [C·N]
+  const hasReverse = reverseKernel !== undefined;
+  const hasSkip = skip !== undefined;
+
+  const inputs: Tensor[] = [u, kernel];
+  if (reverseKernel !== undefined) inputs.push(reverseKernel);
+  if (skip !== undefined) inputs.push(skip);
+
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const save = args[args.length - 1] as (tensors: Tensor[]) => void;
+    const [uIn, kIn] = args as Tensor[];
+    const krIn = hasReverse ? (args[2] as Tensor) : undefined;
+    const dIn = hasSkip ? (args[hasReverse ? 3 : 2] as Tensor) : undefined;
+    const [spectrumU, spectrumK] = tf.tidy(() => {
+      const rows = padRows(tf.reshape(uIn, [batch * channels, length]), width); // [B·C, width]
+      const su = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
+      let sk = forwardDft(placeKernel(kIn), plan, { realInput: true, digits: kernelDigits }); // [C, N]
+      if (krIn !== undefined) {
+        const sr = phaseConj(forwardDft(padRows(krIn, width), plan, { realInput: true, digits }), plan);
+        sk = { re: tf.add(sk.re, sr.re), im: tf.add(sk.im, sr.im) };
       }
-      kernelDigits = radices[0];
-    }
-    const spectrumU = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
-    let spectrumK = forwardDft(k, plan, { realInput: true, digits: kernelDigits }); // [C, N]
-    if (reverseKernel !== undefined) {
-      let kr: Tensor = reverseKernel;
-      if (width > length) kr = tf.pad(kr, [[0, 0], [0, width - length]]);
-      const r = forwardDft(kr, plan, { realInput: true, digits }); // [C, N]
-      const phase = layoutPhase(plan); // ω_N^{−k} = cos + i·sin, [N]
-      spectrumK = {
-        re: tf.add(spectrumK.re, tf.add(tf.mul(r.re, phase.cos), tf.mul(r.im, phase.sin))),
-        im: tf.add(spectrumK.im, tf.sub(tf.mul(r.re, phase.sin), tf.mul(r.im, phase.cos))),
-      };
-    }
-    const perBatch = (t: Tensor) => tf.reshape(t, [batch, channels, n]);
-    const product = complexMul({ re: perBatch(spectrumU.re), im: perBatch(spectrumU.im) }, spectrumK.re, spectrumK.im);
-    const flat = { re: tf.reshape(product.re, [-1, n]), im: tf.reshape(product.im, [-1, n]) };
-    let y = inverseDft(flat, plan, { realOutput: true, digits }) as Tensor; // [B·C, width]
-    if (width > length) y = tf.slice(y, [0, 0], [-1, length]);
-    let out = tf.reshape(y, [batch, channels, length]);
-    if (skip !== undefined) out = tf.add(out, tf.mul(u, tf.reshape(skip, [channels, 1])));
-    return out as Tensor3D;
-  });
+      return [
+        { re: perBatch(su.re), im: perBatch(su.im) },
+        { re: flatC(sk.re), im: flatC(sk.im) },
+      ];
+    });
+    const value = tf.tidy(() => {
+      const product = complexMul(spectrumU, spectrumK.re, spectrumK.im); // [B, C·N]
+      const flat = { re: tf.reshape(product.re, [-1, n]), im: tf.reshape(product.im, [-1, n]) };
+      const y = cutRows(inverseDft(flat, plan, { realOutput: true, digits }) as Tensor, length); // [B·C, L]
+      const out = tf.reshape(y, [batch, channels, length]);
+      return dIn === undefined ? out : tf.add(out, tf.mul(uIn, tf.reshape(dIn, [channels, 1])));
+    });
+    save([spectrumU.re, spectrumU.im, spectrumK.re, spectrumK.im]);
+    tf.dispose([spectrumU.re, spectrumU.im, spectrumK.re, spectrumK.im]);
+    return {
+      value,
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [uRe, uIm, kRe, kIm] = saved;
+        const g0 = forwardDft(padRows(tf.reshape(dy, [batch * channels, length]), width), plan, { realInput: true, digits });
+        const g = { re: perBatch(g0.re), im: perBatch(g0.im) }; // [B, C·N]
+        const rowsN = (t: Tensor) => tf.reshape(t, [-1, n]);
+        const dSpectrumU = mulConj(g, { re: kRe, im: kIm });
+        let du = tf.reshape(
+          cutRows(inverseDft({ re: rowsN(dSpectrumU.re), im: rowsN(dSpectrumU.im) }, plan, { realOutput: true, digits }) as Tensor, length),
+          [batch, channels, length],
+        );
+        if (hasSkip) du = tf.add(du, tf.mul(dy, tf.reshape(args[hasReverse ? 3 : 2] as Tensor, [channels, 1])));
+        const dK0 = mulConj(g, { re: uRe, im: uIm }); // [B, C·N]
+        const dK = { re: rowsN(tf.sum(dK0.re, 0)), im: rowsN(tf.sum(dK0.im, 0)) }; // [C, N], still ×N
+        const dkernel = unplaceKernel(inverseDft(dK, plan, { realOutput: true, digits: kernelDigits }) as Tensor);
+        const grads: Tensor[] = [du, dkernel];
+        if (hasReverse) grads.push(cutRows(inverseDft(phaseConj(dK, plan), plan, { realOutput: true, digits }) as Tensor, length));
+        if (hasSkip) grads.push(tf.sum(tf.mul(dy, uIn), [0, 2]));
+        return grads;
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(...inputs) as Tensor3D;
 }

@@ -1,6 +1,10 @@
 // The DFT engine: runs a {@link DftPlan} forward (natural order → digit-reversed frequencies) and backward (the
 // exact adjoint, scaled by 1/N) with real 2-D matMuls (constant on the B side), elementwise twiddles and
-// transposes only, so tf.grad works on every backend. See dft-plan.ts for the index conventions.
+// transposes only. See dft-plan.ts for the index conventions.
+//
+// The engine is meant to run inside a tf.customGrad op (fft-conv.ts, dft.ts) whose gradient is another engine call
+// (the adjoint of a DFT is a DFT), so nothing here is recorded on the gradient tape and every stage's temporaries
+// are freed as soon as the next stage exists: memory stays at a few transform-sized tensors even at L = 16384.
 //
 // Complex values are kept as separate re / im tensors: a complex product is four real matMuls and two adds, because
 // concatenating [re | im] along the last axis is ~100× slower than an add on the wasm backend.
@@ -10,22 +14,21 @@ import { dftMatrix, twiddles } from './dft-plan.js';
 import type { DftPlan, FactorPart } from './dft-plan.js';
 
 /** A complex tensor as two real tensors of the same shape. */
-export interface Complex {
+export type Complex = {
   re: Tensor;
   im: Tensor;
+};
+
+/** x · W for a cached constant DFT matrix W (2-D, constant on the B side: wasm's fast matMul path). */
+function constMatMul(x: Tensor, part: FactorPart, r: number, rows: number, cols: number, scale: number): Tensor {
+  return tf.matMul(x as Tensor2D, dftMatrix(part, r, rows, cols, scale));
 }
 
-/**
- * x · W for a cached constant DFT matrix W, with a backward pass that multiplies by the cached constant Wᵀ (no
- * transposeB: the wasm backend's fast matMul path needs plain 2-D operands and a constant B).
- */
-function constMatMul(x: Tensor, part: FactorPart, r: number, rows: number, cols: number, scale: number): Tensor2D {
-  const w = dftMatrix(part, r, rows, cols, scale);
-  const f = tf.customGrad(((a: Tensor) => ({
-    value: tf.matMul(a as Tensor2D, w),
-    gradFunc: (dy: Tensor) => tf.matMul(dy as Tensor2D, dftMatrix(part, r, rows, cols, scale, true)),
-  })) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return f(x) as Tensor2D;
+/** Runs one stage in its own tidy and frees the previous stage's tensors (unless they are the caller's input). */
+function stage<T extends Complex | Tensor>(previous: Complex | Tensor, owned: boolean, f: () => T): T {
+  const next = tf.tidy(f as unknown as () => tf.TensorContainer) as unknown as T;
+  if (owned) tf.dispose(previous as Complex);
+  return next;
 }
 
 /** Forward DFT factor on real input digits d < D: [·, D] → complex [·, r]. */
@@ -86,23 +89,28 @@ export function forwardDft(x: Complex | Tensor, plan: DftPlan, options: ForwardO
   const rows = first.shape[0];
   // Stage 1 contracts d_1, the most significant digit: [rows, D, M_1] → [rows·M_1, D]
   const toLast = (t: Tensor) => (rest === 1 ? tf.reshape(t, [-1, digits]) : tf.reshape(tf.transpose(tf.reshape(t, [rows, digits, rest]), [0, 2, 1]), [-1, digits]));
-  let cur = options.realInput ? forwardReal(toLast(x as Tensor), radices[0], digits) : forwardComplex(mapComplex(x as Complex, toLast), radices[0], digits);
+  let cur: Complex = tf.tidy(() =>
+    options.realInput ? forwardReal(toLast(x as Tensor), radices[0], digits) : forwardComplex(mapComplex(x as Complex, toLast), radices[0], digits),
+  );
   let outer = rows; // rows · r_1 · … · r_{i−1}
   for (let i = 0; i < p; i++) {
     const r = radices[i];
-    if (i > 0) cur = forwardComplex(cur, r, r); // [outer·rest, r]
+    if (i > 0) cur = stage(cur, true, () => forwardComplex(cur, r, r)); // [outer·rest, r]
     if (i === p - 1) break;
-    // Twiddle ω_{rest·r}^{b·k}: data [outer, rest·r] × [rest·r].
-    const tw = twiddles(rest, r);
-    cur = complexMul(mapComplex(cur, (t) => tf.reshape(t, [outer, rest * r])), tw.re, tw.im);
-    // [outer, d_next, rest', k] → [outer, k, rest', d_next]
     const next = radices[i + 1];
     const restNext = rest / next;
-    cur = mapComplex(cur, (t) => tf.reshape(tf.transpose(tf.reshape(t, [outer, next, restNext, r]), [0, 3, 2, 1]), [-1, next]));
+    const [o, m] = [outer, rest];
+    cur = stage(cur, true, () => {
+      // Twiddle ω_{rest·r}^{b·k}: data [outer, rest·r] × [rest·r].
+      const tw = twiddles(m, r);
+      const twiddled = complexMul(mapComplex(cur, (t) => tf.reshape(t, [o, m * r])), tw.re, tw.im);
+      // [outer, d_next, rest', k] → [outer, k, rest', d_next]
+      return mapComplex(twiddled, (t) => tf.reshape(tf.transpose(tf.reshape(t, [o, next, restNext, r]), [0, 3, 2, 1]), [-1, next]));
+    });
     outer *= r;
     rest = restNext;
   }
-  return mapComplex(cur, (t) => tf.reshape(t, [rows, n]));
+  return stage(cur, true, () => mapComplex(cur, (t) => tf.reshape(t, [rows, n])));
 }
 
 /** Options for {@link inverseDft}. */
@@ -111,6 +119,8 @@ export interface InverseOptions {
   realOutput: boolean;
   /** Digit values of d_1 to produce: the output has width digits·M_1 (natural order prefix). */
   digits: number;
+  /** Overall scale. Default 1/N (the inverse DFT); 1 gives the plain adjoint of {@link forwardDft}. */
+  scale?: number;
 }
 
 /**
@@ -133,24 +143,31 @@ export function inverseDft(x: Complex, plan: DftPlan, options: InverseOptions): 
     outers.push(outer);
     outer *= radices[i];
   }
+  const total = options.scale ?? 1 / n;
   let cur: Complex = mapComplex(x, (t) => tf.reshape(t, [-1, radices[p - 1]]));
+  let owned = false;
   for (let i = p - 1; i >= 0; i--) {
     const r = radices[i];
     if (i < p - 1) {
-      // Undo the transpose: [outer, k, rest', d_next] → [outer, d_next, rest', k], then the conjugate twiddle.
       const next = radices[i + 1];
       const restNext = rests[i] / next;
-      cur = mapComplex(cur, (t) => tf.reshape(tf.transpose(tf.reshape(t, [outers[i], r, restNext, next]), [0, 3, 2, 1]), [outers[i], rests[i] * r]));
-      const tw = twiddles(rests[i], r);
-      cur = complexMul(cur, tw.re, tw.im, true);
-      cur = mapComplex(cur, (t) => tf.reshape(t, [-1, r]));
+      cur = stage(cur, owned, () => {
+        // Undo the transpose: [outer, k, rest', d_next] → [outer, d_next, rest', k], then the conjugate twiddle.
+        const back = mapComplex(cur, (t) => tf.reshape(tf.transpose(tf.reshape(t, [outers[i], r, restNext, next]), [0, 3, 2, 1]), [outers[i], rests[i] * r]));
+        const tw = twiddles(rests[i], r);
+        return mapComplex(complexMul(back, tw.re, tw.im, true), (t) => tf.reshape(t, [-1, r]));
+      });
+      owned = true;
     }
-    const scale = i === 0 ? 1 / n : 1;
+    const scale = i === 0 ? total : 1;
     if (i === 0 && options.realOutput) {
-      const y = inverseReal(cur, r, digits, scale); // [rows·M_1, D]
-      return rests[0] === 1 ? tf.reshape(y, [rows, digits]) : tf.reshape(tf.transpose(tf.reshape(y, [rows, rests[0], digits]), [0, 2, 1]), [rows, -1]);
+      return stage(cur, owned, () => {
+        const y = inverseReal(cur, r, digits, scale); // [rows·M_1, D]
+        return rests[0] === 1 ? tf.reshape(y, [rows, digits]) : tf.reshape(tf.transpose(tf.reshape(y, [rows, rests[0], digits]), [0, 2, 1]), [rows, -1]);
+      });
     }
-    cur = inverseComplex(cur, r, scale);
+    cur = stage(cur, owned, () => inverseComplex(cur, r, scale));
+    owned = true;
   }
   // [rows, M_1, r_1] → natural [rows, r_1, M_1], keep d_1 < digits.
   const back = (t: Tensor) => {
@@ -158,7 +175,7 @@ export function inverseDft(x: Complex, plan: DftPlan, options: InverseOptions): 
     if (digits < radices[0]) y = tf.slice(y, [0, 0], [rows, digits]);
     return tf.reshape(y, [rows, -1]);
   };
-  return mapComplex(cur, back);
+  return stage(cur, owned, () => mapComplex(cur, back));
 }
 
 /** Permutes digit-reversed frequencies [rows, N] (layout k_1, …, k_p) to natural order, or back (`inverse`). */
