@@ -31,6 +31,7 @@ export { setupBackend, setupBackendWith, defaultBackendSetters, BACKEND_NAMES } 
 export type { BackendName, BackendInfo, SetupBackendOptions, BackendSetter, BackendSetters } from './backends/setup-backend.js';
 export { registerGradients } from './backends/register-gradients.js';
 export { registerWasmTrainingKernels, wasmTrainingKernels } from './backends/wasm-kernels.js';
+export { registerWasmViewKernels } from './backends/wasm-view-kernels.js';
 export { probeWebGpu, hasVulkanLoader } from './backends/webgpu-node.js';
 export type { GpuProbe } from './backends/webgpu-node.js';
 export { loadStateDictFile, detectCheckpointFormat } from './io/load-state-dict-file.js';

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
 import { importRuntime, isNode, registerGradients } from './register-gradients.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { registerWasmViewKernels } from './wasm-view-kernels.js';
 import { WASM_MAX_THREADS, installWasmThreadsShim } from './wasm-threads-shim.js';
 import { firstLine, probeWebGpu } from './webgpu-node.js';
 
@@ -137,6 +138,7 @@ async function setupWasm(options: SetupBackendOptions): Promise<Omit<BackendInfo
     shim?.finish();
   }
   registerWasmTrainingKernels();
+  registerWasmViewKernels(); // Slice/SplitV/Unpack that copy only their output (perf)
   const threads = backend.getThreadsCount();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const features = [simd ? 'SIMD' : 'no SIMD', `${threads} thread${threads === 1 ? '' : 's'}`];
