@@ -221,12 +221,14 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
       const out = tf.reshape(y, [batch, channels, length]);
       return dIn === undefined ? out : tf.add(out, tf.mul(uIn, tf.reshape(dIn, [channels, 1])));
     });
-    save([spectrumU.re, spectrumU.im, spectrumK.re, spectrumK.im]);
+    // The inputs are saved too: the gradient reads u and D, and a forward under tidy (tf.variableGrads) disposes
+    // intermediates that are not saved.
+    save([spectrumU.re, spectrumU.im, spectrumK.re, spectrumK.im, uIn, ...(dIn === undefined ? [] : [dIn])]);
     tf.dispose([spectrumU.re, spectrumU.im, spectrumK.re, spectrumK.im]);
     return {
       value,
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const [uRe, uIm, kRe, kIm] = saved;
+        const [uRe, uIm, kRe, kIm, uSaved, dSaved] = saved;
         const g0 = forwardDft(padRows(tf.reshape(dy, [batch * channels, length]), width), plan, { realInput: true, digits });
         const g = { re: perBatch(g0.re), im: perBatch(g0.im) }; // [B, C·N]
         const rowsN = (t: Tensor) => tf.reshape(t, [-1, n]);
@@ -235,13 +237,13 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
           cutRows(inverseDft({ re: rowsN(dSpectrumU.re), im: rowsN(dSpectrumU.im) }, plan, { realOutput: true, digits }) as Tensor, length),
           [batch, channels, length],
         );
-        if (hasSkip) du = tf.add(du, tf.mul(dy, tf.reshape(args[hasReverse ? 3 : 2] as Tensor, [channels, 1])));
+        if (hasSkip) du = tf.add(du, tf.mul(dy, tf.reshape(dSaved, [channels, 1])));
         const dK0 = mulConj(g, { re: uRe, im: uIm }); // [B, C·N]
         const dK = { re: rowsN(tf.sum(dK0.re, 0)), im: rowsN(tf.sum(dK0.im, 0)) }; // [C, N], still ×N
         const dkernel = unplaceKernel(inverseDft(dK, plan, { realOutput: true, digits: kernelDigits }) as Tensor);
         const grads: Tensor[] = [du, dkernel];
         if (hasReverse) grads.push(cutRows(inverseDft(phaseConj(dK, plan), plan, { realOutput: true, digits }) as Tensor, length));
-        if (hasSkip) grads.push(tf.sum(tf.mul(dy, uIn), [0, 2]));
+        if (hasSkip) grads.push(tf.sum(tf.mul(dy, uSaved), [0, 2]));
         return grads;
       },
     };
