@@ -21,7 +21,7 @@ fi
 
 # 3. The Vulkan loader (libvulkan.so.1) and what NVIDIA's Vulkan driver library (libGLX_nvidia.so.0) loads
 #    (libglvnd's libGLdispatch, X11 client libraries), as Debian packages unpacked on the device, not installed.
-debs="libvulkan1 libglvnd0 libglx0 libx11-6 libx11-data libxext6 libxcb1 libxau6 libxdmcp6 libbsd0 libmd0"
+debs="libvulkan1 libglvnd0 libglx0 libegl1 libopengl0 libgl1 libgles2 libx11-6 libx11-data libxext6 libxcb1 libxau6 libxdmcp6 libbsd0 libmd0"
 missing=""
 for p in $debs; do ls "$dev/${p}_"*.deb >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

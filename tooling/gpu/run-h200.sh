@@ -33,18 +33,42 @@ for deb in "$dev"/*.deb; do
 done
 export LD_LIBRARY_PATH="$work/vulkan/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
-# NVIDIA's Vulkan ICD: the driver's json if present, else one written for libGLX_nvidia.so.0.
-icd="$(find /usr/share/vulkan /etc/vulkan /usr/local/nvidia/share/vulkan /usr/local/share/vulkan /usr/lib/x86_64-linux-gnu -name 'nvidia_icd*.json' 2>/dev/null | head -1)"
-if [ -z "$icd" ] && ldconfig -p 2>/dev/null | grep -q 'libGLX_nvidia.so.0'; then
-  icd="$work/nvidia_icd.json"
-  echo '{"file_format_version":"1.0.1","ICD":{"library_path":"libGLX_nvidia.so.0","api_version":"1.3"}}' > "$icd"
+# NVIDIA's Vulkan ICD: try each candidate json (the driver's, else one written for libGLX_nvidia.so.0) with a
+# one-line adapter probe and keep the first that gives an adapter. If none does with the libraries on
+# LD_LIBRARY_PATH, unpack the carried packages into / and run ldconfig (the device tool's own recipe), then retry.
+cat > "$work/probe.mjs" <<'PROBE'
+import { create, globals } from 'webgpu';
+Object.assign(globalThis, globals);
+const adapter = await create([]).requestAdapter();
+console.log(adapter ? `ADAPTER ${adapter.info.vendor} ${adapter.info.architecture} ${adapter.info.device} ${adapter.info.description}` : 'NOADAPTER');
+process.exit(0);
+PROBE
+cat > "$work/nvidia_icd_abs.json" <<JSON
+{"file_format_version":"1.0.1","ICD":{"library_path":"$(ldconfig -p 2>/dev/null | grep -m1 libGLX_nvidia.so.0 | sed 's/.*=> //')","api_version":"1.3"}}
+JSON
+candidates="$(find /usr/local/nvidia/share/vulkan /usr/share/vulkan /etc/vulkan /usr/local/share/vulkan -name 'nvidia_icd*.json' 2>/dev/null) $work/nvidia_icd_abs.json"
+icd=""
+for attempt in ld_library_path root_unpack; do
+  if [ "$attempt" = root_unpack ]; then
+    command -v nvidia-smi >/dev/null 2>&1 || break # only on the GPU machine, never on a workstation
+    echo "no adapter with LD_LIBRARY_PATH; unpacking the carried packages into / (ldconfig)"
+    for deb in "$dev"/*.deb; do dpkg -x "$deb" / 2>/dev/null; done; ldconfig
+  fi
+  for candidate in $candidates; do
+    result="$(cd "$work" && VK_DRIVER_FILES="$candidate" VK_ICD_FILENAMES="$candidate" timeout 60 ./node probe.mjs 2>&1 | tail -1)"
+    echo "probe [$attempt] $candidate: $result"; cat "$candidate"; echo
+    case "$result" in ADAPTER*) icd="$candidate"; break 2;; esac
+  done
+done
+if [ -z "$icd" ]; then
+  (cd "$work" && VK_LOADER_DEBUG=error,warn,driver VK_DRIVER_FILES="${candidates%% *}" timeout 60 ./node probe.mjs 2>&1 | tail -40)
 fi
 [ -n "$icd" ] && export VK_DRIVER_FILES="$icd" VK_ICD_FILENAMES="$icd"
 export M2_TFJS_WASM_DIR="$dev/wasm/"
 
 {
   date -u; uname -a; "$work/node" --version
-  echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"; cat "${icd:-/dev/null}"
+  echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"; echo "VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"
   for lib in libGLX_nvidia.so.0 libnvidia-glcore.so; do
     path="$(ldconfig -p 2>/dev/null | grep -m1 "$lib" | sed 's/.*=> //')"
     [ -z "$path" ] && path="$(find /usr/local/nvidia /usr/lib/x86_64-linux-gnu -name "$lib*" 2>/dev/null | head -1)"
