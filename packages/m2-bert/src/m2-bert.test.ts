@@ -1,0 +1,101 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { M2Bert } from './m2-bert.js';
+import { resolveM2BertConfig } from './m2-bert-config.js';
+import { countM2BertParameters } from './state-dict.js';
+
+const small = { preset: 'tiny', numLayers: 1, vocabSize: 64, maxPositionEmbeddings: 16, longConvLMax: 16, filterOrder: 8 } as const;
+const models: M2Bert[] = [];
+const make = (overrides: object) => {
+  const model = new M2Bert({ ...small, ...overrides });
+  models.push(model);
+  return model;
+};
+afterAll(() => models.forEach((m) => m.dispose()));
+
+const ids = [
+  [2, 5, 9, 11, 3, 0, 0, 0, 0, 0],
+  [2, 7, 7, 3, 4, 8, 9, 3, 0, 0],
+];
+
+describe('M2Bert', () => {
+  it('has one trainable variable per parameter tensor, aliases mapped to the shared variable, and the analytic count', () => {
+    for (const head of ['masked-lm', 'sequence-classification', 'text-encoding', 'none'] as const) {
+      const model = make({ head, hyenaTrainingAdditions: head === 'none' });
+      const total = model.trainableVariables().reduce((n, v) => n + v.size, 0);
+      expect(total, head).toBe(countM2BertParameters(model.config).total);
+    }
+    const mlm = models[0]!;
+    const named = mlm.namedWeights();
+    expect(named.get('cls.predictions.decoder.weight')).toBe(named.get('bert.embeddings.word_embeddings.weight'));
+    const freq = named.get('bert.encoder.layer.0.attention.filter_fn.implicit_filter.1.freq');
+    expect(named.get('bert.encoder.layer.0.attention.filter_fn.implicit_filter_rev.5.freq')).toBe(freq);
+    expect(named.get('bert.encoder.layer.0.attention.filter_fn2.implicit_filter.1.freq')).not.toBe(freq);
+  });
+
+  it('runs shorter inputs than the max length and returns the outputs of its head', () => {
+    const mlm = make({}).forward({ inputIds: ids });
+    expect(mlm.lastHiddenState.shape).toEqual([2, 10, 64]);
+    expect(mlm.logits!.shape).toEqual([2, 10, 64]);
+    expect(mlm.poolerOutput).toBeUndefined();
+    const cls = make({ head: 'sequence-classification', labels: ['a', 'b', 'c'] }).forward({ inputIds: ids });
+    expect(cls.poolerOutput!.shape).toEqual([2, 64]);
+    expect(cls.logits!.shape).toEqual([2, 3]);
+    const enc = make({ head: 'text-encoding' }).forward({ inputIds: ids });
+    expect(enc.logits).toBeUndefined();
+    tf.dispose([mlm, cls, enc].flatMap((o) => [o.lastHiddenState, o.logits, o.poolerOutput]).filter((t): t is tf.Tensor => !!t));
+  });
+
+  it('classification losses follow §2.6: CE for int labels, MSE for one label, BCE for float multi-hot labels', () => {
+    const logSumExp = (row: number[]) => Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
+    const cls = make({ head: 'sequence-classification', labels: ['a', 'b', 'c'] });
+    const out = cls.forward({ inputIds: ids, labels: [2, 0] });
+    const z = out.logits!.arraySync() as number[][];
+    expect(out.loss!.dataSync()[0]).toBeCloseTo(((logSumExp(z[0]!) - z[0]![2]!) + (logSumExp(z[1]!) - z[1]![0]!)) / 2, 5);
+    const multi = cls.forward({ inputIds: ids, labels: tf.tensor2d([[1, 0, 1], [0, 0, 1]]) });
+    const y = [[1, 0, 1], [0, 0, 1]];
+    const bce = z.flatMap((row, i) => row.map((x, j) => -(y[i]![j]! * Math.log(1 / (1 + Math.exp(-x))) + (1 - y[i]![j]!) * Math.log(1 - 1 / (1 + Math.exp(-x))))));
+    expect(multi.loss!.dataSync()[0]).toBeCloseTo(bce.reduce((a, b) => a + b, 0) / bce.length, 5);
+    const regression = make({ head: 'sequence-classification', labels: ['score'] });
+    const reg = regression.forward({ inputIds: ids, labels: [0.5, -1] });
+    const r = reg.logits!.dataSync();
+    expect(reg.loss!.dataSync()[0]).toBeCloseTo(((r[0]! - 0.5) ** 2 + (r[1]! + 1) ** 2) / 2, 5);
+    tf.dispose([out, multi, reg].flatMap((o) => [o.lastHiddenState, o.logits, o.poolerOutput, o.loss]).filter((t): t is tf.Tensor => !!t));
+  });
+
+  it('poolAll pools the attention-masked mean; the mask never changes the encoder output', () => {
+    const model = make({ head: 'text-encoding', poolAll: true });
+    const mask = ids.map((row) => row.map((id) => (id === 0 ? 0 : 1)));
+    const withMask = model.forward({ inputIds: ids, attentionMask: mask });
+    const noMask = model.forward({ inputIds: ids });
+    expect(Array.from(withMask.lastHiddenState.dataSync())).toEqual(Array.from(noMask.lastHiddenState.dataSync()));
+    const expected = tf.tidy(() => {
+      const m = tf.expandDims(tf.tensor2d(mask), 2);
+      const mean = tf.div(tf.sum(tf.mul(withMask.lastHiddenState, m), 1), tf.sum(m, 1));
+      const named = model.namedWeights();
+      return tf.tanh(tf.add(tf.matMul(mean, named.get('bert.pooler.dense.weight')!, false, true), named.get('bert.pooler.dense.bias')!));
+    });
+    const diff = tf.abs(tf.sub(withMask.poolerOutput!, expected));
+    expect(Math.max(...diff.dataSync())).toBeLessThan(1e-6);
+    diff.dispose();
+    tf.dispose([withMask, noMask].flatMap((o) => [o.lastHiddenState, o.poolerOutput]).filter((t): t is tf.Tensor => !!t));
+    expected.dispose();
+  });
+
+  it('applies dropout only in training mode and does not leak tensors', () => {
+    const model = make({ hiddenDropout: 0.5 });
+    const run = (training: boolean) => {
+      const out = model.forward({ inputIds: ids }, { training });
+      const values = Array.from(out.logits!.dataSync());
+      tf.dispose([out.lastHiddenState, out.logits!]);
+      return values;
+    };
+    expect(run(false)).toEqual(run(false));
+    expect(run(true)).not.toEqual(run(false));
+    const before = tf.memory().numTensors;
+    run(true);
+    run(false);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => resolveM2BertConfig({ ...small, head: 'masked' as never })).toThrow(/head must be one of/);
+  });
+});
