@@ -49,6 +49,12 @@ export function registerGptCommands(group: Command): void {
     .option('--backend <name>', 'tfjs backend: auto, cpu, wasm, webgpu, tensorflow', 'cpu')
     .option('--threads <n>', 'wasm threads', integer('--threads', 1))
     .action(async (options: { preset: string; out: string; seed: number; backend: string; threads?: number }) => {
+      if (!Object.hasOwn(m2GptPresets, options.preset)) {
+        throw new InvalidArgumentError(
+          `Unknown M2-GPT preset "${options.preset}". Expected one of: ${Object.keys(m2GptPresets).join(', ')}.`,
+          { parameter: '--preset', value: options.preset },
+        );
+      }
       await useBackend(options);
       const model = new M2Gpt({ preset: options.preset }, { seed: options.seed });
       await model.save(options.out);
