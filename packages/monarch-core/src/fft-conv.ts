@@ -250,3 +250,108 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(...inputs) as Tensor3D;
 }
+
+/**
+ * The spectrum of a causal or bidirectional long-convolution kernel, computed once and reused by
+ * {@link convWithSpectrum} (inference: the implicit filters' kernels depend only on the weights and L, so their DFTs
+ * can be cached between forwards). Dispose with {@link disposeConvSpectrum}.
+ */
+export interface ConvKernelSpectrum {
+  /** Sequence length L the spectrum is for. */
+  readonly length: number;
+  /** Channels C. */
+  readonly channels: number;
+  /** The Monarch plan (FFT size N ≥ 2L). */
+  readonly plan: DftPlan;
+  /** Real part [C·N] in the plan's digit-reversed layout. */
+  readonly re: Tensor;
+  /** Imaginary part [C·N]. */
+  readonly im: Tensor;
+}
+
+/**
+ * Transforms a long-convolution kernel once: kf [C, L] alone (causal, as {@link causalConv}) or with kr [C, L]
+ * (bidirectional, as {@link bidirectionalConv}). Not differentiable with respect to the kernels (use the plain
+ * functions when training the filters).
+ *
+ * Shapes: kf [C, L] (+ kr [C, L]) → spectrum of [C·N]
+ * @param kf - Forward kernel [C, L].
+ * @param kr - Optional reverse kernel [C, L].
+ * @param options - Optional Monarch order.
+ * @returns The spectrum (its tensors are kept: free them with {@link disposeConvSpectrum}).
+ * @throws ShapeError if kf is not 2-D or kr's shape differs.
+ * @example
+ * const s = convKernelSpectrum(tf.ones([2, 8]), tf.ones([2, 8]));
+ * convWithSpectrum(tf.ones([1, 2, 8]), s).shape; // → [1, 2, 8]
+ */
+export function convKernelSpectrum(kf: Tensor2D, kr?: Tensor2D, options: FftConvOptions = {}): ConvKernelSpectrum {
+  const op = 'convKernelSpectrum';
+  checkTensor(op, 'kf', kf);
+  checkRank(op, 'kf', kf, 2, '[C, L]');
+  const [channels, length] = kf.shape;
+  if (kr !== undefined) {
+    checkTensor(op, 'kr', kr);
+    if (kr.rank !== 2 || kr.shape[0] !== channels || kr.shape[1] !== length) {
+      throw new ShapeError(`${op}: kr must have shape [${channels}, ${length}] (the shape of kf), got ${shapeText(kr.shape)}`, { parameter: 'kr', value: kr.shape });
+    }
+  }
+  const plan = convPlan(length, options.order);
+  const digits = Math.ceil(length / (plan.n / plan.radices[0]));
+  const width = digits * (plan.n / plan.radices[0]);
+  const [re, im] = tf.tidy(() => {
+    const pad = (t: Tensor) => (width > length ? tf.pad(t, [[0, 0], [0, width - length]]) : t);
+    let sk = forwardDft(pad(kf), plan, { realInput: true, digits }); // [C, N]
+    if (kr !== undefined) {
+      const sr = phaseConj(forwardDft(pad(kr), plan, { realInput: true, digits }), plan);
+      sk = { re: tf.add(sk.re, sr.re), im: tf.add(sk.im, sr.im) };
+    }
+    return [tf.keep(tf.reshape(sk.re, [channels * plan.n])), tf.keep(tf.reshape(sk.im, [channels * plan.n]))];
+  });
+  return { length, channels, plan, re: re!, im: im! };
+}
+
+/**
+ * Frees a spectrum from {@link convKernelSpectrum}.
+ * @param spectrum - The spectrum.
+ */
+export function disposeConvSpectrum(spectrum: ConvKernelSpectrum): void {
+  tf.dispose([spectrum.re, spectrum.im]);
+}
+
+/**
+ * The long convolution with a pre-transformed kernel: equals {@link causalConv} / {@link bidirectionalConv} with the
+ * kernels the spectrum came from, but transforms only u. Differentiable with respect to u (and skip) only.
+ *
+ * Shapes: u [B, C, L] × spectrum of [C, L] kernels (+ skip [C]) → [B, C, L]
+ * @param u - Input, channel-first.
+ * @param spectrum - From {@link convKernelSpectrum} for the same C and L.
+ * @param skip - Optional D [C].
+ * @returns y [B, C, L].
+ * @throws ShapeError if u's C or L differ from the spectrum's, or skip is not [C].
+ * @example
+ * convWithSpectrum(u, convKernelSpectrum(kf, kr), d); // same as bidirectionalConv(u, kf, kr, d)
+ */
+export function convWithSpectrum(u: Tensor3D, spectrum: ConvKernelSpectrum, skip?: Tensor1D): Tensor3D {
+  const op = 'convWithSpectrum';
+  checkTensor(op, 'u', u);
+  checkRank(op, 'u', u, 3, '[B, C, L]');
+  const [batch, channels, length] = u.shape;
+  if (channels !== spectrum.channels || length !== spectrum.length) {
+    throw new ShapeError(`${op}: u must have C = ${spectrum.channels} and L = ${spectrum.length} (the spectrum's), got ${shapeText(u.shape)}`, { parameter: 'u', value: u.shape });
+  }
+  checkSkip(op, skip, channels);
+  const { plan } = spectrum;
+  const { n } = plan;
+  const digits = Math.ceil(length / (n / plan.radices[0]));
+  const width = digits * (n / plan.radices[0]);
+  return tf.tidy(() => {
+    let rows = tf.reshape(u, [batch * channels, length]);
+    if (width > length) rows = tf.pad(rows, [[0, 0], [0, width - length]]); // [B·C, width]
+    const su = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
+    const product = complexMul({ re: tf.reshape(su.re, [batch, channels * n]), im: tf.reshape(su.im, [batch, channels * n]) }, spectrum.re, spectrum.im);
+    let y = inverseDft({ re: tf.reshape(product.re, [-1, n]), im: tf.reshape(product.im, [-1, n]) }, plan, { realOutput: true, digits }) as Tensor;
+    if (width > length) y = tf.slice(y, [0, 0], [-1, length]); // [B·C, L]
+    const out = tf.reshape(y, [batch, channels, length]);
+    return (skip === undefined ? out : tf.add(out, tf.mul(u, tf.reshape(skip, [channels, 1])))) as Tensor3D;
+  });
+}

@@ -38,7 +38,7 @@ export { loadStateDictFile, detectCheckpointFormat } from './io/load-state-dict-
 export { writeFileAtomic, removeAtomicTemporaries, acquireDirLock, DIR_LOCK_FILE } from './io/atomic-file.js';
 export type { DirLock, DirLockInfo } from './io/atomic-file.js';
 export { fft, ifft, rfft, irfft } from './dft.js';
-export { fftConv, causalConv, bidirectionalConv, longConvPlan } from './fft-conv.js';
-export type { FftConvOptions } from './fft-conv.js';
+export { fftConv, causalConv, bidirectionalConv, longConvPlan, convKernelSpectrum, convWithSpectrum, disposeConvSpectrum } from './fft-conv.js';
+export type { FftConvOptions, ConvKernelSpectrum } from './fft-conv.js';
 export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';
 export type { DftPlan } from './dft-plan.js';

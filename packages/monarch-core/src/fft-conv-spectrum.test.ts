@@ -1,0 +1,62 @@
+// Pre-transformed kernels (convKernelSpectrum + convWithSpectrum) against the original's goldens and the float64
+// direct sum, and their tensor hygiene.
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { fixtureTensor, readFixture } from '../test/read-fixture.js';
+import { ShapeError } from './errors.js';
+import { convKernelSpectrum, convWithSpectrum, disposeConvSpectrum } from './fft-conv.js';
+import { bidirectionalConvReference, causalConvReference, expectTensorsClose } from './testing.js';
+
+const golden = readFixture('longconv.safetensors');
+const g = <R extends tf.Rank>(k: string) => fixtureTensor<R>(golden, k);
+
+describe('convWithSpectrum', () => {
+  it('matches the original HyenaFilter goldens (causal and bidirectional)', () => {
+    tf.tidy(() => {
+      const u = g<tf.Rank.R3>('u');
+      const D = g<tf.Rank.R1>('D');
+      const causal = convKernelSpectrum(g('kf'));
+      const bidir = convKernelSpectrum(g('kf'), g('kr'));
+      expectTensorsClose(convWithSpectrum(u, causal, D), g('y_causal'), 1e-5, 'y_causal');
+      expectTensorsClose(convWithSpectrum(u, bidir, D), g('y_bidir'), 1e-5, 'y_bidir');
+      expectTensorsClose(convWithSpectrum(u, bidir), g('y_bidir_noD'), 1e-5, 'y_bidir_noD');
+      disposeConvSpectrum(causal);
+      disposeConvSpectrum(bidir);
+    });
+  });
+
+  for (const length of [7, 100, 768]) {
+    it(`matches the float64 direct sum at L = ${length}, without leaking tensors`, () => {
+      const u = tf.randomNormal([2, 3, length], 0, 1, 'float32', length) as tf.Tensor3D;
+      const kf = tf.randomNormal([3, length], 0, 1, 'float32', length + 1) as tf.Tensor2D;
+      const kr = tf.randomNormal([3, length], 0, 1, 'float32', length + 2) as tf.Tensor2D;
+      const D = tf.randomNormal([3], 0, 1, 'float32', length + 3) as tf.Tensor1D;
+      const warm: ReturnType<typeof convKernelSpectrum>[] = [];
+      const disposeAll = () => warm.splice(0).forEach(disposeConvSpectrum);
+      warm.push(convKernelSpectrum(kf, kr), convKernelSpectrum(kf));
+      tf.dispose([convWithSpectrum(u, warm[0]!), convWithSpectrum(u, warm[1]!)]); // builds the cached DFT constants
+      disposeAll();
+      const before = tf.memory().numTensors;
+      const bidir = convKernelSpectrum(kf, kr);
+      const causal = convKernelSpectrum(kf);
+      expect(tf.memory().numTensors).toBe(before + 4);
+      for (let i = 0; i < 2; i++) {
+        tf.tidy(() => {
+          expectTensorsClose(convWithSpectrum(u, bidir, D), bidirectionalConvReference(u, kf, kr, D), 1e-5, 'bidirectional');
+          expectTensorsClose(convWithSpectrum(u, causal), causalConvReference(u, kf), 1e-5, 'causal');
+        });
+      }
+      disposeConvSpectrum(bidir);
+      disposeConvSpectrum(causal);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([u, kf, kr, D]);
+    });
+  }
+
+  it('rejects an input of another length', () => {
+    const s = convKernelSpectrum(tf.ones([2, 8]) as tf.Tensor2D);
+    expect(() => convWithSpectrum(tf.ones([1, 2, 9]) as tf.Tensor3D, s)).toThrow(ShapeError);
+    expect(() => convKernelSpectrum(tf.ones([2, 8]) as tf.Tensor2D, tf.ones([2, 7]) as tf.Tensor2D)).toThrow(/kr must have shape \[2, 8\]/);
+    disposeConvSpectrum(s);
+  });
+});
