@@ -34,7 +34,12 @@ export async function saveCheckpoint(
   await writeFileAtomic(join(dir, 'config.json'), new TextEncoder().encode(`${JSON.stringify(file, null, 2)}\n`));
 }
 
-/** Reads and checks `dir/config.json`. @throws FileFormatError (one line). */
+/**
+ * Reads and checks `dir/config.json`.
+ * @throws FileFormatError (one line) when it is missing, not JSON, or not `{ modelType, format: 1, config }`.
+ * @example
+ * (await readCheckpointConfig('runs/tiny')).modelType; // → 'm2-gpt'
+ */
 export async function readCheckpointConfig(dir: string): Promise<CheckpointConfigFile> {
   const path = join(dir, 'config.json');
   let parsed: unknown;

@@ -155,7 +155,11 @@ export class CompactTokenizer implements TextTokenizer {
   }
 }
 
-/** The tokenizer of a model directory: a {@link CompactTokenizer} if it has `vocab.json`, else GPT-2 BPE. */
+/**
+ * The tokenizer of a model directory: a {@link CompactTokenizer} if it has `vocab.json`, else GPT-2 BPE.
+ * @example
+ * const tokenizer = await loadTokenizer('runs/tiny'); tokenizer.encode('Hello'); // → model ids
+ */
 export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   try {
     await readFile(join(dir, 'vocab.json'));

@@ -57,9 +57,11 @@ export type M2GptPresetName = 'tiny' | 'small' | 'medium';
 
 /**
  * Built-in sizes.
- * - `tiny`: d 128, 4 layers, L 256, full GPT-2 vocabulary: trains in minutes on 2 CPU cores (wasm backend).
- * - `small`: d 768, 24 layers, L 2048: 145.0M parameters, the paper's ~145M M2-GPT (Transformer 125M, Hyena 153M).
- * - `medium`: d 1024, 40 layers, L 2048: 360.1M parameters, the paper's 360M M2-GPT (Transformer 355M, Hyena 355M).
+ * - `tiny`: d 128, 4 layers, L 256, filter order 32, full GPT-2 vocabulary: 6,965,376 parameters (6,432,896 of them
+ *   the embedding); trains on 2 CPU cores (wasm backend). A smaller output vocabulary is an explicit opt-in
+ *   (`vocabSize` with a `CompactVocabulary`), never the default.
+ * - `small`: d 768, 24 layers, L 2048: 144,951,552 parameters, the paper's ~145M M2-GPT (Transformer 125M, Hyena 153M).
+ * - `medium`: d 1024, 40 layers, L 2048: 360,027,136 parameters, the paper's 360M M2-GPT (Transformer 355M, Hyena 355M).
  *
  * The paper gives only the totals (m2-architecture.md §3); widths and depths are our choice to match them.
  */
@@ -176,7 +178,7 @@ export interface M2GptParameterCount {
  * @param config - A resolved configuration.
  * @returns Counts by part and the total.
  * @example
- * countM2GptParameters(resolveM2GptConfig({ preset: 'small' })).total; // → 144,9xx,xxx
+ * countM2GptParameters(resolveM2GptConfig({ preset: 'small' })).total; // → 144,951,552
  */
 export function countM2GptParameters(config: M2GptConfig): M2GptParameterCount {
   const { modelDim: d, intermediateDim: I, numBlocks: nb, filterOrder: o, filterEmbDim: e, maxLength: L } = config;

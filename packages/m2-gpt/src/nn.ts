@@ -8,6 +8,10 @@ import { SeededRandom } from './sampling.js';
  * so it trains on wasm too (toolchain.md §2: wasm has no UnsortedSegmentSum).
  *
  * Shapes: table [V, d], ids [B, L] (int32) → [B, L, d]
+ * @param table - The embedding matrix.
+ * @param ids - Token ids in [0, V).
+ * @example
+ * embeddingLookup(tf.eye(4) as tf.Tensor2D, tf.tensor2d([[1, 3]], undefined, 'int32')).shape; // → [1, 2, 4]
  */
 export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor3D {
   const [batch, length] = ids.shape;
@@ -49,6 +53,8 @@ export function gelu(x: tf.Tensor): tf.Tensor {
  * Uses one-hot × log-softmax (no gather gradient needed, so it trains on every backend).
  *
  * Shapes: logits [B, L, V], ids [B, L] → scalar.
+ * @example
+ * nextTokenLoss(tf.zeros([1, 3, 10]) as tf.Tensor3D, ids); // → ln 10 ≈ 2.303 (uniform logits)
  */
 export function nextTokenLoss(logits: tf.Tensor3D, ids: tf.Tensor2D): tf.Scalar {
   return tf.tidy(() => {
@@ -99,6 +105,8 @@ export function tiedHead(h: tf.Tensor2D, embedding: tf.Tensor2D): tf.Tensor2D {
  * only the loss is computed. On wasm this is about 10× faster than autodiff of `logSoftmax` over a transposed matMul.
  *
  * Shapes: h [N, d], embedding [V, d], targets [N] int32 → scalar (nats).
+ * @example
+ * const { value, grads } = tf.variableGrads(() => tiedHeadCrossEntropy(h, model.embedding, targets));
  */
 export function tiedHeadCrossEntropy(h: tf.Tensor2D, embedding: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   const [count] = h.shape;
@@ -155,6 +163,8 @@ export function tiedHeadCrossEntropy(h: tf.Tensor2D, embedding: tf.Tensor2D, tar
 /**
  * Mean next-token cross-entropy from final hidden states through the tied head ({@link tiedHeadCrossEntropy}):
  * position t predicts ids[t + 1]. Shapes: hidden [B, L, d], embedding [V, d], ids [B, L] → scalar.
+ * @example
+ * nextTokenLossFromHidden(model.hidden(ids), embedding, ids).dataSync()[0]; // → mean NLL in nats
  */
 export function nextTokenLossFromHidden(hidden: tf.Tensor3D, embedding: tf.Tensor2D, ids: tf.Tensor2D): tf.Scalar {
   return tf.tidy(() => {

@@ -23,6 +23,8 @@ export type ResolvedSamplingOptions = Required<Omit<SamplingOptions, 'topK'>> & 
  * Validates sampling options and fills in defaults.
  * @throws InvalidArgumentError (one line) for temperature < 0, top-k < 1 or non-integer, top-p outside (0, 1],
  * repetition penalty < 1 (or not finite), or a non-integer seed.
+ * @example
+ * resolveSamplingOptions({ topK: 40 }); // → { temperature: 1, topK: 40, topP: 1, repetitionPenalty: 1, seed: 0 }
  */
 export function resolveSamplingOptions(options: SamplingOptions = {}): ResolvedSamplingOptions {
   const { temperature = 1, topK, topP = 1, repetitionPenalty = 1, seed = 0 } = options;
