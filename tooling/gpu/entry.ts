@@ -70,16 +70,23 @@ async function check(name: string, f: () => tf.Tensor[], tolerance = 1e-4): Prom
   }
 }
 
-/** Median ms of `f` on webgpu: warm-up, then `repeats` runs, each synchronised by reading one element. */
-async function time(name: string, f: () => tf.Tensor, extra: Row = {}, repeats = 10): Promise<number | undefined> {
+/**
+ * Median ms per call of `f` on webgpu: warm-up, then `repeats` samples of `inner` back-to-back calls, each sample
+ * synchronised once by reading one element of its last result (so the sync cost is spread over `inner` calls).
+ */
+async function time(name: string, f: () => tf.Tensor, extra: Row = {}, repeats = 10, inner = 1): Promise<number | undefined> {
   try {
     await tf.setBackend('webgpu');
     const once = async () => {
       const start = performance.now();
-      const out = f();
+      let out = f();
+      for (let i = 1; i < inner; i++) {
+        out.dispose();
+        out = f();
+      }
       const probe = tf.tidy(() => tf.slice(tf.reshape(out, [-1]), [0], [1]));
       await probe.data();
-      const ms = performance.now() - start;
+      const ms = (performance.now() - start) / inner;
       tf.dispose([out, probe]);
       return ms;
     };
@@ -90,7 +97,7 @@ async function time(name: string, f: () => tf.Tensor, extra: Row = {}, repeats =
     runs.sort((a, b) => a - b);
     const ms = runs[Math.floor(runs.length / 2)];
     const flops = typeof extra.flops === 'number' ? extra.flops : undefined;
-    const row = { name, ms, minMs: runs[0], ...(flops ? { tflops: flops / ms / 1e9 } : {}), ...extra };
+    const row = { name, ms, minMs: runs[0], inner, ...(flops ? { tflops: flops / ms / 1e9 } : {}), ...extra };
     results.timings.push(row);
     console.log(`time ${name}: ${ms.toFixed(3)} ms${flops ? ` ${(flops / ms / 1e9).toFixed(2)} TFLOP/s` : ''}`);
     return ms;
@@ -135,6 +142,26 @@ async function main(): Promise<void> {
       return [y, gx, gw];
     });
   }
+  for (const tile of [{ tm: 4, tn: 4, tk: 32 }, { tm: 8, tn: 8, tk: 8 }, { tm: 8, tn: 8, tk: 16 }, { tm: 8, tn: 4, tk: 32 }]) {
+    // Each tile's three products against the plain-loop kernels (cpu) on a shape that is no multiple of the tiles.
+    const [rows, nb, bi, bo] = [333, 3, 100, 70];
+    const x = random(rows * nb * bi, 17);
+    const w = random(nb * bi * bo, 18, 0.1);
+    const dyv = random(rows * nb * bo, 19);
+    await check(`wgsl tile ${tile.tm}x${tile.tn}x${tile.tk} fwd/dx/dW rows ${rows} blocks ${nb}x${bi}x${bo}`, () => {
+      const xt = tf.tensor2d(x, [rows, nb * bi]);
+      const wt = tf.tensor3d(w, [nb, bi, bo]);
+      const dy = tf.tensor2d(dyv, [rows, nb * bo]);
+      if (tf.getBackend() !== 'webgpu') {
+        const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(blockDiagMatmulKernel(a as tf.Tensor2D, b as tf.Tensor3D), dy)))([xt, wt]);
+        return [blockDiagMatmulKernel(xt, wt), gx, gw];
+      }
+      const backend = tf.backend();
+      const run = (mode: 'forward' | 'inputGrad' | 'weightGrad', a: tf.Tensor, b: tf.Tensor) =>
+        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, mode, a, b, { nb, bi, bo }, tile));
+      return [run('forward', xt, wt), run('inputGrad', dy, wt), run('weightGrad', xt, dy)];
+    });
+  }
   await check('monarch-core blockDiagMatmul fwd+grads [2,512,768] x [4,192,192]', () => {
     const x = tf.tensor3d(random(2 * 512 * 768, 6), [2, 512, 768]);
     const w = tf.tensor3d(random(4 * 192 * 192, 7, 0.07), [4, 192, 192]);
@@ -167,24 +194,29 @@ async function main(): Promise<void> {
     tf.dispose([a, b]);
   }
   // M2-BERT-base shapes: d 768 as 4 blocks of 192; the GLU MLP's 768 → 3072 and 3072 → 768 as 4 blocks.
-  const shapes: Array<[number, number, number, number]> = [[16384, 4, 192, 192], [16384, 4, 192, 768], [16384, 4, 768, 192], [65536, 4, 192, 192]];
-  const tiles: BlockDiagTile[] = [{ tm: 4, tn: 4, tk: 16 }, { tm: 8, tn: 4, tk: 16 }, { tm: 8, tn: 8, tk: 8 }, { tm: 4, tn: 4, tk: 32 }];
+  const shapes: Array<[number, number, number, number]> = [[16384, 4, 192, 192], [16384, 4, 192, 768], [16384, 4, 768, 192]];
+  const tiles: BlockDiagTile[] = [
+    { tm: 4, tn: 4, tk: 16 }, { tm: 4, tn: 4, tk: 32 }, { tm: 8, tn: 8, tk: 8 }, { tm: 8, tn: 8, tk: 16 }, { tm: 8, tn: 4, tk: 32 },
+  ];
   for (const [rows, nb, bi, bo] of shapes) {
     const x = tf.randomNormal([rows, nb * bi]) as tf.Tensor2D;
     const w = tf.randomNormal([nb, bi, bo]) as tf.Tensor3D;
     const dy = tf.randomNormal([rows, nb * bo]) as tf.Tensor2D;
     const flops = 2 * rows * nb * bi * bo;
     const shape = { rows, nb, bi, bo, flops };
-    await time(`stock blockDiagMatmul ${rows}x${nb}x${bi}x${bo}`, () => blockDiagMatmul(x, w), shape);
+    await time(`stock blockDiagMatmul ${rows}x${nb}x${bi}x${bo}`, () => blockDiagMatmul(x, w), shape, 10, 10);
+    const dense = tf.randomNormal([nb * bi, nb * bo]);
+    await time(`dense matMul same rows [${rows},${nb * bi}]x[${nb * bi},${nb * bo}]`, () => tf.matMul(x, dense), { ...shape, flops: flops * nb }, 10, 10);
+    dense.dispose();
     for (const tile of tiles) {
       const backend = tf.backend();
       const label = `${tile.tm}x${tile.tn}x${tile.tk}`;
       await time(`wgsl fwd ${label} ${rows}x${nb}x${bi}x${bo}`, () =>
-        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, 'forward', x, w, { nb, bi, bo }, tile)), { ...shape, tile: label });
+        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, 'forward', x, w, { nb, bi, bo }, tile)), { ...shape, tile: label }, 10, 10);
       await time(`wgsl dx ${label} ${rows}x${nb}x${bi}x${bo}`, () =>
-        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, 'inputGrad', dy, w, { nb, bi, bo }, tile)), { ...shape, tile: label });
+        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, 'inputGrad', dy, w, { nb, bi, bo }, tile)), { ...shape, tile: label }, 10, 10);
       await time(`wgsl dW ${label} ${rows}x${nb}x${bi}x${bo}`, () =>
-        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, 'weightGrad', x, dy, { nb, bi, bo }, tile)), { ...shape, tile: label });
+        tf.engine().makeTensorFromTensorInfo(runBlockDiagWebGpu(backend, 'weightGrad', x, dy, { nb, bi, bo }, tile)), { ...shape, tile: label }, 10, 10);
     }
     tf.dispose([x, w, dy]);
   }

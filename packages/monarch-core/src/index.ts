@@ -42,3 +42,5 @@ export { fftConv, causalConv, bidirectionalConv, longConvPlan, convKernelSpectru
 export type { FftConvOptions, ConvKernelSpectrum } from './fft-conv.js';
 export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';
 export type { DftPlan } from './dft-plan.js';
+export { blockDiagMatmulKernel, registerBlockDiagKernels, blockDiagTile, BLOCK_DIAG_KERNELS } from './backends/webgpu-blockdiag.js';
+export type { BlockDiagTile } from './backends/webgpu-blockdiag.js';

@@ -96,7 +96,9 @@ export async function probeWebGpu(): Promise<GpuProbe> {
   }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
   if (adapter === null) {
-    return { reason: 'no GPU adapter found (Dawn found no Vulkan device with a usable driver)' };
+    const hint = inNode && process.platform === 'linux' && !process.env.VK_DRIVER_FILES
+      ? '; if a GPU driver is installed, point VK_DRIVER_FILES at its Vulkan ICD json (e.g. nvidia_icd.json)' : '';
+    return { reason: `no GPU adapter found (Dawn found no Vulkan device with a usable driver${hint})` };
   }
   const info = adapter.info;
   const description = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ');
