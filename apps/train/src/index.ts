@@ -8,6 +8,7 @@
 import type { Command } from 'commander';
 import { registerGptTrainCommand } from './commands/gpt.js';
 import { registerBertTrainCommands } from './commands/bert.js';
+import { registerVisionTrainCommand } from './tasks/vision.js';
 
 export { runTraining, TrainingDivergedError } from './trainer.js';
 export type { TrainTask, TrainerOptions, TrainingResult } from './trainer.js';
@@ -24,4 +25,5 @@ export { trainBertMlm, trainClassify } from './commands/bert.js';
 export function registerTrainCommands(group: Command): void {
   registerGptTrainCommand(group);
   registerBertTrainCommands(group);
+  registerVisionTrainCommand(group);
 }

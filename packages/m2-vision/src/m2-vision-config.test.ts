@@ -6,7 +6,7 @@ import { countVitBaselineParameters, vitBaselineConfigFor } from './vit-baseline
 describe('M2VisionConfig', () => {
   it('resolves presets: tiny is MNIST-scale, base is the ViT-b/16 shape', () => {
     const tiny = resolveM2VisionConfig({ preset: 'tiny' });
-    expect([tiny.imageSize, tiny.channels, tiny.patchSize, numPatches(tiny), tiny.modelDim, tiny.intermediateDim]).toEqual([28, 1, 4, 49, 96, 256]);
+    expect([tiny.imageSize, tiny.channels, tiny.patchSize, numPatches(tiny), tiny.modelDim, tiny.intermediateDim]).toEqual([28, 1, 4, 49, 64, 172]);
     expect(tiny.labels).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     expect(Object.isFrozen(tiny)).toBe(true);
     const base = resolveM2VisionConfig({ preset: 'base' });

@@ -57,13 +57,13 @@ export type M2VisionPresetName = 'tiny' | 'small' | 'base';
 
 /**
  * Built-in sizes.
- * - `tiny`: 28×28 grayscale, patch 4 (49 patches), d 96, 4 layers, 10 classes: MNIST / Fashion-MNIST on a CPU.
+ * - `tiny`: 28×28 grayscale, patch 4 (49 patches), d 64, 4 layers, 10 classes: MNIST / Fashion-MNIST on a CPU.
  * - `small`: 32×32 RGB, patch 4 (64 patches), d 192, 6 layers, 10 classes: CIFAR-scale.
  * - `base`: the ViT-b/16 shape at 224² (196 patches, d 768, 12 layers, 1000 classes): about 47M parameters,
  *   the paper's M2-ViT-b reports 45M.
  */
 export const m2VisionPresets: Readonly<Record<M2VisionPresetName, Partial<M2VisionConfig>>> = Object.freeze({
-  tiny: Object.freeze({ imageSize: 28, channels: 1, patchSize: 4, modelDim: 96, numLayers: 4, filterOrder: 16, numClasses: 10 }),
+  tiny: Object.freeze({ imageSize: 28, channels: 1, patchSize: 4, modelDim: 64, numLayers: 4, filterOrder: 16, numClasses: 10 }),
   small: Object.freeze({ imageSize: 32, channels: 3, patchSize: 4, modelDim: 192, numLayers: 6, filterOrder: 32, numClasses: 10 }),
   base: Object.freeze({}),
 });
@@ -81,7 +81,7 @@ export type M2VisionConfigInput = Partial<M2VisionConfig> & { preset?: M2VisionP
  * @returns The resolved, frozen config.
  * @throws ConfigError on an unknown key or preset, or a value that breaks a constraint (one line with a hint).
  * @example
- * resolveM2VisionConfig({ preset: 'tiny' }).intermediateDim; // → 256
+ * resolveM2VisionConfig({ preset: 'tiny' }).intermediateDim; // → 172
  */
 export function resolveM2VisionConfig(input: M2VisionConfigInput = {}): M2VisionConfig {
   const { preset, ...overrides } = input;

@@ -24,7 +24,7 @@ describe('M2Vision', () => {
     const x = images(2, 28);
     const features = model.features(x);
     const logits = model.logits(x);
-    expect(features.shape).toEqual([2, 49, 96]);
+    expect(features.shape).toEqual([2, 49, 64]);
     expect(logits.shape).toEqual([2, 10]);
     expect(model.countParameters()).toBe(countM2VisionParameters(model.config).total);
     tf.dispose([x, features, logits]);

@@ -2,8 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import jpeg from 'jpeg-js';
-import pngjs from 'pngjs';
+import { encodeJpeg, encodePng } from '@monarch-mixer/m2-vision/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   augmentImage,
@@ -20,16 +19,16 @@ import {
 const scratch = mkdtempSync(join(tmpdir(), 'm2-images-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-function png(width: number, height: number, value: (x: number, y: number) => number): Buffer {
-  const image = new pngjs.PNG({ width, height });
+function png(width: number, height: number, value: (x: number, y: number) => number): Uint8Array {
+  const rgba = new Uint8Array(width * height * 4);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const i = 4 * (y * width + x);
-      image.data[i] = image.data[i + 1] = image.data[i + 2] = value(x, y);
-      image.data[i + 3] = 255;
+      rgba[i] = rgba[i + 1] = rgba[i + 2] = value(x, y);
+      rgba[i + 3] = 255;
     }
   }
-  return pngjs.PNG.sync.write(image);
+  return encodePng(width, height, rgba);
 }
 
 function countLabels(labels: Int32Array): number[] {
@@ -90,7 +89,7 @@ describe('image folders', () => {
     mkdirSync(join(dir, 'dark'), { recursive: true });
     writeFileSync(join(dir, 'bright', 'a.png'), png(8, 8, () => 255));
     const rgba = new Uint8Array(8 * 8 * 4).fill(255);
-    writeFileSync(join(dir, 'bright', 'b.jpg'), jpeg.encode({ width: 8, height: 8, data: rgba }, 95).data);
+    writeFileSync(join(dir, 'bright', 'b.jpg'), encodeJpeg(8, 8, rgba));
     writeFileSync(join(dir, 'dark', 'c.png'), png(8, 8, (x) => (x < 4 ? 0 : 51)));
     writeFileSync(join(dir, '.DS_Store'), 'junk');
     const set = loadImageFolder(dir, { imageSize: 8, channels: 1 });
