@@ -6,6 +6,7 @@ import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js'
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { blockDiagMatmul, blockdiagLinear, ConfigError, ShapeError } from '@monarch-mixer/monarch-core';
+import { derivedTensors } from './inference-cache.js';
 import { M2Layer, uniform } from './m2-layer.js';
 import type { LayerShape } from './m2-layer.js';
 
@@ -89,6 +90,7 @@ export class BlockdiagLinear extends M2Layer {
 
   /** The layer's math on a checked input. Shapes: x [..., inFeatures] → [..., outFeatures]. */
   forward(x: Tensor): Tensor {
+    if (tf.getBackend() === 'wasm') return this.forwardBlocks(x, 0, this.numBlocks, this.outFeatures); // cached per-block weights
     return tf.tidy(() =>
       blockdiagLinear(x, this.weight!.read() as Tensor3D, {
         outFeatures: this.outFeatures,
@@ -119,8 +121,7 @@ export class BlockdiagLinear extends M2Layer {
       const size = x.shape.map(() => -1);
       size[last] = blockCount * blockIn;
       const xs = blockCount === numBlocks ? padded : tf.slice(padded, begin, size); // [..., count·bi]
-      const blocks = tf.slice(this.weight!.read(), [firstBlock, 0, 0], [blockCount, blockIn, blockOut]) as Tensor3D;
-      let y = blockDiagMatmul(xs, blocks); // [..., count·bo]
+      let y = this.blockProduct(xs, firstBlock, blockCount); // [..., count·bo]
       if (outFeatures < blockCount * blockOut) {
         const keep = y.shape.map(() => -1);
         keep[last] = outFeatures;
@@ -128,6 +129,25 @@ export class BlockdiagLinear extends M2Layer {
       }
       return this.bias ? tf.add(y, tf.slice(this.bias.read(), [firstBlock * blockOut], [outFeatures])) : y;
     });
+  }
+
+  /**
+   * x · blockdiag(W[firstBlock], …, W[firstBlock + count − 1]). On wasm: one plain 2-D matMul per block on weight
+   * blocks split once and cached between inference calls (its batched matMul misses the fast path, and a fresh B
+   * operand is re-packed on every call); elsewhere one batched matMul. Shapes: xs [..., count·bi] → [..., count·bo].
+   */
+  private blockProduct(xs: Tensor, firstBlock: number, blockCount: number): Tensor {
+    const { blockIn, blockOut } = this;
+    const w = this.weight!.read();
+    if (tf.getBackend() !== 'wasm') {
+      return blockDiagMatmul(xs, tf.slice(w, [firstBlock, 0, 0], [blockCount, blockIn, blockOut]) as Tensor3D);
+    }
+    const blocks = derivedTensors(this, 'blocks', [w], '', () => tf.unstack(w)); // numBlocks × [bi, bo]
+    const lead = xs.shape.slice(0, -1);
+    const x2 = tf.reshape(xs, [-1, blockCount * blockIn]); // [N, count·bi]
+    const parts = blockCount === 1 ? [x2] : tf.split(x2, blockCount, 1); // count × [N, bi]
+    const ys = parts.map((part, k) => tf.matMul(part as tf.Tensor2D, blocks[firstBlock + k] as tf.Tensor2D)); // count × [N, bo]
+    return tf.reshape(ys.length === 1 ? ys[0]! : tf.concat(ys, 1), [...lead, blockCount * blockOut]);
   }
 
   override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {

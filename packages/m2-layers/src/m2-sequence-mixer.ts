@@ -6,10 +6,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { bidirectionalConv, causalConv, InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
+import { bidirectionalConv, causalConv, convKernelSpectrum, convWithSpectrum, InvalidArgumentError, longConvPlan, ShapeError } from '@monarch-mixer/monarch-core';
 import { positiveInteger } from './blockdiag-linear.js';
 import { HyenaFilter } from './hyena-filter.js';
-import { layerNorm, linear, linearInit, M2Layer, optionalPositive, uniform } from './m2-layer.js';
+import { derivedTensors, recordingGradients } from './inference-cache.js';
+import { layerNorm, linearInit, M2Layer, optionalPositive, uniform } from './m2-layer.js';
 import type { LayerShape } from './m2-layer.js';
 
 /** Arguments of {@link M2SequenceMixer}. */
@@ -238,8 +239,17 @@ export class M2SequenceMixer extends M2Layer {
         state.residualHistory = this.residualFilter ? tf.keep(ut) : undefined;
         state.position = length;
       }
-      return linear(tf.transpose(y, [0, 2, 1]), this.outWeight!.read(), this.outBias!.read()) as Tensor3D; // [B, L, d]
+      const [outWeightT] = this.transposedWeights('out_linear', this.outWeight!.read(), () => [tf.transpose(this.outWeight!.read())]); // [d, d]
+      return tf.reshape(tf.add(tf.matMul(tf.reshape(tf.transpose(y, [0, 2, 1]), [batch * length, this.modelDim]), outWeightT!), this.outBias!.read()), [batch, length, this.modelDim]) as Tensor3D; // [B, L, d]
     });
+  }
+
+  /**
+   * Weights transposed (and sliced) once for x·Wᵀ as a plain 2-D matMul: cached between inference calls, rebuilt
+   * when the weight changes, recomputed (and differentiated) under a gradient tape.
+   */
+  private transposedWeights(key: string, source: Tensor, make: () => Tensor[]): Tensor[] {
+    return derivedTensors(this, key, [source], '', make);
   }
 
   /** The filters' kernels at `length` (test hook). Shapes: → { filter_fn: {forward [d, L], reverse?}, filter_fn2? }. */
@@ -289,7 +299,8 @@ export class M2SequenceMixer extends M2Layer {
     const t = state.position;
     const out = tf.tidy(() => {
       const u = this.preNorm ? layerNorm(input, this.normWeight!.read(), this.normBias!.read(), this.preNormEps) : input;
-      const z = linear(u, this.inWeight!.read(), this.inBias!.read()); // [B, 3d]
+      const [inWeightT] = this.transposedWeights('in_linear_full', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
+      const z = tf.add(tf.matMul(u, inWeightT!), this.inBias!.read()); // [B, 3d]
       const window = tf.concat([state.shortHistory, tf.expandDims(z, 1)], 1); // [B, 3, 3d]: z[t−2], z[t−1], z[t]
       const taps = tf.transpose(tf.reshape(this.shortWeight!.read(), [3 * d, 3])); // [3, 3d]
       const zc = tf.add(tf.sum(tf.mul(window, taps), 1), this.shortBias!.read()); // [B, 3d]
@@ -311,7 +322,8 @@ export class M2SequenceMixer extends M2Layer {
       state.mainHistory = next.mainHistory;
       state.residualHistory = next.residualHistory;
       tf.dispose(old.filter((x) => x !== undefined));
-      return linear(y, this.outWeight!.read(), this.outBias!.read()) as Tensor2D; // [B, d]
+      const [outWeightT] = this.transposedWeights('out_linear', this.outWeight!.read(), () => [tf.transpose(this.outWeight!.read())]); // [d, d]
+      return tf.add(tf.matMul(y, outWeightT!), this.outBias!.read()) as Tensor2D; // [B, d]
     });
     state.position = t + 1;
     return out;
@@ -343,9 +355,14 @@ export class M2SequenceMixer extends M2Layer {
   /** Rows [part·d, (part+1)·d) of in_linear (part 0 = x1, 1 = x2, 2 = v). Shapes: u [B, L, d] → [B, L, d]. */
   private inLinearPart(u: Tensor, part: number): Tensor {
     const d = this.modelDim;
-    const weight = tf.slice(this.inWeight!.read(), [part * d, 0], [d, d]); // [d, d]
-    const bias = tf.slice(this.inBias!.read(), [part * d], [d]); // [d]
-    return linear(u, weight, bias);
+    const w = this.inWeight!.read();
+    const b = this.inBias!.read();
+    // 3 × ([d, d] transposed row block, [d] bias): x1, x2, v.
+    const parts = derivedTensors(this, 'in_linear', [w, b], '', () =>
+      [0, 1, 2].flatMap((i) => [tf.transpose(tf.slice(w, [i * d, 0], [d, d])), tf.slice(b, [i * d], [d])]),
+    );
+    const lead = u.shape.slice(0, -1);
+    return tf.reshape(tf.add(tf.matMul(tf.reshape(u, [-1, d]), parts[2 * part]!), parts[2 * part + 1]!), [...lead, d]); // [..., d]
   }
 
   /**
@@ -366,8 +383,17 @@ export class M2SequenceMixer extends M2Layer {
 
   /** conv(x, filter) + D⊙x, causal or bidirectional. Shapes: x [B, d, L] → [B, d, L]. */
   private longConv(filter: HyenaFilter, x: Tensor3D, length: number): Tensor3D {
-    const { forward, reverse } = filter.kernels(length);
     const skip = filter.skipWeight() as Tensor1D;
+    if (!recordingGradients()) {
+      // Inference: the kernels depend on the filter's weights and L only, so their spectra are computed once.
+      const [re, im] = derivedTensors(filter, 'spectrum', filter.weights.map((w) => w.read()), String(length), () => {
+        const { forward, reverse } = filter.kernels(length);
+        const spectrum = convKernelSpectrum(forward, reverse);
+        return [spectrum.re, spectrum.im];
+      });
+      return convWithSpectrum(x, { length, channels: this.modelDim, plan: longConvPlan(length), re: re!, im: im! }, skip);
+    }
+    const { forward, reverse } = filter.kernels(length);
     return this.bidirectional ? bidirectionalConv(x, forward, reverse!, skip) : causalConv(x, forward, skip);
   }
 }
