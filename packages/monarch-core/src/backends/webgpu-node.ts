@@ -41,6 +41,36 @@ export async function hasVulkanLoader(): Promise<boolean> {
   }
 }
 
+/** Folders that hold Vulkan ICD (driver) json files; the first is where NVIDIA's container runtime puts its own. */
+const ICD_DIRS = ['/usr/local/nvidia/share/vulkan/icd.d', '/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+
+/**
+ * A Dawn GPU object with an adapter if one can be had. When the Vulkan loader's default search finds no usable
+ * driver (seen on an NVIDIA H200 VM whose /usr/share/vulkan ICD failed while /usr/local/nvidia's worked) and the
+ * user set no VK_DRIVER_FILES, each ICD json found is tried in turn through VK_DRIVER_FILES.
+ */
+async function withDriverFallback(dawn: DawnModule, flags: string[]): Promise<GPU> {
+  const gpu = dawn.create(flags);
+  const userChoice = process.env.VK_DRIVER_FILES ?? process.env.VK_ICD_FILENAMES;
+  if (process.platform !== 'linux' || userChoice !== undefined || flags.some((flag) => flag.startsWith('backend='))) return gpu;
+  if (await gpu.requestAdapter().catch(() => null)) return gpu;
+  const fs = await importRuntime<{ readdirSync(path: string): string[] }>('node:fs');
+  const candidates = ICD_DIRS.flatMap((dir) => {
+    try {
+      return fs.readdirSync(dir).filter((name) => name.endsWith('.json')).map((name) => `${dir}/${name}`);
+    } catch {
+      return [];
+    }
+  });
+  for (const file of candidates) {
+    process.env.VK_DRIVER_FILES = file;
+    const candidate = dawn.create(flags);
+    if (await candidate.requestAdapter().catch(() => null)) return candidate;
+  }
+  delete process.env.VK_DRIVER_FILES;
+  return gpu;
+}
+
 /**
  * Installs Dawn's WebGPU globals and `navigator.gpu` in Node, once. Flags come from `M2_WEBGPU_FLAGS`
  * (comma-separated Dawn toggles such as `backend=vulkan`).
@@ -59,7 +89,7 @@ export function installNodeWebGpu(): Promise<GPU> {
     }
     Object.assign(globalThis, dawn.globals);
     const flags = (process.env.M2_WEBGPU_FLAGS ?? '').split(',').map((flag) => flag.trim()).filter(Boolean);
-    const gpu = dawn.create(flags);
+    const gpu = await withDriverFallback(dawn, flags);
     const existing = (globalThis as { navigator?: object }).navigator;
     Object.defineProperty(globalThis, 'navigator', {
       value: Object.assign(Object.create(existing ?? null) as object, { gpu }),
