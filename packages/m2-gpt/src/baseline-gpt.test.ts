@@ -99,6 +99,20 @@ describe('BaselineGpt', () => {
     model.dispose();
   });
 
+  it('key/value-cache decoding equals the full forward at every step and keeps a constant tensor count', async () => {
+    const model = new BaselineGpt(small, { seed: 6 });
+    const ids = [4, 8, 10, 1, 2, 9];
+    const decoder = model.createIncrementalDecoder();
+    const stepped = [decoder.step(ids[0]!)];
+    const before = tf.memory().numTensors;
+    for (const id of ids.slice(1)) stepped.push(decoder.step(id));
+    expect(tf.memory().numTensors).toBe(before);
+    decoder.dispose();
+    const full = referenceLogits(model, ids);
+    stepped.forEach((row, t) => row.forEach((v, j) => expect(Math.abs(v - full[t]![j]!)).toBeLessThan(1e-4)));
+    model.dispose();
+  });
+
   it('counts parameters like GPT-2 small, and matches an M2-GPT config', () => {
     expect(countBaselineGptParameters({ vocabSize: 50257, maxLength: 1024, modelDim: 768, numLayers: 12, numHeads: 12,
       mlpDim: 3072, layerNormEps: 1e-5, initializerRange: 0.02 })).toBe(124_439_808); // HF GPT2LMHeadModel

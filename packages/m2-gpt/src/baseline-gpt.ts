@@ -6,10 +6,11 @@
 // Shape legend: B batch · L sequence · d model dim · H heads · dh = d/H · m MLP width · V vocabulary.
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '@monarch-mixer/monarch-core';
-import type { CausalLanguageModel } from './generate.js';
+import { InvalidArgumentError } from '@monarch-mixer/monarch-core';
+import type { CausalLanguageModel, IncrementalDecoder } from './generate.js';
 import { countM2GptParameters } from './m2-gpt-config.js';
 import type { M2GptConfig } from './m2-gpt-config.js';
-import { embeddingLookup, gelu, layerNorm, nextTokenLossFromHidden, seededNormal, tiedHead, uniqueVariableName, variableFrom } from './nn.js';
+import { embeddingLookup, gelu, layerNorm, nextTokenLossFromHidden, seededNormal, tiedHead, uniqueVariableName, variableFrom, lastPositionLogits } from './nn.js';
 import { SeededRandom } from './sampling.js';
 import { checkIds } from './checks.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -217,6 +218,66 @@ export class BaselineGpt implements CausalLanguageModel {
     return lastPositionLogits(this.hidden.bind(this), this.weights.get('wte.weight')!, ids);
   }
 
+  /**
+   * A key/value-cache decoder: each layer keeps K and V of the tokens so far, so a new token costs one query
+   * against t keys. Snapshots the head: create a new decoder after changing the weights; `dispose()` when done.
+   */
+  createIncrementalDecoder(): IncrementalDecoder {
+    const w = (name: string) => this.weights.get(name)!;
+    const { modelDim: d, numHeads: H, layerNormEps: eps, numLayers, maxLength } = this.config;
+    const dh = d / H;
+    const head = tf.transpose(w('wte.weight')); // [d, V]
+    let keys: tf.Tensor3D[] = []; // per layer [H, t, dh]
+    let values: tf.Tensor3D[] = [];
+    let position = 0;
+    return {
+      get position() {
+        return position;
+      },
+      step: (id: number) => {
+        if (position >= maxLength) {
+          throw new InvalidArgumentError(`BaselineGpt decoder: position ${position} is past maxLength ${maxLength}.`);
+        }
+        const newKeys: tf.Tensor3D[] = [];
+        const newValues: tf.Tensor3D[] = [];
+        const logits = tf.tidy(() => {
+          const token = tf.reshape(tf.gather(w('wte.weight'), tf.tensor1d([id], 'int32')), [1, d]);
+          let x: tf.Tensor = tf.add(token, tf.slice(w('wpe.weight'), [position, 0], [1, d])); // [1, d]
+          for (let i = 0; i < numLayers; i++) {
+            const p = `h.${i}.`;
+            const a = layerNorm(x, w(`${p}ln_1.weight`), w(`${p}ln_1.bias`), eps);
+            const qkv = tf.add(tf.matMul(a, w(`${p}attn.c_attn.weight`)), w(`${p}attn.c_attn.bias`)); // [1, 3d]
+            const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [1, H, dh]), [1, 0, 2])); // [H, 1, dh]
+            const K = tf.keep(position === 0 ? k! : tf.concat([keys[i]!, k!], 1)) as tf.Tensor3D; // [H, t+1, dh]
+            const V = tf.keep(position === 0 ? v! : tf.concat([values[i]!, v!], 1)) as tf.Tensor3D;
+            newKeys.push(K);
+            newValues.push(V);
+            const scores = tf.mul(tf.matMul(q!, K, false, true), 1 / Math.sqrt(dh)); // [H, 1, t+1]
+            const context = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), V), [1, 0, 2]), [1, d]); // [1, d]
+            x = tf.add(x, tf.add(tf.matMul(context, w(`${p}attn.c_proj.weight`)), w(`${p}attn.c_proj.bias`)));
+            const b = layerNorm(x, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`), eps);
+            const inner = gelu(tf.add(tf.matMul(b, w(`${p}mlp.c_fc.weight`)), w(`${p}mlp.c_fc.bias`)));
+            x = tf.add(x, tf.add(tf.matMul(inner, w(`${p}mlp.c_proj.weight`)), w(`${p}mlp.c_proj.bias`)));
+          }
+          const h = layerNorm(x, w('ln_f.weight'), w('ln_f.bias'), eps);
+          return tf.reshape(tf.matMul(h, head), [-1]); // [V]
+        });
+        tf.dispose([...keys, ...values]);
+        keys = newKeys;
+        values = newValues;
+        position += 1;
+        const out = logits.dataSync() as Float32Array;
+        logits.dispose();
+        return out;
+      },
+      dispose: () => {
+        tf.dispose([...keys, ...values, head]);
+        keys = [];
+        values = [];
+      },
+    };
+  }
+
   /** Writes `config.json` (modelType `baseline-gpt`) and `model.safetensors` into `dir`. */
   async save(dir: string): Promise<void> {
     await saveCheckpoint(dir, 'baseline-gpt', this.config, this.weights);
@@ -234,17 +295,4 @@ export class BaselineGpt implements CausalLanguageModel {
   dispose(): void {
     for (const w of this.weights.values()) w.dispose();
   }
-}
-
-/** Runs `hidden` on one sequence and applies the tied head to its last position only. Shapes: [t] → [V]. */
-export function lastPositionLogits(hidden: (ids: tf.Tensor2D) => tf.Tensor3D, embedding: tf.Tensor, ids: readonly number[]): Float32Array {
-  const logits = tf.tidy(() => {
-    const h = hidden(tf.tensor2d([...ids], [1, ids.length], 'int32')); // [1, t, d]
-    const d = h.shape[2];
-    const last = tf.reshape(tf.slice(h, [0, ids.length - 1, 0], [1, 1, d]), [1, d]); // [1, d]
-    return tf.reshape(tf.matMul(last, embedding, false, true), [-1]); // [V]
-  });
-  const values = logits.dataSync() as Float32Array;
-  logits.dispose();
-  return values;
 }

@@ -15,7 +15,7 @@
 // - The LM head is tied to the token embedding and has no bias (GPT-2 convention).
 // - The vocabulary is exactly 50257 (not padded to a multiple of 8 as in the safari Hyena config).
 // - Initialisation (§2.11, "similar random init"): embeddings, in/out linears and filter-MLP linears N(0, 0.02),
-//   zero biases, LayerNorms (1, 0), BlockdiagLinear U(±√nb/√in), short conv U(±1/√3), D N(0, 1); drawn from our
+//   zero biases, LayerNorms (1, 0), BlockdiagLinear U(±1/√blockIn), short conv U(±1/√3), D N(0, 1); drawn from our
 //   seeded PRNG so that `seed` reproduces a model exactly.
 // - Generation decodes incrementally: each layer keeps its short-conv state and its long-conv input history, and
 //   the long convolution for the new token is the dot product y[t] = Σ_{m≤t} k[t−m]·u[m] (no FFT per token).
@@ -28,13 +28,15 @@ import type { CausalLanguageModel, GenerateOptions, GeneratedToken, GenerateResu
 import { generate, generateStream } from './generate.js';
 import { resolveM2GptConfig } from './m2-gpt-config.js';
 import type { M2GptConfig } from './m2-gpt-config.js';
-import { embeddingLookup, layerNorm, nextTokenLossFromHidden, seededNormal, seededUniform, tiedHead, uniqueVariableName, variableFrom } from './nn.js';
-
-const uniqueName = (name: string) => uniqueVariableName('m2gpt', name);
+import {
+  embeddingLookup, lastPositionLogits, layerNorm, nextTokenLossFromHidden, seededNormal, seededUniform, tiedHead,
+  uniqueVariableName, variableFrom,
+} from './nn.js';
 import { SeededRandom } from './sampling.js';
 import { checkIds } from './checks.js';
-import { lastPositionLogits } from './baseline-gpt.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+
+const uniqueName = (name: string) => uniqueVariableName('m2gpt', name);
 
 /** Options of the {@link M2Gpt} constructor. */
 export interface M2GptOptions {
@@ -101,7 +103,7 @@ export class M2Gpt implements CausalLanguageModel {
         name: uniqueName(`block_${i}`),
       });
       tf.tidy(() => void block.apply(tf.zeros([1, 1, d]))); // builds the weights
-      initializeBlock(block, rng, std, this.config.numBlocks);
+      initializeBlock(block, rng, std);
       return block;
     });
     this.finalNormGamma = variableFrom(new Float32Array(d).fill(1), [d], uniqueName('ln_f_weight'));
@@ -273,7 +275,7 @@ export class M2Gpt implements CausalLanguageModel {
  * Re-draws a block's trainable weights from the seeded PRNG by their original names (§2.11), so that a seed
  * reproduces a model. Fixed values (`pos_emb.z`, `*.freq`, buffers) keep the layer's deterministic init.
  */
-function initializeBlock(block: M2CausalBlock, rng: SeededRandom, std: number, numBlocks: number): void {
+function initializeBlock(block: M2CausalBlock, rng: SeededRandom, std: number): void {
   for (const [name, variable] of block.namedWeights()) {
     const value = variable.read();
     const size = value.size;
@@ -283,8 +285,8 @@ function initializeBlock(block: M2CausalBlock, rng: SeededRandom, std: number, n
     else if (/filter_fn2?\.bias$/.test(name)) values = seededNormal(rng, size, 1); // D skip
     else if (/short_filter\.(weight|bias)$/.test(name)) values = seededUniform(rng, size, 1 / Math.sqrt(3));
     else if (/(gated_layers|wo)\.weight$/.test(name)) {
-      const [, blockIn] = value.shape; // tfjs layout [nb, in_blk, out_blk]
-      values = seededUniform(rng, size, Math.sqrt(numBlocks) / Math.sqrt(numBlocks * blockIn));
+      const [, blockIn] = value.shape; // [nb, in_blk, out_blk]; the original's √nb·U(±1/√(nb·in_blk)) (§1.3)
+      values = seededUniform(rng, size, 1 / Math.sqrt(blockIn!));
     } else if (/wo\.bias$/.test(name)) values = seededUniform(rng, size, 1 / Math.sqrt(size));
     else if (/(in_linear|out_linear|implicit_filter\.\d+)\.weight$/.test(name)) values = seededNormal(rng, size, std);
     else if (/(in_linear|out_linear|implicit_filter\.\d+)\.bias$/.test(name)) values = new Float32Array(size);

@@ -189,3 +189,20 @@ export function variableFrom(values: Float32Array, shape: number[], name: string
   initial.dispose();
   return variable;
 }
+
+/** Runs `hidden` on one sequence and applies the tied head to its last position only. Shapes: [t] → [V]. */
+export function lastPositionLogits(
+  hidden: (ids: tf.Tensor2D) => tf.Tensor3D,
+  embedding: tf.Tensor,
+  ids: readonly number[],
+): Float32Array {
+  const logits = tf.tidy(() => {
+    const h = hidden(tf.tensor2d([...ids], [1, ids.length], 'int32')); // [1, t, d]
+    const d = h.shape[2];
+    const last = tf.reshape(tf.slice(h, [0, ids.length - 1, 0], [1, 1, d]), [1, d]); // [1, d]
+    return tf.reshape(tf.matMul(last, embedding, false, true), [-1]); // [V]
+  });
+  const values = logits.dataSync() as Float32Array;
+  logits.dispose();
+  return values;
+}
