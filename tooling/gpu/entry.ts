@@ -231,6 +231,13 @@ async function main(): Promise<void> {
   }
 }
 
+if (process.argv.includes('--probe')) {
+  // Set-up only (used to check setupBackend's own Vulkan driver search, with VK_DRIVER_FILES unset).
+  const info = await setupBackend('webgpu').catch((error: Error) => ({ error: error.message }));
+  console.log(`probe: ${JSON.stringify(info)}`);
+  process.exit(0);
+}
+
 try {
   await main();
 } catch (error) {

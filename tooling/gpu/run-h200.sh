@@ -4,7 +4,7 @@
 # after `bash tooling/gpu/prepare.sh` here. It unpacks Node, dawn.node and the Vulkan loader into /tmp,
 # points VK_DRIVER_FILES at the NVIDIA ICD json, runs the GPU checks (gpu-entry.mjs) and then each m2 command of
 # .device/m2-runs.txt. Outputs go to $OUT: gpu-results.json, gpu-entry.log, m2-runs.log, env.txt (+ what the
-# m2 commands write there). Env: M2_GPU_SKIP_CHECKS=1 skips the checks; M2_GPU_ENTRY_TIMEOUT (s, default 240),
+# m2 commands write there). Env: M2_GPU_SKIP_CHECKS=1 skips the checks; M2_GPU_PROBE_ONLY=1 stops after the set-up probe; M2_GPU_ENTRY_TIMEOUT (s, default 240),
 # M2_GPU_RUN_TIMEOUT (s per m2 command, default 150).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -78,6 +78,10 @@ export M2_TFJS_WASM_DIR="$dev/wasm/"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
+
+# setupBackend's own driver search (no VK_DRIVER_FILES in the environment), then the normal runs.
+(cd "$work" && env -u VK_DRIVER_FILES -u VK_ICD_FILENAMES timeout 120 ./node gpu-entry.mjs --probe) 2>&1 | tail -3
+[ "${M2_GPU_PROBE_ONLY:-0}" = 1 ] && exit 0
 
 if [ "${M2_GPU_SKIP_CHECKS:-0}" != 1 ]; then
   (cd "$work" && timeout "${M2_GPU_ENTRY_TIMEOUT:-240}" ./node gpu-entry.mjs "$OUT/gpu-results.json") 2>&1 | tee "$OUT/gpu-entry.log"
