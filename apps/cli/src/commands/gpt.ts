@@ -6,7 +6,7 @@ import {
   FileFormatError, InvalidArgumentError, readSafetensors, setupBackend, toInt32, writeSafetensors,
 } from '@monarch-mixer/monarch-core';
 import type { BackendName } from '@monarch-mixer/monarch-core';
-import { M2Gpt, m2GptPresets, countM2GptParameters } from '@monarch-mixer/m2-gpt';
+import { M2Gpt, m2GptPresets, countM2GptParameters, generateStream, loadGptModel, loadTokenizer } from '@monarch-mixer/m2-gpt';
 
 /** Parses a flag as an integer in [min, ∞), throwing a one-line InvalidArgumentError. */
 function integer(flag: string, min: number) {
@@ -66,14 +66,14 @@ export function registerGptCommands(group: Command): void {
   group
     .command('forward')
     .description('Logits for input_ids: IN.safetensors (input_ids [B, L]) → OUT.safetensors (logits F32 [B, L, V])')
-    .requiredOption('--model <dir>', 'model directory (from `m2 gpt init` or training)')
+    .requiredOption('--model <dir>', 'model directory (from `m2 gpt init` or `m2 train gpt`; M2-GPT or the attention baseline)')
     .requiredOption('--input <file>', 'safetensors file with input_ids (I64 or I32) [B, L]')
     .requiredOption('--output <file>', 'safetensors file to write logits to')
     .option('--backend <name>', 'tfjs backend: auto, cpu, wasm, webgpu, tensorflow', 'cpu')
     .option('--threads <n>', 'wasm threads', integer('--threads', 1))
     .action(async (options: { model: string; input: string; output: string; backend: string; threads?: number }) => {
       await useBackend(options);
-      const model = await M2Gpt.load(options.model);
+      const model = await loadGptModel(options.model);
       const { tensors } = readSafetensors(new Uint8Array(await readFile(options.input)), { file: options.input });
       const record = tensors.get('input_ids');
       if (!record) {
@@ -94,7 +94,7 @@ export function registerGptCommands(group: Command): void {
   group
     .command('generate')
     .description('Generate text from a prompt, streamed to stdout')
-    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--model <dir>', 'model directory (M2-GPT or the attention baseline; vocab.json if it has a compact vocabulary)')
     .requiredOption('--prompt <text>', 'prompt text ("" starts from <|endoftext|>)')
     .option('--max-new-tokens <n>', 'tokens to generate', integer('--max-new-tokens', 1), 64)
     .option('--seed <n>', 'sampling seed', integer('--seed', 0), 0)
@@ -111,9 +111,11 @@ export function registerGptCommands(group: Command): void {
       topP: number; repetitionPenalty: number; stop: string[]; naive?: boolean; backend: string; threads?: number;
     }) => {
       await useBackend(options);
-      const model = await M2Gpt.load(options.model);
+      const model = await loadGptModel(options.model);
+      const tokenizer = await loadTokenizer(options.model);
       try {
-        const stream = model.stream(options.prompt, {
+        const stream = generateStream(model, options.prompt, {
+          tokenizer,
           maxNewTokens: options.maxNewTokens,
           seed: options.seed,
           temperature: options.temperature,
