@@ -69,6 +69,9 @@ describe('generate', () => {
   it('stops at <|endoftext|> and at the model maximum length', async () => {
     const eot = await generate(scripted({ 7: 50256 }), [7], { maxNewTokens: 5, temperature: 0 });
     expect(eot).toEqual({ text: '', tokens: [50256], finishReason: 'endOfText' });
+    const a = new Gpt2Tokenizer().encode('a')[0]!;
+    const held = await generate(scripted({ 7: a, [a]: 50256 }), [7], { maxNewTokens: 5, temperature: 0, stopSequences: ['ab'] });
+    expect(held).toEqual({ text: 'a', tokens: [a, 50256], finishReason: 'endOfText' }); // "a" was held back, then released
     const long = await generate(model, Array.from({ length: 20 }, (_, i) => i), { maxNewTokens: 50, seed: 1, stopAtEndOfText: false });
     expect(long.tokens).toHaveLength(5); // 20 prompt tokens + 4 fed + the 5th sampled at position 24
     expect(long.finishReason).toBe('maxLength');

@@ -131,7 +131,9 @@ export async function* generateStream(
       context.push(token);
       if (stopAtEndOfText && token === endOfText) {
         finishReason = 'endOfText';
-        yield { token, text: '' };
+        const rest = pending + textDecoder.flush(); // text held back for a stop sequence that never completed
+        emitted += rest;
+        yield { token, text: rest };
         break;
       }
       pending += textDecoder.push(token);
