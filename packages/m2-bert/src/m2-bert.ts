@@ -20,7 +20,7 @@
 import type { Tensor, Tensor2D, Tensor3D, Variable } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
-import { M2EncoderLayer } from '@monarch-mixer/m2-layers';
+import { derivedTensors, M2EncoderLayer, recordingGradients } from '@monarch-mixer/m2-layers';
 import { maxSequenceLength, resolveM2BertConfig } from './m2-bert-config.js';
 import type { M2BertConfig, M2BertConfigInput } from './m2-bert-config.js';
 import { m2BertStateDict, originalKey } from './state-dict.js';
@@ -227,15 +227,31 @@ export class M2Bert {
     const [B, L, d] = h.shape;
     const p = 'cls.predictions.';
     const t = layerNorm(
-      geluExact(linear(h, this.weight(`${p}transform.dense.weight`), this.weight(`${p}transform.dense.bias`))),
+      geluExact(this.cachedLinear(h, `${p}transform.dense`)),
       this.weight(`${p}transform.LayerNorm.weight`),
       this.weight(`${p}transform.LayerNorm.bias`),
       this.config.layerNormEps,
     );
+    const words = this.weight('embeddings.word_embeddings.weight');
+    if (!recordingGradients()) {
+      // Inference: t · Wwordᵀ with Wwordᵀ [d, V] transposed once and cached (a constant B operand, no [V, B·L] transpose).
+      const [wordsT] = derivedTensors(this, 'decoder', [words], '', () => [tf.transpose(words)]);
+      return tf.reshape(tf.add(tf.matMul(tf.reshape(t, [B * L, d]), wordsT!), this.weight(`${p}decoder.bias`)), [B, L, this.config.vocabSize]);
+    }
     // W·tᵀ then transpose: wasm's matMul leaves its fast path with transposeB (7× slower at V 30528, d 768).
     const wordsByT = tf.matMul(this.weight('embeddings.word_embeddings.weight'), tf.transpose(tf.reshape(t, [B * L, d]))); // [V, B·L]
     const logits = tf.transpose(wordsByT); // [B·L, V]
     return tf.reshape(tf.add(logits, this.weight(`${p}decoder.bias`)), [B, L, this.config.vocabSize]);
+  }
+
+  /** `x · Wᵀ + b` for the Linear `name`, with Wᵀ cached between inference calls. Shapes: [..., in] → [..., out]. */
+  private cachedLinear(x: Tensor, name: string): Tensor {
+    const weight = this.weight(`${name}.weight`);
+    if (recordingGradients()) return linear(x, weight, this.weight(`${name}.bias`));
+    const [weightT] = derivedTensors(this, name, [weight], '', () => [tf.transpose(weight)]); // [in, out]
+    const inDim = x.shape[x.shape.length - 1]!;
+    const y = tf.add(tf.matMul(tf.reshape(x, [-1, inDim]), weightT!), this.weight(`${name}.bias`)); // [N, out]
+    return tf.reshape(y, [...x.shape.slice(0, -1), weight.shape[0]!]);
   }
 
   /** Pooler: tanh(dense(h[:, 0])) or, with poolAll, tanh(dense(Σ h·mask / Σ mask)). [B, L, d] → [B, d]. */

@@ -24,5 +24,5 @@ export type { GluMonarchMlpArgs } from './glu-monarch-mlp.js';
 export { M2EncoderLayer, M2CausalBlock, M2CausalBlockStepState } from './m2-blocks.js';
 export type { M2BlockArgs, M2EncoderLayerArgs } from './m2-blocks.js';
 export { loadTorchWeights, torchWeights } from './torch-weights.js';
-export { clearInferenceCache } from './inference-cache.js';
+export { clearInferenceCache, derivedTensors, recordingGradients } from './inference-cache.js';
 export type { LoadTorchWeightsResult } from './torch-weights.js';
