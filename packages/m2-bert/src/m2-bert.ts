@@ -20,7 +20,7 @@
 import type { Tensor, Tensor2D, Tensor3D, Variable } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
-import { derivedTensors, M2EncoderLayer, recordingGradients } from '@monarch-mixer/m2-layers';
+import { clearInferenceCache, derivedTensors, M2EncoderLayer, recordingGradients } from '@monarch-mixer/m2-layers';
 import { maxSequenceLength, resolveM2BertConfig } from './m2-bert-config.js';
 import type { M2BertConfig, M2BertConfigInput } from './m2-bert-config.js';
 import { m2BertStateDict, originalKey } from './state-dict.js';
@@ -337,6 +337,7 @@ export class M2Bert {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    clearInferenceCache(this); // the transposed head weights (the layers' entries are swept once their weights are gone)
     for (const variable of new Set(this.variables.values())) variable.dispose();
   }
 }
