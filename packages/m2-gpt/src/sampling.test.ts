@@ -76,3 +76,23 @@ describe('sampleNextToken', () => {
     }
   });
 });
+
+describe('sampleNextToken on a full vocabulary', () => {
+  it('top-p over 50257 logits keeps exactly the sorted prefix reaching p', () => {
+    const rng = new SeededRandom(2);
+    const logits = Float32Array.from({ length: 50257 }, () => 4 * rng.next());
+    const probs = Array.from(logits, (v) => Math.exp(v));
+    const total = probs.reduce((a, b) => a + b);
+    const sorted = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
+    let cumulative = 0;
+    let cut = 0;
+    while (cumulative < 0.3) cumulative += probs[sorted[cut++]!]! / total;
+    const nucleus = new Set(sorted.slice(0, cut));
+    const options = resolveSamplingOptions({ topP: 0.3 });
+    const draws = new SeededRandom(3);
+    const seen = new Set<number>();
+    for (let i = 0; i < 200; i++) seen.add(sampleNextToken(logits, options, draws));
+    for (const id of seen) expect(nucleus.has(id)).toBe(true);
+    expect(seen.size).toBeGreaterThan(170); // ~10k near-equal candidates: almost every draw is new
+  });
+});

@@ -111,24 +111,54 @@ export function sampleNextToken(
   }
   if (options.temperature === 0) return argmax(scores);
 
-  // Candidates, most likely first (lowest id first on ties). Sorting all V ids is only needed for top-p;
-  // top-k first finds the k-th largest score with a typed-array sort; plain sampling keeps id order.
-  const order = candidateOrder(scores, options);
-  const keep = order.length;
-  let max = -Infinity;
-  for (const id of order) max = Math.max(max, scores[id]);
-  const probs = new Float64Array(keep);
+  // Candidates, most likely first (lowest id first on ties), and the softmax normaliser `total`: over the top-k
+  // set with top-k (renormalised), else over all V. Top-p needs its candidates sorted, but only those above a
+  // weight threshold that already holds ≥ topP of the mass, so it never sorts all V ids.
+  const n = scores.length;
+  const T = options.temperature;
+  const byScore = (a: number, b: number) => scores[b]! - scores[a]! || a - b;
+  let order: number[];
+  let max: number;
   let total = 0;
-  for (let i = 0; i < keep; i++) {
-    probs[i] = Math.exp((scores[order[i]] - max) / options.temperature);
-    total += probs[i];
+  if (options.topK !== undefined && options.topK < n) {
+    const threshold = Float64Array.from(scores).sort()[n - options.topK]!;
+    const above: number[] = [];
+    for (let id = 0; id < n; id++) if (scores[id]! >= threshold) above.push(id);
+    order = above.sort(byScore).slice(0, options.topK);
+    max = scores[order[0]!]!;
+    for (const id of order) total += Math.exp((scores[id]! - max) / T);
+  } else {
+    max = -Infinity;
+    for (let id = 0; id < n; id++) max = Math.max(max, scores[id]!);
+    const weights = new Float64Array(n);
+    for (let id = 0; id < n; id++) total += weights[id] = Math.exp((scores[id]! - max) / T);
+    if (options.topP < 1) {
+      // The nucleus's smallest weight, from a native numeric sort of the weights (fast), then only the ids at or
+      // above it are sorted with the comparator.
+      const sortedWeights = Float64Array.from(weights).sort().reverse();
+      let tau = 0;
+      let mass = 0;
+      for (const w of sortedWeights) {
+        mass += w;
+        tau = w;
+        if (mass >= options.topP * total) break;
+      }
+      order = [];
+      for (let id = 0; id < n; id++) if (weights[id]! >= tau) order.push(id);
+      order.sort(byScore);
+    } else {
+      order = Array.from({ length: n }, (_, id) => id);
+    }
   }
+  const keep = order.length;
+  const probs = new Float64Array(keep);
+  for (let i = 0; i < keep; i++) probs[i] = Math.exp((scores[order[i]!]! - max) / T);
   // Nucleus: the shortest prefix whose mass (renormalised after top-k) reaches topP.
   let cut = keep;
   if (options.topP < 1) {
     let cumulative = 0;
     for (let i = 0; i < keep; i++) {
-      cumulative += probs[i] / total;
+      cumulative += probs[i]! / total;
       if (cumulative >= options.topP) {
         cut = i + 1;
         break;
@@ -136,26 +166,13 @@ export function sampleNextToken(
     }
   }
   let mass = 0;
-  for (let i = 0; i < cut; i++) mass += probs[i];
+  for (let i = 0; i < cut; i++) mass += probs[i]!;
   let u = rng.next() * mass;
   for (let i = 0; i < cut; i++) {
-    u -= probs[i];
-    if (u < 0) return order[i];
+    u -= probs[i]!;
+    if (u < 0) return order[i]!;
   }
-  return order[cut - 1];
-}
-
-function candidateOrder(scores: Float64Array, options: ResolvedSamplingOptions): number[] {
-  const n = scores.length;
-  const byScore = (a: number, b: number) => scores[b] - scores[a] || a - b;
-  if (options.topK !== undefined && options.topK < n) {
-    const threshold = Float64Array.from(scores).sort()[n - options.topK];
-    const above: number[] = [];
-    for (let id = 0; id < n; id++) if (scores[id] >= threshold) above.push(id);
-    return above.sort(byScore).slice(0, options.topK);
-  }
-  const all = Array.from({ length: n }, (_, id) => id);
-  return options.topP < 1 ? all.sort(byScore) : all;
+  return order[cut - 1]!;
 }
 
 function argmax(values: Float64Array): number {
