@@ -20,7 +20,7 @@ type Row = Record<string, unknown>;
 const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; errors: Row[] } = {
   started: new Date().toISOString(), node: process.version, checks: [], timings: [], errors: [],
 };
-const outFile = process.argv[2] ?? 'gpu-results.json';
+const outFile = process.argv.slice(2).find((arg) => !arg.startsWith('--')) ?? 'gpu-results.json';
 const save = () => writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
 /** Seeded normal-ish values (sum of uniforms), so cpu and webgpu see the same inputs. */
@@ -110,6 +110,55 @@ async function time(name: string, f: () => tf.Tensor, extra: Row = {}, repeats =
   }
 }
 
+/** Long sequences: the tall-matMul path (more than 2^18 rows) and the long convolution at 16K and 32K. */
+async function longSequences(): Promise<void> {
+  const rows = 600_000;
+  const a = random(rows * 32, 21);
+  const b = random(32 * 32, 22, 0.2);
+  await check(`tall matMul [${rows},32]x[32,32] (rows folded into the batch)`, () => [tf.matMul(tf.tensor2d(a, [rows, 32]), tf.tensor2d(b, [32, 32]))]);
+  for (const L of [16384, 32768]) {
+    const C = 768;
+    const u = random(C * L, 23);
+    const kf = random(C * L, 24, 0.01);
+    const kr = random(C * L, 25, 0.01);
+    const d = random(C, 26);
+    // Channels are independent: compare the first 4 channels of the full-width GPU result with a 4-channel run.
+    let gpuFirst: Float32Array | undefined;
+    try {
+      await tf.setBackend('webgpu');
+      const ut = tf.tensor3d(u, [1, C, L]);
+      const kft = tf.tensor2d(kf, [C, L]);
+      const krt = tf.tensor2d(kr, [C, L]);
+      const dt = tf.tensor1d(d);
+      const ms = await time(`bidirectionalConv fwd [1,${C},${L}]`, () => bidirectionalConv(ut, kft, krt, dt), { L }, 5);
+      if (ms !== undefined) results.timings[results.timings.length - 1].tokensPerMs = L / ms;
+      const dy = tf.randomNormal([1, C, L]);
+      await time(`bidirectionalConv fwd+bwd [1,${C},${L}]`, () => {
+        const [gu] = tf.grads((x: tf.Tensor, k1: tf.Tensor, k2: tf.Tensor) =>
+          tf.sum(tf.mul(bidirectionalConv(x as tf.Tensor3D, k1 as tf.Tensor2D, k2 as tf.Tensor2D, dt), dy)))([ut, kft, krt]);
+        return gu;
+      }, { L }, 3);
+      const y = bidirectionalConv(ut, kft, krt, dt);
+      gpuFirst = (await tf.slice(y, [0, 0, 0], [1, 4, L]).data()) as Float32Array;
+      tf.dispose([ut, kft, krt, dt, dy, y]);
+    } catch (error) {
+      results.errors.push({ name: `long conv ${L}`, error: String((error as Error).stack ?? error).slice(0, 2000) });
+      console.log(`ERROR long conv ${L}: ${(error as Error).message}`);
+    }
+    if (gpuFirst) {
+      await tf.setBackend('cpu');
+      const y4 = tf.tidy(() => bidirectionalConv(tf.tensor3d(u.subarray(0, 4 * L), [1, 4, L]), tf.tensor2d(kf.subarray(0, 4 * L), [4, L]),
+        tf.tensor2d(kr.subarray(0, 4 * L), [4, L]), tf.tensor1d(d.subarray(0, 4))));
+      const err = relativeL2(gpuFirst, (await y4.data()) as Float32Array);
+      y4.dispose();
+      results.checks.push({ name: `bidirectionalConv [1,768,${L}] webgpu, channels 0-3 vs cpu`, relL2: [err], ok: err <= 1e-4 });
+      console.log(`check ${err <= 1e-4 ? 'ok  ' : 'FAIL'} bidirectionalConv [1,768,${L}] channels 0-3 vs cpu: ${err.toExponential(2)}`);
+      await tf.setBackend('webgpu');
+    }
+    save();
+  }
+}
+
 async function main(): Promise<void> {
   const info = await setupBackend('webgpu');
   results.backend = info;
@@ -122,9 +171,24 @@ async function main(): Promise<void> {
     features: [...device.features],
   };
   console.log(`backend: ${info.description}`);
+  // Name the tfjs program in errors (the bundle is minified): shader key, output shape, dispatch.
+  const gpuBackend = tf.backend() as unknown as { runWebGPUProgram: (program: { shaderKey: string; outputShape: number[]; dispatch: number[] }, ...rest: unknown[]) => unknown };
+  const runProgram = gpuBackend.runWebGPUProgram.bind(gpuBackend);
+  gpuBackend.runWebGPUProgram = (program, ...rest) => {
+    try {
+      return runProgram(program, ...rest);
+    } catch (error) {
+      (error as Error).message += ` [program ${program.shaderKey}, output [${program.outputShape}], dispatch [${program.dispatch}]]`;
+      throw error;
+    }
+  };
   tf.env().set('WEBGPU_CPU_FORWARD', false);
   registerBlockDiagKernels();
   save();
+  if (process.argv.includes('--long-only')) {
+    await longSequences();
+    return;
+  }
 
   // ---- correctness vs cpu ----
   await check('matMul 256x384x200', () => [tf.matMul(tf.tensor2d(random(256 * 384, 1), [256, 384]), tf.tensor2d(random(384 * 200, 2), [384, 200]))]);
@@ -220,15 +284,16 @@ async function main(): Promise<void> {
     }
     tf.dispose([x, w, dy]);
   }
-  for (const L of [4096, 16384]) {
-    const u = tf.randomNormal([1, 768, L]) as tf.Tensor3D;
-    const kf = tf.mul(tf.randomNormal([768, L]), 0.01) as tf.Tensor2D;
-    const kr = tf.mul(tf.randomNormal([768, L]), 0.01) as tf.Tensor2D;
+  {
+    const u = tf.randomNormal([1, 768, 4096]) as tf.Tensor3D;
+    const kf = tf.mul(tf.randomNormal([768, 4096]), 0.01) as tf.Tensor2D;
+    const kr = tf.mul(tf.randomNormal([768, 4096]), 0.01) as tf.Tensor2D;
     const d = tf.randomNormal([768]) as tf.Tensor1D;
-    const ms = await time(`bidirectionalConv fwd [1,768,${L}]`, () => bidirectionalConv(u, kf, kr, d), { L }, 5);
-    if (ms !== undefined) results.timings[results.timings.length - 1].tokensPerMs = L / ms;
+    const ms = await time('bidirectionalConv fwd [1,768,4096]', () => bidirectionalConv(u, kf, kr, d), { L: 4096 }, 5);
+    if (ms !== undefined) results.timings[results.timings.length - 1].tokensPerMs = 4096 / ms;
     tf.dispose([u, kf, kr, d]);
   }
+  await longSequences();
 }
 
 if (process.argv.includes('--probe')) {

@@ -4,7 +4,8 @@
 # after `bash tooling/gpu/prepare.sh` here. It unpacks Node, dawn.node and the Vulkan loader into /tmp,
 # points VK_DRIVER_FILES at the NVIDIA ICD json, runs the GPU checks (gpu-entry.mjs) and then each m2 command of
 # .device/m2-runs.txt. Outputs go to $OUT: gpu-results.json, gpu-entry.log, m2-runs.log, env.txt (+ what the
-# m2 commands write there). Env: M2_GPU_SKIP_CHECKS=1 skips the checks; M2_GPU_PROBE_ONLY=1 stops after the set-up probe; M2_GPU_ENTRY_TIMEOUT (s, default 240),
+# m2 commands write there). Env: M2_GPU_SKIP_CHECKS=1 skips the checks; M2_GPU_PROBE_ONLY=1 stops after the set-up probe;
+# M2_GPU_ENTRY_ARGS (e.g. --long-only: only the tall-matMul and 16K/32K long-convolution checks); M2_GPU_ENTRY_TIMEOUT (s, default 240),
 # M2_GPU_RUN_TIMEOUT (s per m2 command, default 150).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -84,7 +85,7 @@ cat "$OUT/env.txt"
 [ "${M2_GPU_PROBE_ONLY:-0}" = 1 ] && exit 0
 
 if [ "${M2_GPU_SKIP_CHECKS:-0}" != 1 ]; then
-  (cd "$work" && timeout "${M2_GPU_ENTRY_TIMEOUT:-240}" ./node gpu-entry.mjs "$OUT/gpu-results.json") 2>&1 | tee "$OUT/gpu-entry.log"
+  (cd "$work" && timeout "${M2_GPU_ENTRY_TIMEOUT:-240}" ./node gpu-entry.mjs "$OUT/gpu-results.json" ${M2_GPU_ENTRY_ARGS:-}) 2>&1 | tee "$OUT/gpu-entry.log"
 fi
 
 if [ -f "$work/m2.mjs" ] && [ -f "$dev/m2-runs.txt" ]; then

@@ -1,0 +1,87 @@
+// The tall-matMul wrapper, exercised on the cpu backend with a tiny row limit (the webgpu case is the same code
+// with 2^18 rows; tooling/gpu/entry.ts checks it on a GPU).
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { expectTensorsClose } from '../testing.js';
+import { largeTransposeKernel, tallMatMulKernel } from './webgpu-tall-matmul.js';
+
+const original = tf.getKernel(tf.BatchMatMul, 'cpu')!;
+const originalTranspose = tf.getKernel(tf.Transpose, 'cpu')!;
+afterAll(() => {
+  tf.unregisterKernel(tf.BatchMatMul, 'cpu');
+  tf.registerKernel(original);
+  tf.unregisterKernel(tf.Transpose, 'cpu');
+  tf.registerKernel(originalTranspose);
+});
+
+function random(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** float64 reference of a · b (or a · bᵀ). */
+function reference(a: Float32Array, b: Float32Array, m: number, k: number, n: number, transposeB: boolean) {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+    let s = 0;
+    for (let p = 0; p < k; p++) s += a[i * k + p] * (transposeB ? b[j * k + p] : b[p * n + j]);
+    out[i * n + j] = s;
+  }
+  return { shape: [m, n], data: out };
+}
+
+describe('tallMatMulKernel', () => {
+  it.each([
+    [96, 'folds rows into the batch (96 rows = 12 × 8)'],
+    [101, 'slices and concatenates rows without a fitting divisor (101 rows)'],
+  ])('with %i rows %s, equal to a float64 product, also through its gradient', async (rows) => {
+    await tf.setBackend('cpu');
+    const calls: number[] = [];
+    tf.unregisterKernel(tf.BatchMatMul, 'cpu');
+    tf.registerKernel({ ...original, kernelFunc: tallMatMulKernel((args) => {
+      calls.push((args.inputs as { a: tf.TensorInfo }).a.shape.at(-2)!);
+      return original.kernelFunc(args);
+    }, 'cpu', 8) });
+    const a = random(rows * 5, 1);
+    const b = random(5 * 3, 2);
+    const before = { tensors: tf.memory().numTensors, buffers: tf.engine().backend.numDataIds() };
+    tf.tidy(() => {
+      const y = tf.matMul(tf.tensor2d(a, [rows, 5]), tf.tensor2d(b, [5, 3]));
+      expectTensorsClose(y, reference(a, b, rows, 5, 3, false), 1e-6);
+      expect(Math.max(...calls)).toBeLessThanOrEqual(8);
+      const yt = tf.matMul(tf.tensor2d(a, [rows, 5]), tf.tensor2d(b, [3, 5]), false, true);
+      expectTensorsClose(yt, reference(a, b, rows, 5, 3, true), 1e-6);
+      // dA = dy · Bᵀ goes through the wrapper again (rows of dy); dB = Aᵀ · dy does not (A transposed).
+      const ga = tf.grad((x: tf.Tensor) => tf.sum(tf.matMul(x as tf.Tensor2D, tf.tensor2d(b, [5, 3]))))(tf.tensor2d(a, [rows, 5]));
+      const rowSums = Array.from({ length: 5 }, (_, p) => b[p * 3] + b[p * 3 + 1] + b[p * 3 + 2]);
+      expectTensorsClose(ga, { shape: [rows, 5], data: Float64Array.from({ length: rows * 5 }, (_, i) => rowSums[i % 5]) }, 1e-6);
+    });
+    // No tensors and no backend buffers (the wrapper's reshapes, slices and partial products) stay behind.
+    expect({ tensors: tf.memory().numTensors, buffers: tf.engine().backend.numDataIds() }).toEqual(before);
+  });
+});
+
+describe('largeTransposeKernel', () => {
+  it('runs long 2-D transposes as 3-D ones, with the same result', async () => {
+    await tf.setBackend('cpu');
+    const perms: number[][] = [];
+    tf.unregisterKernel(tf.Transpose, 'cpu');
+    tf.registerKernel({ ...originalTranspose, kernelFunc: largeTransposeKernel((args) => {
+      perms.push((args.attrs as unknown as { perm: number[] }).perm);
+      return originalTranspose.kernelFunc(args);
+    }, 'cpu', 6) });
+    const x = random(4 * 9, 3);
+    const expected = Float64Array.from({ length: 36 }, (_, i) => x[(i % 4) * 9 + Math.floor(i / 4)]); // [9, 4]
+    const before = tf.engine().backend.numDataIds();
+    tf.tidy(() => expectTensorsClose(tf.transpose(tf.tensor2d(x, [4, 9])), { shape: [9, 4], data: expected }, 0));
+    tf.tidy(() => expectTensorsClose(tf.transpose(tf.slice(tf.tensor2d(x, [4, 9]), [0, 0], [4, 5])), {
+      shape: [5, 4], data: Float64Array.from({ length: 20 }, (_, i) => x[(i % 4) * 9 + Math.floor(i / 4)]) }, 0));
+    expect(perms).toEqual([[0, 2, 1], [1, 0]]);
+    expect(tf.engine().backend.numDataIds()).toBe(before);
+  });
+});
