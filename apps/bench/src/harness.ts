@@ -106,6 +106,8 @@ export async function lineChartSvg(options: {
   logY?: boolean;
   xTitle?: string;
   yTitle?: string;
+  /** Grouped bars over a nominal x instead of lines over a quantitative x. */
+  bars?: boolean;
 }): Promise<string> {
   const vega = await import('vega');
   const vl = await import('vega-lite');
@@ -115,9 +117,12 @@ export async function lineChartSvg(options: {
     width: 520,
     height: 300,
     data: { values: options.rows.filter((r) => r[options.y] !== null && r[options.y] !== undefined) },
-    mark: { type: 'line', point: true },
+    mark: options.bars ? { type: 'bar' } : { type: 'line', point: true },
     encoding: {
-      x: { field: options.x, type: 'quantitative', title: options.xTitle ?? options.x, scale: options.logX ? { type: 'log', base: 2 } : {} },
+      x: options.bars
+        ? { field: options.x, type: 'nominal', title: options.xTitle ?? options.x }
+        : { field: options.x, type: 'quantitative', title: options.xTitle ?? options.x, scale: options.logX ? { type: 'log', base: 2 } : {} },
+      ...(options.bars ? { xOffset: { field: options.series, type: 'nominal' } } : {}),
       y: { field: options.y, type: 'quantitative', title: options.yTitle ?? options.y, scale: options.logY ? { type: 'log' } : {} },
       color: { field: options.series, type: 'nominal', title: null },
     },

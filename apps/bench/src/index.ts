@@ -5,7 +5,8 @@ import { setupBackend, type BackendName } from '@monarch-mixer/monarch-core';
 import { lineChartSvg, markdownTable, parseIntList, toSeries, writeOutput } from './harness.js';
 import { runMonarchSuite } from './suites/monarch.js';
 import { runFftconvSuite } from './suites/fftconv.js';
-import { runBertSuite } from './suites/bert.js';
+import { bertExponents, runBertSuite } from './suites/bert.js';
+import { runGptSuite } from './suites/gpt.js';
 
 export { timeIt, median, markdownTable, lineChartSvg, toSeries, parseIntList, writeOutput } from './harness.js';
 export type { Timing, TimeOptions } from './harness.js';
@@ -28,10 +29,10 @@ export function withCommonFlags(command: Command): Command {
 }
 
 /** Writes rows to the outputs the flags ask for and prints the table. */
-export async function reportRows(flags: BenchFlags, rows: Array<Record<string, unknown>>, plot?: Parameters<typeof lineChartSvg>[0]): Promise<void> {
-  process.stdout.write(markdownTable(rows));
+export async function reportRows(flags: BenchFlags, rows: Array<Record<string, unknown>>, plot?: Parameters<typeof lineChartSvg>[0], notes = ''): Promise<void> {
+  process.stdout.write(markdownTable(rows) + notes);
   if (flags.json) writeOutput(flags.json, JSON.stringify(rows, null, 2) + '\n');
-  if (flags.markdown) writeOutput(flags.markdown, markdownTable(rows));
+  if (flags.markdown) writeOutput(flags.markdown, markdownTable(rows) + notes);
   if (flags.plot && plot) writeOutput(flags.plot, await lineChartSvg(plot));
 }
 
@@ -88,6 +89,30 @@ export function registerBenchCommands(group: Command): void {
           m2_tokens_per_s: 'M2-BERT', attention_tokens_per_s: 'attention (fastest)', attention_eager_tokens_per_s: 'attention (eager)',
         }),
         x: 'L', y: 'value', series: 'series', logX: true, logY: true, xTitle: 'sequence length', yTitle: 'tokens / s',
+      }, bertExponents(rows));
+    });
+  withCommonFlags(group.command('gpt').description('M2-GPT vs attention GPT of the same size: training tokens/s, generation tokens/s (incremental vs naive)'))
+    .option('--preset <name>', 'M2-GPT preset (tiny | small | medium)', 'tiny')
+    .option('--length <n>', 'training sequence length (default: the preset maxLength)')
+    .option('--batch <n>', 'training batch size', '4')
+    .option('--steps <n>', 'timed training steps (median reported)', '3')
+    .option('--new-tokens <n>', 'tokens generated after a 16-token prompt', '32')
+    .action(async (flags: BenchFlags & { preset: string; length?: string; batch: string; steps: string; newTokens: string }) => {
+      await startBench(flags);
+      const rows = await runGptSuite({
+        preset: flags.preset,
+        length: flags.length === undefined ? undefined : parseIntList('--length', flags.length)[0],
+        batch: parseIntList('--batch', flags.batch)[0],
+        steps: parseIntList('--steps', flags.steps)[0],
+        newTokens: parseIntList('--new-tokens', flags.newTokens)[0],
+        log: (line) => process.stderr.write(line + '\n'),
+      });
+      await reportRows(flags, rows as unknown as Array<Record<string, unknown>>, {
+        title: `M2-GPT vs attention GPT (${rows[0]?.backend}, preset ${flags.preset})`,
+        rows: toSeries(rows as unknown as Array<Record<string, unknown>>, 'model', {
+          train_tokens_per_s: 'training', generate_incremental_tokens_per_s: 'generation (incremental)', generate_naive_tokens_per_s: 'generation (naive)',
+        }),
+        x: 'series', y: 'value', series: 'model', logY: true, bars: true, xTitle: 'measurement', yTitle: 'tokens / s',
       });
     });
 }

@@ -21,6 +21,9 @@ export interface BertRow {
   m2_flops: number;
   m2_gflops: number;
   m2_peak_bytes: number;
+  /** Useful GFLOP/s of the fast attention BERT (its own FLOP count, {@link attentionBertFlops}). */
+  attention_gflops: number | null;
+  attention_peak_bytes: number | null;
 }
 
 /** Options of {@link runBertSuite}. */
@@ -82,8 +85,10 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     const shape = { vocabSize: BASE.vocabSize, hiddenSize: BASE.modelDim, numLayers: layers, numHeads: BASE.numHeads, intermediateSize: BASE.intermediateDim, maxLength: length };
     const attention = new AttentionBertBaseline(shape, 1);
     let fast: number | null = null;
+    let fastTiming: { medianMs: number; peakBytes: number } | null = null;
     if (!attentionTooSlow) {
       const t = await timeIt(`attention L=${length}`, () => attention.forward(ids, 'fast'), repeats);
+      fastTiming = t;
       fast = (tokens / t.medianMs) * 1000;
       attentionTooSlow = t.medianMs > slowLimitMs;
       log(`L=${length}: attention (fast) ${fast.toFixed(0)} tokens/s`);
@@ -107,9 +112,50 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
       m2_flops: flops,
       m2_gflops: flops / m2Time.medianMs / 1e6,
       m2_peak_bytes: m2Time.peakBytes,
+      attention_gflops: fastTiming === null ? null : attentionBertFlops(shape, batch, length) / fastTiming.medianMs / 1e6,
+      attention_peak_bytes: fastTiming?.peakBytes ?? null,
     });
   }
   return rows;
 }
 
 export { attentionBertFlops };
+
+/**
+ * Least-squares slope of ln(time) against ln(L): time ∝ L^slope. Null with fewer than two points.
+ *
+ * @param points - [L, seconds] pairs.
+ * @returns The fitted exponent.
+ */
+export function costExponent(points: Array<[number, number]>): number | null {
+  if (points.length < 2) return null;
+  const xs = points.map(([l]) => Math.log(l));
+  const ys = points.map(([, t]) => Math.log(t));
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  let num = 0;
+  let den = 0;
+  xs.forEach((x, i) => {
+    num += (x - mx) * (ys[i]! - my);
+    den += (x - mx) ** 2;
+  });
+  return den === 0 ? null : num / den;
+}
+
+/** A markdown section with the fitted cost exponents (time per forward ∝ L^e) and the M2/attention ratios. */
+export function bertExponents(rows: BertRow[]): string {
+  const fit = (column: 'm2_tokens_per_s' | 'attention_tokens_per_s' | 'attention_eager_tokens_per_s') =>
+    costExponent(rows.filter((r) => r[column] !== null).map((r) => [r.L, (r.batch * r.L) / r[column]!]));
+  const text = (e: number | null) => (e === null ? '–' : e.toFixed(2));
+  const ratio = (a: number, b: number | null) => (b === null ? '–' : `${(a / b).toFixed(2)}×`);
+  return [
+    '',
+    `Fitted cost exponents (forward time ∝ L^e over L = ${rows.map((r) => r.L).join(', ')}): M2 ${text(fit('m2_tokens_per_s'))}, ` +
+      `attention (fastest) ${text(fit('attention_tokens_per_s'))}, attention (eager) ${text(fit('attention_eager_tokens_per_s'))}.`,
+    '',
+    '| L | M2 / attention (fastest) | M2 / attention (eager) |',
+    '| --- | --- | --- |',
+    ...rows.map((r) => `| ${r.L} | ${ratio(r.m2_tokens_per_s, r.attention_tokens_per_s)} | ${ratio(r.m2_tokens_per_s, r.attention_eager_tokens_per_s)} |`),
+    '',
+  ].join('\n');
+}
