@@ -48,13 +48,13 @@ export function tallMatMulKernel(original: KernelFunc, backendName: string, maxR
   return (args) => {
     const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
     const { transposeA, transposeB } = args.attrs as unknown as MatMulAttrs;
-    const rows = a.shape[a.rank - 2];
+    const rows = a.shape[a.shape.length - 2];
     const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
     const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
     if (transposeA || batchA !== 1 || batchB !== 1 || rows <= maxRows) return original(args);
     const { backend } = args;
-    const inner = a.shape[a.rank - 1];
-    const cols = transposeB ? b.shape[b.rank - 2] : b.shape[b.rank - 1];
+    const inner = a.shape[a.shape.length - 1];
+    const cols = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
     const outShape = [...a.shape.slice(0, -2), rows, cols];
     const temporaries: TensorInfo[] = [];
     const reshape = (x: TensorInfo, shape: number[], temporary = true) => {
@@ -81,7 +81,7 @@ export function tallMatMulKernel(original: KernelFunc, backendName: string, maxR
       parts.push(original({ ...args, inputs: { a: reshape(piece, [1, size, inner]), b } }) as TensorInfo);
       backend.disposeData(piece.dataId);
     }
-    const pieces2d = parts.map((p) => reshape(p, [p.shape[p.rank - 2], cols]));
+    const pieces2d = parts.map((p) => reshape(p, [p.shape[p.shape.length - 2], cols]));
     const joined = runBackendKernel(tf.Concat, backendName, { inputs: pieces2d as unknown as tf.NamedTensorInfoMap, backend, attrs: { axis: 0 } });
     const out = reshape(joined, outShape, false);
     release(joined, ...parts);
