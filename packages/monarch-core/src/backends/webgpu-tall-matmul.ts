@@ -52,7 +52,7 @@ export function tallMatMulKernel(original: KernelFunc, backendName: string, maxR
     const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
     const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
     if (transposeA || batchA !== 1 || batchB !== 1 || rows <= maxRows) return original(args);
-    const { backend } = args;
+    const backend = args.backend as tf.KernelBackend;
     const inner = a.shape[a.shape.length - 1];
     const cols = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
     const outShape = [...a.shape.slice(0, -2), rows, cols];
@@ -123,7 +123,7 @@ export function largeTransposeKernel(original: KernelFunc, backendName: string, 
     const { x } = args.inputs as { x: TensorInfo };
     const { perm } = args.attrs as unknown as { perm: number[] };
     if (x.shape.length !== 2 || perm[0] !== 1 || Math.max(...x.shape) <= maxSide) return original(args);
-    const { backend } = args;
+    const backend = args.backend as tf.KernelBackend;
     const [rows, cols] = x.shape;
     const reshape = (t: TensorInfo, shape: number[]) => runBackendKernel(tf.Reshape, backendName, { inputs: { x: t }, backend, attrs: { shape } });
     const x3 = reshape(x, [1, rows, cols]);
