@@ -40,7 +40,10 @@ async function on(backend: string, inputs: Float64Tensor[], f: (...xs: tf.Tensor
 }
 
 function random(shape: number[], seed: number): Float64Tensor {
-  return tf.tidy(() => toFloat64(tf.randomNormal(shape, 0, 1, 'float32', seed)));
+  const t = tf.randomNormal(shape, 0, 1, 'float32', seed);
+  const out = toFloat64(t);
+  t.dispose();
+  return out;
 }
 
 async function agree(label: string, inputs: Float64Tensor[], f: (...xs: tf.Tensor[]) => tf.Tensor[], tolerance = 1e-5): Promise<void> {

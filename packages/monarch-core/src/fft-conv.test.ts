@@ -30,11 +30,11 @@ describe('long convolution vs the float64 direct sum', () => {
   for (const length of [1, 7, 96, 100, 768, 4099]) {
     it(`L = ${length} (N = ${longConvPlan(length).n}, radices ${longConvPlan(length).radices.join('·')})`, () => {
       const channels = length > 1000 ? 1 : 3;
-      const u = tf.randomNormal([length > 1000 ? 1 : 2, channels, length], 0, 1, 'float32', length);
-      const kf = tf.randomNormal([channels, length], 0, 1, 'float32', length + 1);
-      const kr = tf.randomNormal([channels, length], 0, 1, 'float32', length + 2);
-      const kShort = tf.randomNormal([channels, Math.max(1, length >> 1)], 0, 1, 'float32', length + 3);
-      const kLong = tf.randomNormal([channels, Math.min(2 * length, length + 5)], 0, 1, 'float32', length + 4);
+      const u = tf.randomNormal([length > 1000 ? 1 : 2, channels, length], 0, 1, 'float32', length) as tf.Tensor3D;
+      const kf = tf.randomNormal([channels, length], 0, 1, 'float32', length + 1) as tf.Tensor2D;
+      const kr = tf.randomNormal([channels, length], 0, 1, 'float32', length + 2) as tf.Tensor2D;
+      const kShort = tf.randomNormal([channels, Math.max(1, length >> 1)], 0, 1, 'float32', length + 3) as tf.Tensor2D;
+      const kLong = tf.randomNormal([channels, Math.min(2 * length, length + 5)], 0, 1, 'float32', length + 4) as tf.Tensor2D;
       const D = tf.randomNormal([channels], 0, 1, 'float32', length + 5) as tf.Tensor1D;
       tf.tidy(() => {
         expectTensorsClose(causalConv(u, kf, D), causalConvReference(u, kf, D), 1e-5, 'causal');

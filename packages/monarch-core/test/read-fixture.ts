@@ -44,5 +44,5 @@ export function readFixture(name: string): Map<string, FixtureTensor> {
 export function fixtureTensor<R extends tf.Rank = tf.Rank>(fixture: Map<string, FixtureTensor>, key: string): tf.Tensor<R> {
   const entry = fixture.get(key);
   if (entry === undefined) throw new Error(`fixture has no tensor "${key}"`);
-  return tf.tensor(Float32Array.from(entry.data), entry.shape) as tf.Tensor<R>;
+  return tf.tensor(Float32Array.from(entry.data), entry.shape as tf.ShapeMap[R]) as tf.Tensor<R>;
 }
