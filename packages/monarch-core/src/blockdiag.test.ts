@@ -2,7 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { fixtureTensor, readFixture } from '../test/read-fixture.js';
 import { blockDiagMatmul, blockdiagLinear, tfjsBlocksToTorch, torchBlocksToTfjs } from './blockdiag.js';
+import { fft, rfft } from './dft.js';
 import { ShapeError } from './errors.js';
+import { monarchMatmul, monarchMatmulOrderP } from './monarch.js';
 import { blockDiagMatmulReference, blockdiagLinearReference, expectTensorsClose, numericalGradient, toFloat64 } from './testing.js';
 
 const golden = readFixture('blockdiag.safetensors');
@@ -17,6 +19,21 @@ describe('blockDiagMatmul', () => {
       expectTensorsClose(blockDiagMatmul(g('x3d'), w), g('y3d'), 1e-5, 'y3d');
       expectTensorsClose(tf.matMul(g('x') as tf.Tensor2D, tf.transpose(g('dense')) as tf.Tensor2D), g('y'), 1e-5, 'dense');
       expectTensorsClose(blockDiagMatmulReference(g('x'), w), g('y'), 1e-6, 'reference');
+    });
+  });
+
+  it('accepts pre-split blocks with the same result and gradients', () => {
+    tf.tidy(() => {
+      const w = torchBlocksToTfjs(g('weight') as tf.Tensor3D);
+      const blocks = tf.unstack(w) as tf.Tensor2D[];
+      expectTensorsClose(blockDiagMatmul(g('x3d'), blocks), g('y3d'), 1e-5, 'pre-split');
+      const probe = tf.randomNormal([3, 160], 0, 1, 'float32', 8);
+      const grads = tf.grads((...bs: tf.Tensor[]) => tf.sum(tf.mul(blockDiagMatmul(g('x'), bs as tf.Tensor2D[]), probe)))(blocks);
+      const whole = tf.grad((ww: tf.Tensor) => tf.sum(tf.mul(blockDiagMatmul(g('x'), ww as tf.Tensor3D), probe)))(w);
+      expectTensorsClose(tf.stack(grads), whole, 1e-6, 'block grads');
+      expect(() => blockDiagMatmul(g('x'), [blocks[0], tf.zeros([24, 39]) as tf.Tensor2D])).toThrow(
+        'blockDiagMatmul: blocks[1] must have shape [24, 40] (like blocks[0]), got [24, 39]',
+      );
     });
   });
 
@@ -42,14 +59,23 @@ describe('blockDiagMatmul', () => {
     tf.dispose([x, w, probe, gx, gw]);
   });
 
-  it('does not leak tensors', () => {
+  it('does not leak tensors (block-diagonal, Monarch and DFT ops)', () => {
     const x = tf.ones([5, 8]);
     const w = tf.ones([4, 2, 3]) as tf.Tensor3D;
-    tf.dispose(blockDiagMatmul(x, w));
+    const w1 = tf.ones([8, 8, 8]) as tf.Tensor3D;
+    const x64 = tf.ones([2, 64]);
+    const run = () => {
+      tf.dispose(blockDiagMatmul(x, w));
+      tf.dispose(monarchMatmul(x64, w1, w1));
+      tf.dispose(monarchMatmulOrderP(x64, [w1, w1]));
+      tf.dispose(fft(x, x));
+      tf.dispose(rfft(x));
+    };
+    run();
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) tf.dispose(blockDiagMatmul(x, w));
+    for (let i = 0; i < 3; i++) run();
     expect(tf.memory().numTensors).toBe(before);
-    tf.dispose([x, w]);
+    tf.dispose([x, w, w1, x64]);
   });
 
   it('rejects mismatched shapes with one line naming the tensor', () => {

@@ -1,6 +1,6 @@
 // Block-diagonal matrix products: the dimension mixer of M2-BERT (BlockdiagLinear, m2-architecture.md §1.2–1.3).
 import * as tf from '@tensorflow/tfjs-core';
-import type { Tensor, Tensor1D, Tensor3D } from '@tensorflow/tfjs-core';
+import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
 import { ShapeError } from './errors.js';
 import { checkDim, checkPositiveInt, checkRank, checkTensor, shapeText } from './validate.js';
 
@@ -13,14 +13,16 @@ import { checkDim, checkPositiveInt, checkRank, checkTensor, shapeText } from '.
  * Shapes: x [..., numBlocks·blockIn] × blocks [numBlocks, blockIn, blockOut] → [..., numBlocks·blockOut]
  * @param x - Input. Its last dim must equal numBlocks × blockIn.
  * @param blocks - The diagonal blocks in tfjs layout [numBlocks, blockIn, blockOut]. PyTorch checkpoints store
- *   (block, out, in): convert them with {@link torchBlocksToTfjs}.
+ *   (block, out, in): convert them with {@link torchBlocksToTfjs}. Or an array of numBlocks pre-split [blockIn,
+ *   blockOut] blocks: on wasm this skips the per-call split of the weight (keep them as separate variables).
  * @returns The product, with x's leading dims.
  * @throws ShapeError if blocks is not 3-D or x's last dim doesn't match the blocks.
  * @see arXiv:2310.12109 (Monarch Mixer), §3 Monarch matrices.
  * @example
  * blockDiagMatmul(tf.ones([2, 8]), tf.ones([4, 2, 3])).shape; // → [2, 12]
  */
-export function blockDiagMatmul(x: Tensor, blocks: Tensor3D): Tensor {
+export function blockDiagMatmul(x: Tensor, blocks: Tensor3D | Tensor2D[]): Tensor {
+  if (Array.isArray(blocks)) return blockDiagMatmulSplit(x, blocks);
   checkTensor('blockDiagMatmul', 'x', x);
   checkTensor('blockDiagMatmul', 'blocks', blocks);
   checkRank('blockDiagMatmul', 'blocks', blocks, 3, '[numBlocks, blockIn, blockOut]');
@@ -28,6 +30,34 @@ export function blockDiagMatmul(x: Tensor, blocks: Tensor3D): Tensor {
   const [numBlocks, blockIn, blockOut] = blocks.shape;
   checkDim('blockDiagMatmul', 'x', x, -1, numBlocks * blockIn, `numBlocks ${numBlocks} × blockIn ${blockIn}`);
   return blockDiagMatmulUnchecked(x, blocks);
+}
+
+/** {@link blockDiagMatmul} with pre-split blocks: one 2-D matMul per block. */
+function blockDiagMatmulSplit(x: Tensor, blocks: Tensor2D[]): Tensor {
+  const op = 'blockDiagMatmul';
+  checkTensor(op, 'x', x);
+  checkRank(op, 'x', x, { min: 1 });
+  if (blocks.length === 0) throw new ShapeError(`${op}: blocks must not be an empty array`, { parameter: 'blocks' });
+  blocks.forEach((b, k) => {
+    checkTensor(op, `blocks[${k}]`, b);
+    const first = blocks[0].shape;
+    if (b.rank !== 2 || b.shape[0] !== first[0] || b.shape[1] !== first[1]) {
+      throw new ShapeError(`${op}: blocks[${k}] must have shape ${shapeText(first)} (like blocks[0]), got ${shapeText(b.shape)}`, {
+        parameter: `blocks[${k}]`,
+        value: b.shape,
+      });
+    }
+  });
+  const numBlocks = blocks.length;
+  const [blockIn, blockOut] = blocks[0].shape;
+  checkDim(op, 'x', x, -1, numBlocks * blockIn, `numBlocks ${numBlocks} × blockIn ${blockIn}`);
+  const lead = x.shape.slice(0, -1);
+  return tf.tidy(() => {
+    const x2 = tf.reshape(x, [-1, numBlocks * blockIn]) as Tensor2D; // [N, nb·bi]
+    const xs = numBlocks === 1 ? [x2] : tf.split(x2, numBlocks, 1); // numBlocks × [N, bi]
+    const ys = xs.map((xk, k) => tf.matMul(xk as Tensor2D, blocks[k]));
+    return tf.reshape(numBlocks === 1 ? ys[0] : tf.concat(ys, 1), [...lead, numBlocks * blockOut]);
+  });
 }
 
 /** {@link blockDiagMatmul} without input checks (internal hot path). */
