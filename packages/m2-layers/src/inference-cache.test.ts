@@ -40,10 +40,13 @@ describe('inference cache', () => {
     const x = tf.randomNormal([1, 8, 16], 0, 1, 'float32', 3) as tf.Tensor3D;
     tf.dispose(layer.apply(x) as tf.Tensor); // cached tensors exist now
     const filterWeight = layer.trainableWeights.find((w) => w.originalName.includes('implicit_filter.0.weight'))!;
-    const { grads } = tf.variableGrads(() => tf.sum(layer.apply(x) as tf.Tensor) as tf.Scalar, [filterWeight.read() as tf.Variable]);
+    // Not tf.sum of the output: the post-LayerNorm output sums to β·d per position whatever the weights, so that
+    // gradient is zero up to round-off. A fixed random projection is not.
+    const r = tf.randomNormal([1, 8, 16], 0, 1, 'float32', 4);
+    const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, r)) as tf.Scalar, [filterWeight.read() as tf.Variable]);
     const g = Object.values(grads)[0]!;
     expect(tf.max(tf.abs(g)).dataSync()[0]).toBeGreaterThan(0);
-    tf.dispose([x, g]);
+    tf.dispose([x, g, r]);
     layer.dispose();
   });
 });

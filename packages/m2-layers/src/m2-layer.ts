@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
 import { ConfigError, ShapeError } from '@monarch-mixer/monarch-core';
+import { clearInferenceCache } from './inference-cache.js';
 
 /** The shape of a layer input as tfjs-layers passes it to `build` (null = unknown). */
 export type LayerShape = (number | null)[];
@@ -83,13 +84,21 @@ export abstract class M2Layer extends tfl.layers.Layer {
   }
 
   /**
-   * Frees the weights (children's included) once the last user lets go. Unlike the tfjs base, a layer built with
-   * `build()` rather than a first `apply()` can be disposed too.
+   * Frees the weights (children's included) and their cached inference tensors once the last user lets go. Unlike the
+   * tfjs base, a layer built with `build()` rather than a first `apply()` can be disposed too.
    */
   override dispose(): ReturnType<tfl.layers.Layer['dispose']> {
     const self = this as unknown as { _refCount: number | null };
     if (this.built && self._refCount === null) self._refCount = 1;
-    return super.dispose();
+    const result = super.dispose();
+    if (result.refCountAfterDispose === 0) this.forEachLayer((layer) => clearInferenceCache(layer));
+    return result;
+  }
+
+  /** Calls `visit` on this layer and every descendant. */
+  private forEachLayer(visit: (layer: M2Layer) => void): void {
+    visit(this);
+    for (const child of this.childLayers.values()) child.forEachLayer(visit);
   }
 
   /**
@@ -104,7 +113,7 @@ export abstract class M2Layer extends tfl.layers.Layer {
       typeof initialValue === 'function' ? tfl.initializers.zeros() : initialValue;
     const variable = this.addWeight(this.weightKeyPrefix + key, shape, 'float32', initializer, undefined, trainable);
     if (typeof initialValue === 'function') {
-      const value = initialValue();
+      const value = tf.tidy(initialValue);
       variable.write(value);
       value.dispose();
     }
