@@ -7,7 +7,7 @@ import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { registerWasmViewKernels } from './wasm-view-kernels.js';
 import { WASM_MAX_THREADS, installWasmThreadsShim } from './wasm-threads-shim.js';
 import { firstLine, probeWebGpu } from './webgpu-node.js';
-import { registerLargeTranspose, registerTallMatMul } from './webgpu-tall-matmul.js';
+import { registerWebGpuDispatchGuards } from './webgpu-tall-matmul.js';
 
 /** A backend `setupBackend` can set up; `auto` picks the fastest one that works. */
 export type BackendName = 'auto' | 'cpu' | 'wasm' | 'webgpu' | 'tensorflow';
@@ -160,8 +160,7 @@ async function setupWebGpu(): Promise<Omit<BackendInfo, 'requested'>> {
   tf.env().set('WEBGPU_CPU_FORWARD', false);
   await activate('webgpu');
   // WebGPU allows 65535 workgroups per dispatch dimension: very tall matMuls and 2-D transposes are re-shaped.
-  registerTallMatMul('webgpu');
-  registerLargeTranspose('webgpu');
+  registerWebGpuDispatchGuards('webgpu');
   return { name: 'webgpu', description: `webgpu (${probe.adapter})` };
 }
 

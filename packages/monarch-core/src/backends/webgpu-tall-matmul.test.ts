@@ -3,11 +3,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expectTensorsClose } from '../testing.js';
-import { largeTransposeKernel, tallMatMulKernel } from './webgpu-tall-matmul.js';
+import { largeSumKernel, largeTransposeKernel, tallMatMulKernel } from './webgpu-tall-matmul.js';
 
 const original = tf.getKernel(tf.BatchMatMul, 'cpu')!;
 const originalTranspose = tf.getKernel(tf.Transpose, 'cpu')!;
+const originalSum = tf.getKernel(tf.Sum, 'cpu')!;
 afterAll(() => {
+  tf.unregisterKernel(tf.Sum, 'cpu');
+  tf.registerKernel(originalSum);
   tf.unregisterKernel(tf.BatchMatMul, 'cpu');
   tf.registerKernel(original);
   tf.unregisterKernel(tf.Transpose, 'cpu');
@@ -82,6 +85,29 @@ describe('largeTransposeKernel', () => {
     tf.tidy(() => expectTensorsClose(tf.transpose(tf.slice(tf.tensor2d(x, [4, 9]), [0, 0], [4, 5])), {
       shape: [5, 4], data: Float64Array.from({ length: 20 }, (_, i) => x[(i % 4) * 9 + Math.floor(i / 4)]) }, 0));
     expect(perms).toEqual([[0, 2, 1], [1, 0]]);
+    expect(tf.engine().backend.numDataIds()).toBe(before);
+  });
+});
+
+describe('largeSumKernel', () => {
+  it('sums long rows through a 3-D view, and [1, N] by a reshape, with the same result', async () => {
+    await tf.setBackend('cpu');
+    const shapes: number[][] = [];
+    tf.unregisterKernel(tf.Sum, 'cpu');
+    tf.registerKernel({ ...originalSum, kernelFunc: largeSumKernel((args) => {
+      shapes.push((args.inputs as { x: tf.TensorInfo }).x.shape);
+      return originalSum.kernelFunc(args);
+    }, 'cpu', 6) });
+    const x = random(3 * 12, 4);
+    const colSums = Float64Array.from({ length: 12 }, (_, j) => x[j] + x[12 + j] + x[24 + j]);
+    const before = tf.engine().backend.numDataIds();
+    tf.tidy(() => {
+      expectTensorsClose(tf.sum(tf.tensor2d(x, [3, 12]), 0), { shape: [12], data: colSums }, 1e-6);
+      expectTensorsClose(tf.sum(tf.tensor2d(x, [3, 12]), 0, true), { shape: [1, 12], data: colSums }, 1e-6);
+      expectTensorsClose(tf.sum(tf.tensor2d(x.subarray(0, 12), [1, 12]), 0), { shape: [12], data: Float64Array.from(x.subarray(0, 12)) }, 0);
+      expectTensorsClose(tf.sum(tf.tensor2d(x, [3, 12]), 1), { shape: [3], data: [0, 1, 2].map((r) => x.subarray(r * 12, r * 12 + 12).reduce((a, v) => a + v, 0)) }, 1e-6);
+    });
+    expect(shapes).toEqual([[3, 3, 4], [3, 3, 4], [3, 12]]);
     expect(tf.engine().backend.numDataIds()).toBe(before);
   });
 });

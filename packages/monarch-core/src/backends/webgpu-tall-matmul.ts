@@ -7,7 +7,8 @@
 // dimension instead (a free reshape [M, K] → [c, M/c, K], B broadcast over the batch), or, when M has no fitting
 // divisor, run row slices and concatenate them. Likewise a 2-D transpose with a side longer than 16·65535 (tfjs
 // runs 2-D transposes as 16 × 16 tiles dispatched in X and Y) runs as the 3-D transpose [1, a, b] → [1, b, a],
-// whose dispatch is flat.
+// whose dispatch is flat. And a Sum over the rows of a 2-D [B, N] tensor with N longer than that (tfjs transposes
+// it to [N, B] internally, bypassing the Transpose kernel) sums the 3-D [B, n1, n2] instead, N = n1·n2.
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
@@ -150,4 +151,67 @@ export function registerLargeTranspose(backendName = 'webgpu', maxSide = WEBGPU_
   tf.unregisterKernel(tf.Transpose, backendName);
   tf.registerKernel({ ...config, kernelFunc: largeTransposeKernel(config.kernelFunc, backendName, maxSide), [WRAPPED]: true } as KernelConfig);
   return true;
+}
+
+/**
+ * A Sum kernel that sums a 2-D [B, N] tensor over axis 0 with N longer than `maxSide` as the 3-D [B, n1, n2]
+ * (N = n1·n2), so that the transpose tfjs-webgpu makes inside Sum is 3-D; [1, N] is a reshape. Otherwise `original`.
+ *
+ * @param original - The backend's own Sum kernel function.
+ * @param backendName - Backend whose Reshape kernel re-labels the shapes.
+ * @param maxSide - Longest side of a 2-D transpose the backend handles.
+ * @returns The wrapping kernel function.
+ */
+export function largeSumKernel(original: KernelFunc, backendName: string, maxSide = WEBGPU_MAX_TRANSPOSE_SIDE): KernelFunc {
+  return (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    if (x.shape.length !== 2) return original(args);
+    const axes = tf.util.parseAxisParam(axis, x.shape);
+    const [rows, cols] = x.shape;
+    if (axes.length !== 1 || axes[0] !== 0 || cols <= maxSide) return original(args);
+    const backend = args.backend as tf.KernelBackend;
+    const reshape = (t: TensorInfo, shape: number[]) => runBackendKernel(tf.Reshape, backendName, { inputs: { x: t }, backend, attrs: { shape } });
+    const outShape = keepDims ? [1, cols] : [cols];
+    if (rows === 1) return reshape(x, outShape);
+    let split = Math.floor(Math.sqrt(cols));
+    while (split > 1 && cols % split !== 0) split--;
+    if (split === 1) return original(args);
+    const x3 = reshape(x, [rows, split, cols / split]);
+    const summed = original({ ...args, inputs: { x: x3 }, attrs: { axis: [0], keepDims: false } }) as TensorInfo;
+    const out = reshape(summed, outShape);
+    backend.disposeData(x3.dataId);
+    backend.disposeData(summed.dataId);
+    return out;
+  };
+}
+
+/**
+ * Wraps `backendName`'s Sum kernel with {@link largeSumKernel}, once.
+ *
+ * @param backendName - Usually `webgpu`.
+ * @param maxSide - Longest side of a 2-D transpose the backend handles.
+ * @returns True if the kernel was wrapped now.
+ * @example
+ * registerLargeSum('webgpu');
+ */
+export function registerLargeSum(backendName = 'webgpu', maxSide = WEBGPU_MAX_TRANSPOSE_SIDE): boolean {
+  const config = tf.getKernel(tf.Sum, backendName) as (KernelConfig & { [WRAPPED]?: true }) | undefined;
+  if (config === undefined || config[WRAPPED]) return false;
+  tf.unregisterKernel(tf.Sum, backendName);
+  tf.registerKernel({ ...config, kernelFunc: largeSumKernel(config.kernelFunc, backendName, maxSide), [WRAPPED]: true } as KernelConfig);
+  return true;
+}
+
+/**
+ * Installs every guard of this file for `backendName` (tall matMul, long 2-D transpose, Sum over long rows).
+ *
+ * @param backendName - Usually `webgpu`.
+ * @example
+ * registerWebGpuDispatchGuards(); // after tf.setBackend('webgpu')
+ */
+export function registerWebGpuDispatchGuards(backendName = 'webgpu'): void {
+  registerTallMatMul(backendName);
+  registerLargeTranspose(backendName);
+  registerLargeSum(backendName);
 }
