@@ -134,8 +134,9 @@ async function longSequences(): Promise<void> {
       if (ms !== undefined) results.timings[results.timings.length - 1].tokensPerMs = L / ms;
       const dy = tf.randomNormal([1, C, L]);
       await time(`bidirectionalConv fwd+bwd [1,${C},${L}]`, () => {
-        const [gu] = tf.grads((x: tf.Tensor, k1: tf.Tensor, k2: tf.Tensor) =>
+        const [gu, gkf, gkr] = tf.grads((x: tf.Tensor, k1: tf.Tensor, k2: tf.Tensor) =>
           tf.sum(tf.mul(bidirectionalConv(x as tf.Tensor3D, k1 as tf.Tensor2D, k2 as tf.Tensor2D, dt), dy)))([ut, kft, krt]);
+        tf.dispose([gkf, gkr]); // all three gradients are computed; the sample synchronises on gu
         return gu;
       }, { L }, 3);
       const y = bidirectionalConv(ut, kft, krt, dt);
