@@ -187,7 +187,27 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
     if (n > 2 * length) d2 = tf.concat([tf.slice(dk, [0, 0], [-1, length]), tf.slice(dk, [0, n - length], [-1, length])], 1);
     return cutRows(d2, kernelLength);
   };
-  const perBatch = (t: Tensor) => tf.reshape(t, [batch, channels * n]); // [B, C·N]
+  // Two batch rows travel as one complex row (u_b + i·u_{b+B/2}): the kernel is real, so the real and imaginary parts
+  // of the result are the two rows' convolutions. This halves every transform of u and of dy.
+  const pack = batch >= 2;
+  const half = Math.ceil(batch / 2);
+  const packedBatch = pack ? half : batch;
+  /** [B, C, L] → packed rows: complex [⌈B/2⌉·C, width], or real [B·C, width] when B = 1. */
+  const packRows = (t: Tensor): Complex | Tensor => {
+    if (!pack) return padRows(tf.reshape(t, [batch * channels, length]), width);
+    const even = batch % 2 === 1 ? tf.concat([t, tf.zeros([1, channels, length])], 0) : t; // [2·half, C, L]
+    const [a, b] = tf.split(even, 2, 0);
+    return { re: padRows(tf.reshape(a, [half * channels, length]), width), im: padRows(tf.reshape(b, [half * channels, length]), width) };
+  };
+  /** Inverse of packRows for the inverse transform's output rows. */
+  const unpackRows = (y: Complex | Tensor): Tensor => {
+    if (!pack) return tf.reshape(cutRows(y as Tensor, length), [batch, channels, length]);
+    const c = y as Complex;
+    const both = tf.concat([tf.reshape(cutRows(c.re, length), [half, channels, length]), tf.reshape(cutRows(c.im, length), [half, channels, length])], 0);
+    return batch % 2 === 1 ? tf.slice(both, [0, 0, 0], [batch, -1, -1]) : both;
+  };
+  const transformRows = (rows: Complex | Tensor) => forwardDft(rows, plan, { realInput: !pack, digits });
+  const perBatch = (t: Tensor) => tf.reshape(t, [packedBatch, channels * n]); // [B (or ⌈B/2⌉ packed), C·N]
   const flatC = (t: Tensor) => tf.reshape(t, [channels * n]); // [C·N]
   const hasReverse = reverseKernel !== undefined;
   const hasSkip = skip !== undefined;
@@ -202,8 +222,7 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
     const krIn = hasReverse ? (args[2] as Tensor) : undefined;
     const dIn = hasSkip ? (args[hasReverse ? 3 : 2] as Tensor) : undefined;
     const [spectrumU, spectrumK] = tf.tidy(() => {
-      const rows = padRows(tf.reshape(uIn, [batch * channels, length]), width); // [B·C, width]
-      const su = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
+      const su = transformRows(packRows(uIn)); // [B·C, N] digit-reversed (packed: [⌈B/2⌉·C, N])
       let sk = forwardDft(placeKernel(kIn), plan, { realInput: true, digits: kernelDigits }); // [C, N]
       if (krIn !== undefined) {
         const sr = phaseConj(forwardDft(padRows(krIn, width), plan, { realInput: true, digits }), plan);
@@ -217,8 +236,7 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
     const value = tf.tidy(() => {
       const product = complexMul(spectrumU, spectrumK.re, spectrumK.im); // [B, C·N]
       const flat = { re: tf.reshape(product.re, [-1, n]), im: tf.reshape(product.im, [-1, n]) };
-      const y = cutRows(inverseDft(flat, plan, { realOutput: true, digits }) as Tensor, length); // [B·C, L]
-      const out = tf.reshape(y, [batch, channels, length]);
+      const out = unpackRows(inverseDft(flat, plan, { realOutput: !pack, digits })); // [B, C, L]
       return dIn === undefined ? out : tf.add(out, tf.mul(uIn, tf.reshape(dIn, [channels, 1])));
     });
     // The inputs are saved too: the gradient reads u and D, and a forward under tidy (tf.variableGrads) disposes
@@ -229,15 +247,14 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
       value,
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [uRe, uIm, kRe, kIm, uSaved, dSaved] = saved;
-        const g0 = forwardDft(padRows(tf.reshape(dy, [batch * channels, length]), width), plan, { realInput: true, digits });
+        const g0 = transformRows(packRows(dy));
         const g = { re: perBatch(g0.re), im: perBatch(g0.im) }; // [B, C·N]
         const rowsN = (t: Tensor) => tf.reshape(t, [-1, n]);
         const dSpectrumU = mulConj(g, { re: kRe, im: kIm });
-        let du = tf.reshape(
-          cutRows(inverseDft({ re: rowsN(dSpectrumU.re), im: rowsN(dSpectrumU.im) }, plan, { realOutput: true, digits }) as Tensor, length),
-          [batch, channels, length],
-        );
+        let du = unpackRows(inverseDft({ re: rowsN(dSpectrumU.re), im: rowsN(dSpectrumU.im) }, plan, { realOutput: !pack, digits }));
         if (hasSkip) du = tf.add(du, tf.mul(dy, tf.reshape(dSaved, [channels, 1])));
+        // Σ_b G_b·conj(U_b). Packed, G·conj(Z) adds i·(G₂·conj U₁ − G₁·conj U₂), whose inverse DFT is imaginary (real
+        // signals): the real-output inverse below drops it.
         const dK0 = mulConj(g, { re: uRe, im: uIm }); // [B, C·N]
         const dK = { re: rowsN(tf.sum(dK0.re, 0)), im: rowsN(tf.sum(dK0.im, 0)) }; // [C, N], still ×N
         const dkernel = unplaceKernel(inverseDft(dK, plan, { realOutput: true, digits: kernelDigits }) as Tensor);

@@ -45,10 +45,10 @@ function forwardComplex(x: Complex, r: number, digits: number): Complex {
 }
 
 /** Inverse DFT factor (c + i·s)·scale: complex [·, r] → complex [·, r]. */
-function inverseComplex(x: Complex, r: number, scale: number): Complex {
+function inverseComplex(x: Complex, r: number, scale: number, digits = r): Complex {
   return {
-    re: tf.add(constMatMul(x.re, 'cos', r, r, r, scale), constMatMul(x.im, 'negsin', r, r, r, scale)),
-    im: tf.add(constMatMul(x.re, 'sin', r, r, r, scale), constMatMul(x.im, 'cos', r, r, r, scale)),
+    re: tf.add(constMatMul(x.re, 'cos', r, r, digits, scale), constMatMul(x.im, 'negsin', r, r, digits, scale)),
+    im: tf.add(constMatMul(x.re, 'sin', r, r, digits, scale), constMatMul(x.im, 'cos', r, r, digits, scale)),
   };
 }
 
@@ -166,13 +166,12 @@ export function inverseDft(x: Complex, plan: DftPlan, options: InverseOptions): 
         return rests[0] === 1 ? tf.reshape(y, [rows, digits]) : tf.reshape(tf.transpose(tf.reshape(y, [rows, rests[0], digits]), [0, 2, 1]), [rows, -1]);
       });
     }
-    cur = stage(cur, owned, () => inverseComplex(cur, r, scale));
+    cur = stage(cur, owned, () => inverseComplex(cur, r, scale, i === 0 ? digits : r));
     owned = true;
   }
-  // [rows, M_1, r_1] → natural [rows, r_1, M_1], keep d_1 < digits.
+  // [rows, M_1, D] → natural [rows, D, M_1] (only d_1 < D was produced).
   const back = (t: Tensor) => {
-    let y = rests[0] === 1 ? tf.reshape(t, [rows, radices[0]]) : tf.transpose(tf.reshape(t, [rows, rests[0], radices[0]]), [0, 2, 1]);
-    if (digits < radices[0]) y = tf.slice(y, [0, 0], [rows, digits]);
+    const y = rests[0] === 1 ? tf.reshape(t, [rows, digits]) : tf.transpose(tf.reshape(t, [rows, rests[0], digits]), [0, 2, 1]);
     return tf.reshape(y, [rows, -1]);
   };
   return stage(cur, owned, () => mapComplex(cur, back));
