@@ -1,7 +1,7 @@
 // `m2 bench <suite>`: each suite times warm runs in ONE process so ratios are stable on a noisy machine, checks
 // live tensors, and writes JSON (+ optional markdown and SVG plot).
 import type { Command } from 'commander';
-import { setupBackend, type BackendName } from '@monarch-mixer/monarch-core';
+import { InvalidArgumentError, setupBackend, type BackendName } from '@monarch-mixer/monarch-core';
 import { lineChartSvg, markdownTable, parseIntList, toSeries, writeOutput } from './harness.js';
 import { runMonarchSuite } from './suites/monarch.js';
 import { runFftconvSuite } from './suites/fftconv.js';
@@ -75,16 +75,23 @@ export function registerBenchCommands(group: Command): void {
     .option('--lengths <list>', 'sequence lengths, comma-separated', '512,1024,2048,4096,8192,16384')
     .option('--layers <n>', 'encoder layers (base width is kept; fewer layers keep long lengths affordable)', '12')
     .option('--batch <n>', 'batch size', '1')
-    .action(async (flags: BenchFlags & { lengths: string; layers: string; batch: string }) => {
+    .option('--head <kind>', 'mlm (encoder + MLM head at every position) | none (encoder only)', 'mlm')
+    .option('--repeats <n>', 'timed runs per measurement (median reported)', '3')
+    .action(async (flags: BenchFlags & { lengths: string; layers: string; batch: string; head: string; repeats: string }) => {
+      if (flags.head !== 'mlm' && flags.head !== 'none') {
+        throw new InvalidArgumentError(`--head must be mlm or none, got "${flags.head}"`, { parameter: '--head', value: flags.head });
+      }
       await startBench(flags);
       const rows = await runBertSuite({
         lengths: parseIntList('--lengths', flags.lengths),
         layers: parseIntList('--layers', flags.layers)[0],
         batch: parseIntList('--batch', flags.batch)[0],
+        head: flags.head,
+        repeats: parseIntList('--repeats', flags.repeats)[0],
         log: (line) => process.stderr.write(line + '\n'),
       });
       await reportRows(flags, rows as unknown as Array<Record<string, unknown>>, {
-        title: `M2-BERT-base vs attention BERT-base forward (${rows[0]?.backend}, ${flags.layers} layers)`,
+        title: `M2-BERT-base vs attention BERT-base forward (${rows[0]?.backend}, ${flags.layers} layers, ${flags.head === 'mlm' ? 'MLM head' : 'encoder only'})`,
         rows: toSeries(rows as unknown as Array<Record<string, unknown>>, 'L', {
           m2_tokens_per_s: 'M2-BERT', attention_tokens_per_s: 'attention (fastest)', attention_eager_tokens_per_s: 'attention (eager)',
         }),

@@ -52,11 +52,11 @@ export function attentionBertParameters(s: AttentionBertShape): number {
 }
 
 /** Forward FLOPs of an attention BERT (2 per multiply-add) at batch B and length L, MLM head included. */
-export function attentionBertFlops(s: AttentionBertShape, batch: number, length: number): number {
+export function attentionBertFlops(s: AttentionBertShape, batch: number, length: number, withHead = true): number {
   const d = s.hiddenSize;
   const tokens = batch * length;
   const perLayer = 2 * tokens * (4 * d * d + 2 * d * s.intermediateSize) + 2 * 2 * batch * length * length * d;
-  return s.numLayers * perLayer + 2 * tokens * (d * d + d * s.vocabSize);
+  return s.numLayers * perLayer + (withHead ? 2 * tokens * (d * d + d * s.vocabSize) : 0);
 }
 
 /** Splits `length` into pieces of `chunk` (the last one shorter). */
@@ -111,8 +111,8 @@ export class AttentionBertBaseline {
     this.head = { w: normal([d, d]) as tf.Tensor2D, b: tf.zeros([d]), lnG: tf.ones([d]), lnB: tf.zeros([d]), bias: tf.zeros([shape.vocabSize]) };
   }
 
-  /** MLM logits [B, L, V] for token ids [B, L]. */
-  forward(ids: tf.Tensor2D, mode: 'fast' | 'eager'): tf.Tensor3D {
+  /** MLM logits [B, L, V] for token ids [B, L] (or, without the head, the last hidden state [B, L, d]). */
+  forward(ids: tf.Tensor2D, mode: 'fast' | 'eager', withHead = true): tf.Tensor3D {
     return tf.tidy(() => {
       const [batch, length] = ids.shape;
       const d = this.shape.hiddenSize;
@@ -124,6 +124,7 @@ export class AttentionBertBaseline {
         const mlp = tf.add(tf.matMul(gelu(tf.add(tf.matMul(h, w.w1), w.b1)), w.w2), w.b2);
         h = layerNorm(tf.add(mlp, h), w.ln2g, w.ln2b);
       }
+      if (!withHead) return tf.reshape(h, [batch, length, d]) as tf.Tensor3D;
       const t = layerNorm(gelu(tf.add(tf.matMul(h, this.head.w), this.head.b)), this.head.lnG, this.head.lnB);
       return tf.reshape(tf.add(tf.matMul(t, this.wordsT), this.head.bias), [batch, length, this.shape.vocabSize]) as tf.Tensor3D;
     });

@@ -14,6 +14,8 @@ export interface BertRow {
   L: number;
   batch: number;
   layers: number;
+  /** 'mlm' (encoder + MLM head) or 'none' (encoder only). */
+  head: 'mlm' | 'none';
   m2_tokens_per_s: number;
   attention_tokens_per_s: number | null;
   attention_eager_tokens_per_s: number | null;
@@ -31,6 +33,10 @@ export interface BertSuiteOptions {
   lengths: number[];
   layers: number;
   batch: number;
+  /** 'mlm': encoder + MLM head at every position (default); 'none': encoder only (fewer layers then stay a fair proxy of 12). */
+  head?: 'mlm' | 'none';
+  /** Timed runs per measurement (median; one untimed warm-up first). Default 3. */
+  repeats?: number;
   /** Skip eager attention when its [B, 12, L, L] scores exceed this many bytes. Default 4 GiB. */
   eagerScoreLimitBytes?: number;
   /** Skip a model at a length once one forward takes longer than this (ms). Default 120 000. */
@@ -45,7 +51,7 @@ const BASE = { vocabSize: 30528, modelDim: 768, intermediateDim: 3072, numHeads:
  * the implicit filter MLPs, the long convolutions counted as real FFTs of size 2L (3 transforms of 2.5·N·log₂N per
  * channel plus the complex product), gates, and the head.
  */
-export function m2BertForwardFlops(batch: number, length: number, layers: number): number {
+export function m2BertForwardFlops(batch: number, length: number, layers: number, withHead = true): number {
   const d = BASE.modelDim;
   const i = BASE.intermediateDim;
   const o = BASE.filterOrder;
@@ -57,12 +63,13 @@ export function m2BertForwardFlops(batch: number, length: number, layers: number
   const fftConv = 2 * batch * d * (3 * 2.5 * n * Math.log2(n) + 6 * n); // two long convolutions per layer
   const perLayer = projections + glu + filterMlp + fftConv;
   const head = 2 * tokens * (d * d + d * BASE.vocabSize);
-  return layers * perLayer + head;
+  return layers * perLayer + (withHead ? head : 0);
 }
 
 /** Runs the suite: for each L, M2 then fast attention then eager attention, in one process. */
 export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]> {
-  const { lengths, layers, batch, eagerScoreLimitBytes = 4 * 2 ** 30, slowLimitMs = 120_000, log = () => {} } = options;
+  const { lengths, layers, batch, head = 'mlm', repeats: timedRuns = 3, eagerScoreLimitBytes = 4 * 2 ** 30, slowLimitMs = 120_000, log = () => {} } = options;
+  const withHead = head === 'mlm';
   const backend = tf.getBackend();
   const rows: BertRow[] = [];
   let attentionTooSlow = false;
@@ -70,13 +77,13 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
   for (const length of lengths) {
     const ids = tf.tidy(() => tf.cast(tf.floor(tf.mul(tf.randomUniform([batch, length], 0, 1, 'float32', length), 30000)), 'int32')) as tf.Tensor2D;
     const tokens = batch * length;
-    const repeats = { warmup: 1, repeats: 3, budgetMs: slowLimitMs };
+    const repeats = { warmup: 1, repeats: timedRuns, budgetMs: slowLimitMs };
 
-    const m2 = new M2Bert({ preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, numLayers: layers, hiddenDropout: 0 });
+    const m2 = new M2Bert({ preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, numLayers: layers, hiddenDropout: 0, head: withHead ? 'masked-lm' : 'none' });
     const m2Time = await timeIt(`M2-BERT L=${length}`, () => {
       const out = m2.forward({ inputIds: ids });
-      const keep = out.logits!;
-      tf.dispose([out.lastHiddenState, out.poolerOutput ?? []].flat());
+      const keep = withHead ? out.logits! : out.lastHiddenState;
+      tf.dispose([out.lastHiddenState, out.poolerOutput ?? [], out.logits ?? []].flat().filter((t) => t !== keep));
       return keep;
     }, repeats);
     m2.dispose();
@@ -87,7 +94,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     let fast: number | null = null;
     let fastTiming: { medianMs: number; peakBytes: number } | null = null;
     if (!attentionTooSlow) {
-      const t = await timeIt(`attention L=${length}`, () => attention.forward(ids, 'fast'), repeats);
+      const t = await timeIt(`attention L=${length}`, () => attention.forward(ids, 'fast', withHead), repeats);
       fastTiming = t;
       fast = (tokens / t.medianMs) * 1000;
       attentionTooSlow = t.medianMs > slowLimitMs;
@@ -96,23 +103,23 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     let eager: number | null = null;
     const scoreBytes = 4 * batch * BASE.numHeads * length * length;
     if (!eagerTooSlow && scoreBytes <= eagerScoreLimitBytes) {
-      const t = await timeIt(`eager attention L=${length}`, () => attention.forward(ids, 'eager'), repeats);
+      const t = await timeIt(`eager attention L=${length}`, () => attention.forward(ids, 'eager', withHead), repeats);
       eager = (tokens / t.medianMs) * 1000;
       eagerTooSlow = t.medianMs > slowLimitMs;
       log(`L=${length}: attention (eager) ${eager.toFixed(0)} tokens/s`);
     }
     attention.dispose();
     ids.dispose();
-    const flops = m2BertForwardFlops(batch, length, layers);
+    const flops = m2BertForwardFlops(batch, length, layers, withHead);
     rows.push({
-      backend, L: length, batch, layers,
+      backend, L: length, batch, layers, head,
       m2_tokens_per_s: (tokens / m2Time.medianMs) * 1000,
       attention_tokens_per_s: fast,
       attention_eager_tokens_per_s: eager,
       m2_flops: flops,
       m2_gflops: flops / m2Time.medianMs / 1e6,
       m2_peak_bytes: m2Time.peakBytes,
-      attention_gflops: fastTiming === null ? null : attentionBertFlops(shape, batch, length) / fastTiming.medianMs / 1e6,
+      attention_gflops: fastTiming === null ? null : attentionBertFlops(shape, batch, length, withHead) / fastTiming.medianMs / 1e6,
       attention_peak_bytes: fastTiming?.peakBytes ?? null,
     });
   }

@@ -2,6 +2,7 @@
 // same input/output shape, and the backend's best dense matMul GFLOP/s measured in the same run.
 import * as tf from '@tensorflow/tfjs-core';
 import { blockDiagMatmul, monarchMatmul } from '@monarch-mixer/monarch-core';
+import { BlockdiagLinear } from '@monarch-mixer/m2-layers';
 import { timeIt } from '../harness.js';
 
 /** One row of the `monarch` suite. */
@@ -53,7 +54,14 @@ export async function runMonarchSuite(options: { tokens: number; modelDim: numbe
     const flops = (2 * tokens * c.inDim * c.outDim) / c.blocks;
     const t = await timeIt(c.op, () => blockDiagMatmul(x, w));
     const dense = await denseGflops(tokens, c.inDim, c.outDim, seed++);
-    rows.push(row(backend, c.op, `[${tokens}, ${c.inDim}] → [${tokens}, ${c.outDim}]`, flops, t.medianMs, dense.gflops, best));
+    const shape = `[${tokens}, ${c.inDim}] → [${tokens}, ${c.outDim}]`;
+    rows.push(row(backend, c.op, shape, flops, t.medianMs, dense.gflops, best));
+    // The library's layer path: BlockdiagLinear keeps its weight blocks split (and packed) between inference calls.
+    const layer = new BlockdiagLinear({ inFeatures: c.inDim, outFeatures: c.outDim, numBlocks: c.blocks, useBias: false });
+    layer.build([null, c.inDim]);
+    const tl = await timeIt(`${c.op} layer`, () => layer.forward(x));
+    rows.push(row(backend, c.op.replace('blockdiag', 'BlockdiagLinear layer'), shape, flops, tl.medianMs, dense.gflops, best));
+    layer.dispose();
     tf.dispose([x, w]);
   }
   for (const m of [32, 64]) {

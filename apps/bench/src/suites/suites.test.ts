@@ -33,7 +33,7 @@ describe('cost exponents', () => {
 
   it('writes exponents and ratios for bert rows', () => {
     const row = (L: number, m2: number, fast: number | null): BertRow => ({
-      backend: 'wasm', L, batch: 1, layers: 1, m2_tokens_per_s: m2, attention_tokens_per_s: fast, attention_eager_tokens_per_s: null,
+      backend: 'wasm', L, batch: 1, layers: 1, head: 'mlm', m2_tokens_per_s: m2, attention_tokens_per_s: fast, attention_eager_tokens_per_s: null,
       m2_flops: 1, m2_gflops: 1, m2_peak_bytes: 1, attention_gflops: null, attention_peak_bytes: null,
     });
     // Constant tokens/s → time ∝ L (exponent 1); tokens/s ∝ 1/L → time ∝ L² (exponent 2).
