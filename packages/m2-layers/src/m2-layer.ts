@@ -11,7 +11,8 @@ import { clearInferenceCache } from './inference-cache.js';
 export type LayerShape = (number | null)[];
 
 /** Initial value of a weight: a ready tensor (disposed by the layer) or a tfjs initializer. */
-type InitialValue = (() => Tensor) | ReturnType<typeof tfl.initializers.zeros>;
+/** How a weight is first filled: a function returning its initial tensor, or a tfjs-layers initializer. */
+export type InitialValue = (() => Tensor) | ReturnType<typeof tfl.initializers.zeros>;
 
 /**
  * Base class of the M2 layers.
