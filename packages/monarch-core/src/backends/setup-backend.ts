@@ -60,8 +60,13 @@ export function isNotInstalled(error: unknown, specifier: string): boolean {
   return named && /Cannot find (package|module)|Could not resolve|Failed to (resolve|load url)/i.test(message);
 }
 
-/** Turns off tfjs-backend-cpu's "install our node backend" console banner. */
-function silenceNodeBanner(): void {
+/**
+ * Turns off tfjs-backend-cpu's "install our node backend" console banner, which it prints on its first use in
+ * Node. The cpu backend is loaded here (when installed) so that it is silenced also when it is only used later,
+ * as a helper of another backend or for a comparison.
+ */
+async function silenceNodeBanner(): Promise<void> {
+  if (tf.findBackendFactory('cpu') === null) await import('@tensorflow/tfjs-backend-cpu').catch(() => undefined);
   const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
   if (cpu !== null && 'firstUse' in cpu) cpu.firstUse = false;
 }
@@ -90,7 +95,7 @@ async function activate(name: string): Promise<void> {
 
 async function setupCpu(): Promise<Omit<BackendInfo, 'requested'>> {
   await importBackendPackage('cpu', '@tensorflow/tfjs-backend-cpu', () => import('@tensorflow/tfjs-backend-cpu'));
-  silenceNodeBanner();
+  await silenceNodeBanner();
   await activate('cpu');
   return { name: 'cpu', description: 'cpu (pure JavaScript)' };
 }
@@ -215,7 +220,7 @@ export async function setupBackendWith(setters: BackendSetters, name: string, op
   }
   const requested = name as BackendName;
   await registerGradients();
-  silenceNodeBanner();
+  await silenceNodeBanner();
   if (requested !== 'auto') return { ...await setters[requested](options), requested };
   const reasons: string[] = [];
   for (const candidate of BACKEND_NAMES.slice(1) as Exclude<BackendName, 'auto'>[]) {
