@@ -37,6 +37,8 @@ export interface BertSuiteOptions {
   head?: 'mlm' | 'none';
   /** Timed runs per measurement (median; one untimed warm-up first). Default 3. */
   repeats?: number;
+  /** Time eager attention only up to this L (longer rows get null). Default: no limit. */
+  eagerMaxLength?: number;
   /** Skip eager attention when its [B, 12, L, L] scores exceed this many bytes. Default 4 GiB. */
   eagerScoreLimitBytes?: number;
   /** Skip a model at a length once one forward takes longer than this (ms). Default 120 000. */
@@ -102,7 +104,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     }
     let eager: number | null = null;
     const scoreBytes = 4 * batch * BASE.numHeads * length * length;
-    if (!eagerTooSlow && scoreBytes <= eagerScoreLimitBytes) {
+    if (!eagerTooSlow && scoreBytes <= eagerScoreLimitBytes && length <= (options.eagerMaxLength ?? Infinity)) {
       const t = await timeIt(`eager attention L=${length}`, () => attention.forward(ids, 'eager', withHead), repeats);
       eager = (tokens / t.medianMs) * 1000;
       eagerTooSlow = t.medianMs > slowLimitMs;
