@@ -77,7 +77,8 @@ export function registerBenchCommands(group: Command): void {
     .option('--batch <n>', 'batch size', '1')
     .option('--head <kind>', 'mlm (encoder + MLM head at every position) | none (encoder only)', 'mlm')
     .option('--repeats <n>', 'timed runs per measurement (median reported)', '3')
-    .action(async (flags: BenchFlags & { lengths: string; layers: string; batch: string; head: string; repeats: string }) => {
+    .option('--eager-max-length <n>', 'time eager attention only up to this L (longer rows get null)')
+    .action(async (flags: BenchFlags & { lengths: string; layers: string; batch: string; head: string; repeats: string; eagerMaxLength?: string }) => {
       if (flags.head !== 'mlm' && flags.head !== 'none') {
         throw new InvalidArgumentError(`--head must be mlm or none, got "${flags.head}"`, { parameter: '--head', value: flags.head });
       }
@@ -88,6 +89,7 @@ export function registerBenchCommands(group: Command): void {
         batch: parseIntList('--batch', flags.batch)[0],
         head: flags.head,
         repeats: parseIntList('--repeats', flags.repeats)[0],
+        eagerMaxLength: flags.eagerMaxLength === undefined ? undefined : parseIntList('--eager-max-length', flags.eagerMaxLength)[0],
         log: (line) => process.stderr.write(line + '\n'),
       });
       await reportRows(flags, rows as unknown as Array<Record<string, unknown>>, {
