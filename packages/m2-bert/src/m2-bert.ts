@@ -300,7 +300,9 @@ export class M2Bert {
     if (shape && (t.shape[0] !== shape[0] || t.shape[1] !== shape[1])) {
       fail(`${name} must have the shape of inputIds [${shape.join(', ')}], got [${t.shape.join(', ')}].`);
     }
-    const data = t.dataSync();
+    // Arrays are checked as given (no read-back: on Node's WebGPU a synchronous read is impossible); tensors are
+    // read back once.
+    const data = value instanceof tf.Tensor ? t.dataSync() : (value as number[][]).flat();
     for (let i = 0; i < data.length; i += 1) {
       if (data[i]! < 0 || data[i]! >= limit) {
         if (t !== value) t.dispose();
