@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileFormatError, readSafetensors, writeSafetensors } from '@monarch-mixer/monarch-core';
 import { BaselineGpt } from './baseline-gpt.js';
+import { M2Gpt } from './m2-gpt.js';
 
 const config = { vocabSize: 300, maxLength: 8, modelDim: 8, numLayers: 1, numHeads: 2, mlpDim: 16, layerNormEps: 1e-5,
   initializerRange: 0.1 };
@@ -17,6 +18,20 @@ async function tempDir(): Promise<string> {
 afterAll(async () => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
 
 describe('checkpoint save/load', () => {
+  it('M2Gpt.fromBytes (the browser path) rebuilds a saved model exactly', async () => {
+    const dir = await tempDir();
+    const model = new M2Gpt({ vocabSize: 50, modelDim: 8, numLayers: 1, maxLength: 8, filterOrder: 4 }, { seed: 3 });
+    await model.save(dir);
+    const configFile = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+    const loaded = M2Gpt.fromBytes(configFile, new Uint8Array(await readFile(join(dir, 'model.safetensors'))), dir);
+    for (const [name, w] of model.namedWeights()) {
+      expect(Array.from(loaded.namedWeights().get(name)!.dataSync()), name).toEqual(Array.from(w.dataSync()));
+    }
+    expect(() => M2Gpt.fromBytes({ ...configFile, modelType: 'baseline-gpt' }, new Uint8Array(8), dir)).toThrow(FileFormatError);
+    model.dispose();
+    loaded.dispose();
+  });
+
   it('round-trips every weight exactly and gives the same logits', async () => {
     const dir = await tempDir();
     const model = new BaselineGpt(config, { seed: 11 });

@@ -1,8 +1,8 @@
 // Save/load of a model directory: `config.json` ({ modelType, format, config }) + `model.safetensors` (F32).
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FileFormatError, readSafetensors, toFloat32, writeSafetensors } from '@monarch-mixer/monarch-core';
+import { FileFormatError, readSafetensors, toFloat32, writeFileAtomic, writeSafetensors } from '@monarch-mixer/monarch-core';
 import type { TensorRecord } from '@monarch-mixer/monarch-core';
 
 /** Contents of a model directory's `config.json`. */
@@ -73,9 +73,7 @@ export async function loadCheckpoint<M extends { dispose(): void }>(
   weightsOf: (model: M) => Map<string, tf.Variable>,
 ): Promise<M> {
   const file = await readCheckpointConfig(dir);
-  if (file.modelType !== modelType) {
-    throw new FileFormatError(`${join(dir, 'config.json')}: modelType is "${file.modelType}", expected "${modelType}".`);
-  }
+  checkModelType(file, modelType, dir);
   const path = join(dir, 'model.safetensors');
   let bytes: Uint8Array;
   try {
@@ -83,6 +81,25 @@ export async function loadCheckpoint<M extends { dispose(): void }>(
   } catch {
     throw new FileFormatError(`${path}: file not found.`, { parameter: path });
   }
+  return checkpointFromBytes(file, bytes, { modelType, create, weightsOf, source: dir });
+}
+
+/**
+ * Builds a model from an already-read `config.json` and the bytes of its `model.safetensors` — the path for
+ * browsers (fetch both files) and for any storage that is not the local file system.
+ * @param file - The parsed `config.json` ({ modelType, format, config }).
+ * @param bytes - The `model.safetensors` file.
+ * @param options - `modelType` expected, `create` and `weightsOf` of the model class, `source` for messages.
+ * @throws FileFormatError (one line) for a wrong modelType or missing, unexpected or misshapen tensors.
+ */
+export function checkpointFromBytes<M extends { dispose(): void }>(
+  file: CheckpointConfigFile,
+  bytes: Uint8Array,
+  options: { modelType: string; create: (config: Record<string, unknown>) => M; weightsOf: (model: M) => Map<string, tf.Variable>; source: string },
+): M {
+  const { modelType, create, weightsOf, source } = options;
+  checkModelType(file, modelType, source);
+  const path = `${source}/model.safetensors`;
   const { tensors } = readSafetensors(bytes, { file: path });
   const model = create(file.config);
   try {
@@ -108,11 +125,10 @@ export async function loadCheckpoint<M extends { dispose(): void }>(
   }
 }
 
-/** Writes to a temporary file, then renames it over `path` (no half-written checkpoints). */
-async function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, data);
-  await rename(temporary, path);
+function checkModelType(file: CheckpointConfigFile, modelType: string, source: string): void {
+  if (file.modelType !== modelType) {
+    throw new FileFormatError(`${source}/config.json: modelType is "${file.modelType}", expected "${modelType}".`);
+  }
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -24,7 +24,7 @@ export type {
 export { BaselineGpt, baselineGptConfigFor, countBaselineGptParameters } from './baseline-gpt.js';
 export type { BaselineGptConfig } from './baseline-gpt.js';
 export { embeddingLookup, nextTokenLoss, nextTokenLossFromHidden, tiedHead, tiedHeadCrossEntropy } from './nn.js';
-export { readCheckpointConfig } from './checkpoint.js';
+export { readCheckpointConfig, checkpointFromBytes } from './checkpoint.js';
 export { gptModels, loadGptModel } from './models.js';
 export type { GptLanguageModel, GptModelKind } from './models.js';
 export type { CheckpointConfigFile } from './checkpoint.js';

@@ -34,7 +34,8 @@ import {
 } from './nn.js';
 import { SeededRandom } from './sampling.js';
 import { checkIds } from './checks.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkpointFromBytes, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import type { CheckpointConfigFile } from './checkpoint.js';
 
 const uniqueName = (name: string) => uniqueVariableName('m2gpt', name);
 
@@ -251,6 +252,19 @@ export class M2Gpt implements CausalLanguageModel {
    */
   static async load(dir: string): Promise<M2Gpt> {
     return loadCheckpoint(dir, 'm2-gpt', (config) => new M2Gpt(config as Partial<M2GptConfig>), (model) => model.namedWeights());
+  }
+
+  /**
+   * Builds a model from the parsed `config.json` and the bytes of `model.safetensors` of a folder written by
+   * {@link save} — for browsers, which fetch the two files instead of reading a folder.
+   * @throws FileFormatError (one line) listing missing, unexpected or misshapen tensors, or a wrong modelType.
+   * @example
+   * const model = M2Gpt.fromBytes(await (await fetch('m/config.json')).json(), new Uint8Array(await (await fetch('m/model.safetensors')).arrayBuffer()));
+   */
+  static fromBytes(configFile: CheckpointConfigFile, weights: Uint8Array, source = 'model'): M2Gpt {
+    return checkpointFromBytes(configFile, weights, {
+      modelType: 'm2-gpt', create: (config) => new M2Gpt(config as Partial<M2GptConfig>), weightsOf: (model) => model.namedWeights(), source,
+    });
   }
 
   /** Frees every weight. */
