@@ -29,6 +29,29 @@ afterAll(async () => {
 });
 
 describe('playground in Chromium', () => {
+  it('generates text with the tiny M2-GPT, tokens streaming in one by one', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${url}?backend=wasm`);
+    await expect.poll(() => page.isEnabled('#generate-button'), { timeout: 120_000 }).toBe(true);
+    await page.fill('#max-tokens', '12');
+    // Record the token count each time the output changes: streaming means we see 1, 2, 3, … not just the end.
+    await page.evaluate(() => {
+      const seen: number[] = [];
+      (window as unknown as { seen: number[] }).seen = seen;
+      new MutationObserver(() => seen.push(Number(document.getElementById('generation')!.dataset.tokens)))
+        .observe(document.getElementById('generation')!, { childList: true, characterData: true, subtree: true, attributes: true });
+    });
+    await page.click('#generate-button');
+    await expect.poll(() => page.textContent('#generation-stats'), { timeout: 120_000 }).toContain('12 tokens');
+    const seen = await page.evaluate(() => (window as unknown as { seen: number[] }).seen);
+    expect(new Set(seen).size).toBeGreaterThanOrEqual(10); // many intermediate states, not one final write
+    const text = (await page.textContent('#generation'))!;
+    expect(text.startsWith('The Congress shall')).toBe(true);
+    expect(text.length).toBeGreaterThan('The Congress shall'.length + 5);
+    await page.screenshot({ path: join(screenshotDir(), 'playground-generate.png'), fullPage: true });
+    await page.close();
+  });
+
   it('draws a Monarch matrix with the right statistics', async () => {
     const page = await browser.newPage();
     await page.goto(`${url}?backend=wasm`);

@@ -1,5 +1,6 @@
 import { startBackend } from './backend.js';
 import { renderMonarch } from './monarch-view.js';
+import { setUpGeneration } from './generate-view.js';
 
 const params = new URLSearchParams(location.search);
 const backendName = await startBackend(params.get('backend'));
@@ -11,3 +12,7 @@ const redraw = () => renderMonarch(Math.min(32, Math.max(2, Number(mInput.value)
 mInput.addEventListener('change', redraw);
 seedInput.addEventListener('change', redraw);
 redraw();
+
+await setUpGeneration().catch((error: Error) => {
+  document.getElementById('gpt-model')!.textContent = `Could not load the model: ${error.message}`;
+});
