@@ -97,7 +97,7 @@ export interface TrainerOptions {
   seed: number;
   /** AdamW options (peak lr, wd, betas, groups). */
   optimizer: AdamWOptions;
-  /** Warmup steps (default: 6% of `steps`, or 20 when `steps` is unbounded). */
+  /** Warmup steps (default: 6% of `steps`, or 10 when `steps` is unbounded). */
   warmupSteps?: number;
   /** Final lr multiplier of the linear decay. Default 0.02. */
   lrFloor?: number;
@@ -183,7 +183,7 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
     await removeStaleTemporaries(outDir);
     const accumulate = options.accumulate ?? 1;
     const steps = options.steps;
-    const warmupSteps = options.warmupSteps ?? (Number.isFinite(steps) ? Math.round(0.06 * steps) : 20);
+    const warmupSteps = options.warmupSteps ?? (Number.isFinite(steps) ? Math.round(0.06 * steps) : 10);
     const schedule = { warmupSteps, totalSteps: steps, floor: options.lrFloor ?? 0.02 };
     const clipNorm = options.clipNorm ?? 1;
     const metrics = new MetricsLog(join(outDir, 'metrics.jsonl'));

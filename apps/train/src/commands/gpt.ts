@@ -4,7 +4,7 @@
 // Defaults of the tiny preset (flat, commented config):
 const GPT_DEFAULTS = {
   batchSize: 8, //   sequences per micro-batch
-  seqLen: 128, //    tokens per sequence (≤ the preset's maxLength 256)
+  seqLen: 64, //     tokens per sequence (≤ the preset's maxLength 256); short, so a 2-minute CPU run makes many updates
   lr: 2e-3, //       peak learning rate (small model, few steps); the M2 filter groups keep their own (§2.11)
   weightDecay: 0.1, // decoupled, PyTorch scaling (the safari GPT/Hyena template: wd 0.1)
   steps: 1000, //    when neither --steps nor --max-minutes is given
