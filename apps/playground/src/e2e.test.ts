@@ -52,6 +52,19 @@ describe('playground in Chromium', () => {
     await page.close();
   });
 
+  it('fills a [MASK] with the tiny M2-BERT: five candidates with probabilities', async () => {
+    const page = await browser.newPage();
+    await page.goto(`${url}?backend=wasm`);
+    await expect.poll(() => page.isEnabled('#fill-button'), { timeout: 120_000 }).toBe(true);
+    await page.click('#fill-button');
+    await expect.poll(() => page.locator('#fill-results li').count(), { timeout: 60_000 }).toBe(5);
+    const items = await page.locator('#fill-results li').allTextContents();
+    const scores = items.map((t) => Number(t.match(/\(([\d.]+)%\)/)![1]));
+    expect(scores.every((s, i) => i === 0 || s <= scores[i - 1])).toBe(true); // sorted, best first
+    expect(items[0]).toContain('the president of the united');
+    await page.close();
+  });
+
   it('draws a Monarch matrix with the right statistics', async () => {
     const page = await browser.newPage();
     await page.goto(`${url}?backend=wasm`);

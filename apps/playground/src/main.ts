@@ -1,6 +1,7 @@
 import { startBackend } from './backend.js';
 import { renderMonarch } from './monarch-view.js';
 import { setUpGeneration } from './generate-view.js';
+import { setUpFillMask } from './fill-mask-view.js';
 
 const params = new URLSearchParams(location.search);
 const backendName = await startBackend(params.get('backend'));
@@ -13,6 +14,9 @@ mInput.addEventListener('change', redraw);
 seedInput.addEventListener('change', redraw);
 redraw();
 
+await setUpFillMask().catch((error: Error) => {
+  document.getElementById('bert-model')!.textContent = `Could not load the model: ${error.message}`;
+});
 await setUpGeneration().catch((error: Error) => {
   document.getElementById('gpt-model')!.textContent = `Could not load the model: ${error.message}`;
 });
