@@ -14,7 +14,7 @@ import type { CommonTrainFlags } from '../flags.js';
 import { useBackend } from '../backend.js';
 import { loadShippedCorpus, readTextFiles, SHIPPED_CORPORA } from '../data/text-corpus.js';
 import { loadImdb, readLabelledFile } from '../data/labelled-text.js';
-import { copyMatchingWeights, createClassifyTask, createMlmTask, packSequences } from '../tasks/bert.js';
+import { copyMatchingWeights, createClassifyTask, createMlmTask, packSequences, withSeededMathRandom } from '../tasks/bert.js';
 import { m2FilterGroups } from '../adamw.js';
 import { findCheckpoint } from '../checkpoint.js';
 import { runTraining } from '../trainer.js';
@@ -42,7 +42,8 @@ function presetModel(flags: BertTrainFlags, seqLen: number, extra: M2BertConfigI
     throw new ConfigError(`Unknown --preset "${flags.preset}". Expected one of: ${Object.keys(m2BertPresets).join(', ')}.`);
   }
   const sized = flags.preset === 'tiny' ? { vocabSize: 30528, maxPositionEmbeddings: seqLen, longConvLMax: seqLen } : {};
-  return new M2Bert({ preset: flags.preset, ...sized, ...extra });
+  // M2Bert's initialisers take their seeds from Math.random: seed it from --seed for a reproducible start.
+  return withSeededMathRandom(flags.seed, () => new M2Bert({ preset: flags.preset, ...sized, ...extra }));
 }
 
 function optimizerFor(model: M2Bert, lr: number, weightDecay: number) {
