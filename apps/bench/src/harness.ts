@@ -55,6 +55,38 @@ export async function timeIt(label: string, run: () => tf.Tensor | tf.Tensor[], 
   return { medianMs: median(runsMs), runsMs, peakBytes };
 }
 
+/**
+ * Times several runs INTERLEAVED (run 1 of each, then run 2 of each, …) so that load changes on a shared machine
+ * hit every candidate alike; otherwise as {@link timeIt} (warm-up, read-back inside the timing, leak check).
+ * A candidate whose run exceeded `budgetMs` is not repeated further.
+ */
+export async function timeInterleaved(runs: Array<{ label: string; run: () => tf.Tensor | tf.Tensor[] }>, options: TimeOptions = {}): Promise<Timing[]> {
+  const { warmup = 1, repeats = 5, budgetMs = 60_000 } = options;
+  const once = async (run: () => tf.Tensor | tf.Tensor[]): Promise<number> => {
+    const start = performance.now();
+    const out = run();
+    const outs = Array.isArray(out) ? out : [out];
+    await Promise.all(outs.map((t) => t.data()));
+    const ms = performance.now() - start;
+    tf.dispose(outs);
+    return ms;
+  };
+  for (const r of runs) for (let i = 0; i < warmup; i++) await once(r.run);
+  const before = tf.memory().numTensors;
+  const results = runs.map(() => ({ runsMs: [] as number[], peakBytes: tf.memory().numBytes }));
+  for (let i = 0; i < repeats; i++) {
+    for (const [k, r] of runs.entries()) {
+      const res = results[k]!;
+      if (i >= 1 && res.runsMs.some((ms) => ms > budgetMs)) continue;
+      res.runsMs.push(await once(r.run));
+      res.peakBytes = Math.max(res.peakBytes, (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0, tf.memory().numBytes);
+    }
+  }
+  const leaked = tf.memory().numTensors - before;
+  if (leaked > 0) throw new Error(`bench ${runs.map((r) => r.label).join(' / ')}: ${leaked} tensors leaked`);
+  return results.map((r) => ({ medianMs: median(r.runsMs), runsMs: r.runsMs, peakBytes: r.peakBytes }));
+}
+
 /** The median of a non-empty list. */
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

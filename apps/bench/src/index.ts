@@ -8,7 +8,7 @@ import { runFftconvSuite } from './suites/fftconv.js';
 import { bertExponents, runBertSuite } from './suites/bert.js';
 import { runGptSuite } from './suites/gpt.js';
 
-export { timeIt, median, markdownTable, lineChartSvg, toSeries, parseIntList, writeOutput } from './harness.js';
+export { timeIt, timeInterleaved, median, markdownTable, lineChartSvg, toSeries, parseIntList, writeOutput } from './harness.js';
 export type { Timing, TimeOptions } from './harness.js';
 
 /** Common flags of every suite. */
