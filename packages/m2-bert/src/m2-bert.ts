@@ -189,7 +189,7 @@ export class M2Bert {
         if (options.outputHiddenStates) output.hiddenStates = hiddenStates;
         if (c.head === 'masked-lm') {
           output.logits = this.maskedLmLogits(h);
-          if (inputs.labels !== undefined) output.loss = maskedLmLoss(output.logits as Tensor3D, toTensor(inputs.labels, 'int32'));
+          if (inputs.labels !== undefined) output.loss = maskedLmLoss(output.logits as Tensor3D, checkedMlmLabels(inputs.labels, B, L, c.vocabSize));
         } else {
           output.poolerOutput = this.pool(h, mask);
           if (c.head === 'sequence-classification') {
@@ -297,6 +297,7 @@ export class M2Bert {
     if (!shape && t.shape[1] > maxLength) {
       fail(`input length ${t.shape[1]} is longer than the model's max length ${maxLength} (max_position_embeddings); truncate the input.`);
     }
+    if (!shape && (t.shape[0] < 1 || t.shape[1] < 1)) fail(`${name} is empty (shape [${t.shape.join(', ')}]); give at least one token.`);
     if (shape && (t.shape[0] !== shape[0] || t.shape[1] !== shape[1])) {
       fail(`${name} must have the shape of inputIds [${shape.join(', ')}], got [${t.shape.join(', ')}].`);
     }
@@ -304,9 +305,9 @@ export class M2Bert {
     // read back once.
     const data = value instanceof tf.Tensor ? t.dataSync() : (value as number[][]).flat();
     for (let i = 0; i < data.length; i += 1) {
-      if (data[i]! < 0 || data[i]! >= limit) {
+      if (!Number.isInteger(data[i]) || data[i]! < 0 || data[i]! >= limit) {
         if (t !== value) t.dispose();
-        const what = name === 'inputIds' ? `token id ${data[i]} at position ${i % t.shape[1]} of row ${Math.floor(i / t.shape[1])} is outside the vocabulary [0, ${limit})` : `${name} value ${data[i]} is outside [0, ${limit})`;
+        const what = name === 'inputIds' ? `token id ${data[i]} at position ${i % t.shape[1]} of row ${Math.floor(i / t.shape[1])} is ${Number.isInteger(data[i]) ? 'outside' : 'not an integer in'} the vocabulary [0, ${limit})` : `${name} value ${data[i]} is not an integer in [0, ${limit})`;
         throw new InvalidArgumentError(`M2Bert.forward: ${what}.`, { parameter: name, value: data[i] });
       }
     }
@@ -361,6 +362,24 @@ const stopGradient = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
   const x = args[0] as Tensor;
   return { value: tf.clone(x), gradFunc: (dy: Tensor) => tf.zerosLike(dy) };
 }) as (x: Tensor) => Tensor;
+
+/**
+ * Masked-LM labels as an int32 [B, L] tensor: integers < V (≤ 0 = ignored).
+ * @throws ShapeError / InvalidArgumentError (one line) for another shape, a non-integer or an id ≥ V.
+ */
+function checkedMlmLabels(labels: Tensor | number[] | number[][], B: number, L: number, V: number): Tensor {
+  const t = toTensor(labels, 'int32');
+  if (t.rank !== 2 || t.shape[0] !== B || t.shape[1] !== L) {
+    throw new ShapeError(`M2Bert.forward: masked-LM labels must have the shape of inputIds [${B}, ${L}], got [${t.shape.join(', ')}].`, { parameter: 'labels', value: t.shape });
+  }
+  const data = labels instanceof tf.Tensor ? t.dataSync() : (labels as number[][]).flat();
+  for (const label of data) {
+    if (!Number.isInteger(label) || label >= V) {
+      throw new InvalidArgumentError(`M2Bert.forward: masked-LM label ${label} is not a token id in [0, ${V}) (use -100 to ignore a position).`, { parameter: 'labels', value: label });
+    }
+  }
+  return t;
+}
 
 function isCallerTensor(t: Tensor, inputs: M2BertInputs): boolean {
   return t === inputs.inputIds || t === inputs.tokenTypeIds || t === inputs.attentionMask;
