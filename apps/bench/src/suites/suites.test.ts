@@ -42,3 +42,25 @@ describe('cost exponents', () => {
     expect(text).toContain('| 2048 | 2.00× | – |');
   });
 });
+
+describe('timeInterleaved', () => {
+  it('alternates candidates, reports each one\'s runs, and catches leaks', async () => {
+    const { timeInterleaved } = await import('../harness.js');
+    const tf = await import('@tensorflow/tfjs-core');
+    const order: string[] = [];
+    const x = tf.ones([4, 4]);
+    const timings = await timeInterleaved(
+      [
+        { label: 'a', run: () => (order.push('a'), tf.matMul(x, x)) },
+        { label: 'b', run: () => (order.push('b'), tf.add(x, 1)) },
+      ],
+      { warmup: 1, repeats: 3 },
+    );
+    expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b', 'a', 'b']);
+    expect(timings.map((t) => t.runsMs.length)).toEqual([3, 3]);
+    timings.forEach((t) => expect(t.medianMs).toBeGreaterThanOrEqual(0));
+    const kept: unknown[] = [];
+    await expect(timeInterleaved([{ label: 'leaky', run: () => (kept.push(tf.add(x, 2)), tf.add(x, 1)) }], { repeats: 1 })).rejects.toThrow(/leaked/);
+    tf.dispose([x, ...(kept as never[])]);
+  });
+});
