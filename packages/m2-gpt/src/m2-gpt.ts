@@ -184,6 +184,10 @@ export class M2Gpt implements CausalLanguageModel {
 
   /** Naive next-token logits: full forward of the prefix, head on the last position. Shapes: ids [t] → [V]. */
   nextTokenLogits(ids: readonly number[]): Float32Array {
+    const bad = ids.find((id) => !Number.isInteger(id));
+    if (bad !== undefined) {
+      throw new InvalidArgumentError(`M2Gpt.nextTokenLogits: token id ${bad} is not an integer.`, { parameter: 'ids', value: bad });
+    }
     return lastPositionLogits(this.hidden.bind(this), this.tokenEmbedding, ids);
   }
 
@@ -203,6 +207,9 @@ export class M2Gpt implements CausalLanguageModel {
       step: (id: number) => {
         if (position >= this.config.maxLength) {
           throw new InvalidArgumentError(`M2Gpt decoder: position ${position} is past maxLength ${this.config.maxLength}.`, { parameter: 'position', value: position });
+        }
+        if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
+          throw new InvalidArgumentError(`M2Gpt decoder: token id ${id} is not an integer in the vocabulary [0, ${this.config.vocabSize}).`, { parameter: 'id', value: id });
         }
         const logits = tf.tidy(() => {
           const ids = tf.tensor2d([[id]], [1, 1], 'int32');
