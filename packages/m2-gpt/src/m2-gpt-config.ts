@@ -90,6 +90,9 @@ const KEYS = new Set<string>([...Object.keys(M2_GPT_DEFAULTS), 'intermediateDim'
  * resolveM2GptConfig({ preset: 'tiny' }).modelDim; // → 128
  */
 export function resolveM2GptConfig(partial: Partial<M2GptConfig> & { preset?: string } = {}): M2GptConfig {
+  if (typeof partial !== 'object' || partial === null || Array.isArray(partial)) {
+    throw new ConfigError(`M2GptConfig must be an object of config keys, got ${Array.isArray(partial) ? 'an array' : String(partial)}.`, { parameter: 'config' });
+  }
   const { preset, ...rest } = partial;
   let base: Partial<M2GptConfig> = {};
   if (preset !== undefined) {
