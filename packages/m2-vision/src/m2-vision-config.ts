@@ -84,6 +84,9 @@ export type M2VisionConfigInput = Partial<M2VisionConfig> & { preset?: M2VisionP
  * resolveM2VisionConfig({ preset: 'tiny' }).intermediateDim; // → 172
  */
 export function resolveM2VisionConfig(input: M2VisionConfigInput = {}): M2VisionConfig {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigError(`M2VisionConfig must be an object of config keys, got ${Array.isArray(input) ? 'an array' : String(input)}.`, { parameter: 'config' });
+  }
   const { preset, ...overrides } = input;
   for (const key of Object.keys(overrides)) {
     if (!KEYS.has(key)) {
@@ -103,8 +106,10 @@ export function resolveM2VisionConfig(input: M2VisionConfigInput = {}): M2Vision
   const merged = { ...M2_VISION_DEFAULTS, ...base, ...dropUndefined(overrides) };
   const nb = merged.numBlocks;
   const intermediateDim = merged.intermediateDim ?? Math.ceil(Math.ceil((8 * merged.modelDim) / 3) / nb) * nb;
-  const labels = merged.labels ?? Array.from({ length: merged.numClasses }, (_, i) => String(i));
-  const config: M2VisionConfig = { ...merged, intermediateDim, labels: Object.freeze([...labels]) };
+  // Default labels only for a sane class count (a hostile config must not allocate a huge array); checkConfig reports the rest.
+  const n = merged.numClasses;
+  const labels = merged.labels ?? (Number.isInteger(n) && n >= 1 && n <= 1_000_000 ? Array.from({ length: n }, (_, i) => String(i)) : undefined);
+  const config = { ...merged, intermediateDim, labels: Array.isArray(labels) ? Object.freeze([...labels]) : labels } as M2VisionConfig;
   checkConfig(config);
   return Object.freeze(config);
 }

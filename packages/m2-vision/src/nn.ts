@@ -2,7 +2,7 @@
 // exact GELU, the classification loss, and seeded initial values. Every matMul here is 2-D with no transposes,
 // the shape the wasm backend's fast (XNNPACK) path takes (toolchain.md §6).
 import * as tf from '@tensorflow/tfjs-core';
-import { ShapeError } from '@monarch-mixer/monarch-core';
+import { InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
 
 /**
  * Cuts images into non-overlapping P×P patches, flattened row-major (patch row, patch column), each patch's
@@ -33,6 +33,14 @@ export function checkImages(who: string, images: tf.Tensor, imageSize: number, c
   }
   if (images.dtype !== 'float32') {
     throw new ShapeError(`${who}: images must be float32 in [0, 1], got dtype ${images.dtype}.`, { parameter: 'images' });
+  }
+  if (s[0] === 0) throw new ShapeError(`${who}: the batch of images is empty.`, { parameter: 'images', value: s });
+  // One scalar read-back (skipped on WebGPU, where Node cannot read synchronously).
+  if (tf.getBackend() !== 'webgpu') {
+    const finite = tf.tidy(() => tf.all(tf.isFinite(images)));
+    const ok = finite.dataSync()[0] === 1;
+    finite.dispose();
+    if (!ok) throw new InvalidArgumentError(`${who}: images contain NaN or Infinity; give finite pixel values in [0, 1].`, { parameter: 'images' });
   }
 }
 
