@@ -183,7 +183,7 @@ export async function fromPretrained(dir: string, options: FromPretrainedOptions
     json = JSON.parse(await readFile(configPath, 'utf8'));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'not found' : code ? code : `not valid JSON (${(error as Error).message})`;
+    const why = code === 'ENOENT' ? 'not found' : code ? code : `not valid JSON (${(error as Error).message.replace(/\s+/g, ' ')})`;
     throw new ConfigError(`${configPath}: ${why}; an M2-BERT folder needs config.json.`, { parameter: configPath });
   }
   const baseConfig = configFromHuggingFace(json as Record<string, unknown>);

@@ -77,3 +77,21 @@ describe('M2-BERT input validation', () => {
     tf.dispose([floats, rank3]);
   });
 });
+
+describe('M2-BERT damaged config.json', () => {
+  it('a config.json that is not JSON gives a one-line ConfigError naming the file', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'm2-bert-bad-config-'));
+    try {
+      await writeFile(join(dir, 'config.json'), '{\n  "hidden_size": 64,\n  "vocab_size" : 1024 x,\n  "num_hidden_layers": 2\n}\n');
+      const error = await M2Bert.fromPretrained(dir).then(() => undefined, (e: unknown) => e);
+      expect(error).toBeInstanceOf(M2Error);
+      expect((error as Error).message).not.toContain('\n');
+      expect((error as Error).message).toMatch(/config\.json: not valid JSON/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

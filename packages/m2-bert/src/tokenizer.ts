@@ -220,7 +220,7 @@ export class BertTokenizer {
       try {
         return JSON.parse(text) as Record<string, unknown>;
       } catch (error) {
-        throw new FileFormatError(`${join(dir, name)}: not valid JSON (${(error as Error).message}).`);
+        throw new FileFormatError(`${join(dir, name)}: not valid JSON (${(error as Error).message.replace(/\s+/g, ' ')}).`);
       }
     };
     const configText = await readText('tokenizer_config.json');

@@ -96,7 +96,7 @@ export class CompactVocabulary {
     try {
       parsed = JSON.parse(await readFile(path, 'utf8'));
     } catch (error) {
-      throw new FileFormatError(`${path}: cannot read the vocabulary (${(error as Error).message}).`, { parameter: path });
+      throw new FileFormatError(`${path}: cannot read the vocabulary (${(error as Error).message.replace(/\s+/g, ' ')}).`, { parameter: path });
     }
     if (parsed.kind !== 'compact-gpt2' || !Array.isArray(parsed.gpt2Ids)) {
       throw new FileFormatError(`${path}: expected { kind: "compact-gpt2", gpt2Ids: [...] }.`, { parameter: path });
