@@ -85,7 +85,7 @@ describe('M2-BERT damaged config.json', () => {
     const { join } = await import('node:path');
     const dir = await mkdtemp(join(tmpdir(), 'm2-bert-bad-config-'));
     try {
-      await writeFile(join(dir, 'config.json'), '{\n  "hidden_size": 64,\n  "vocab_size" : 1024 x,\n  "num_hidden_layers": 2\n}\n');
+      await writeFile(join(dir, 'config.json'), '{\n  "hidden_size": 64,\n  "num_hidden_layers": tru\n}\n');
       const error = await M2Bert.fromPretrained(dir).then(() => undefined, (e: unknown) => e);
       expect(error).toBeInstanceOf(M2Error);
       expect((error as Error).message).not.toContain('\n');
