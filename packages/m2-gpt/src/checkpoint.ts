@@ -1,38 +1,16 @@
 // Save/load of a model directory: `config.json` ({ modelType, format, config }) + `model.safetensors` (F32).
-import * as tf from '@tensorflow/tfjs-core';
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { FileFormatError, readSafetensors, toFloat32, writeFileAtomic, writeSafetensors } from '@monarch-mixer/monarch-core';
-import type { TensorRecord } from '@monarch-mixer/monarch-core';
+// The file handling is m2-layers' model folder; this file adds the model construction around it.
+import type * as tf from '@tensorflow/tfjs-core';
+import { FileFormatError, readSafetensors } from '@monarch-mixer/monarch-core';
+import { assignNamedTensors, readModelFolderConfig, readModelFolderWeights, saveModelFolder } from '@monarch-mixer/m2-layers';
+import type { ModelFolderConfig } from '@monarch-mixer/m2-layers';
 
-/** Contents of a model directory's `config.json`. */
-export interface CheckpointConfigFile {
-  /** Which model class wrote it (`m2-gpt` or `baseline-gpt`). */
-  modelType: string;
-  /** File format version (1). */
-  format: number;
-  /** The model's configuration. */
-  config: Record<string, unknown>;
-}
-
-const FORMAT = 1;
+/** Contents of a model directory's `config.json` (`modelType` is `m2-gpt` or `baseline-gpt`). */
+export type CheckpointConfigFile = ModelFolderConfig;
 
 /** Writes `config.json` and `model.safetensors` into `dir` (created if needed). */
-export async function saveCheckpoint(
-  dir: string,
-  modelType: string,
-  config: object,
-  weights: Map<string, tf.Tensor>,
-): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const records: Record<string, TensorRecord> = {};
-  for (const [name, tensor] of weights) {
-    records[name] = { dtype: 'F32', shape: [...tensor.shape], data: (await tensor.data()) as Float32Array };
-  }
-  const file: CheckpointConfigFile = { modelType, format: FORMAT, config: { ...config } };
-  await writeFileAtomic(join(dir, 'model.safetensors'), writeSafetensors(records, { format: 'pt', modelType }));
-  await writeFileAtomic(join(dir, 'config.json'), new TextEncoder().encode(`${JSON.stringify(file, null, 2)}\n`));
-}
+export const saveCheckpoint: (dir: string, modelType: string, config: object, weights: Map<string, tf.Tensor>) => Promise<void> =
+  saveModelFolder;
 
 /**
  * Reads and checks `dir/config.json`.
@@ -40,26 +18,7 @@ export async function saveCheckpoint(
  * @example
  * (await readCheckpointConfig('runs/tiny')).modelType; // → 'm2-gpt'
  */
-export async function readCheckpointConfig(dir: string): Promise<CheckpointConfigFile> {
-  const path = join(dir, 'config.json');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message;
-    throw new FileFormatError(`${path}: cannot read the model config (${reason}).`, { parameter: path });
-  }
-  const file = parsed as Partial<CheckpointConfigFile>;
-  if (typeof file !== 'object' || file === null || typeof file.modelType !== 'string' || typeof file.config !== 'object') {
-    throw new FileFormatError(`${path}: expected { modelType, format, config }, got something else.`, { parameter: path });
-  }
-  if (file.format !== FORMAT) {
-    throw new FileFormatError(`${path}: unsupported format ${String(file.format)} (this version reads format ${FORMAT}).`, {
-      parameter: path,
-    });
-  }
-  return file as CheckpointConfigFile;
-}
+export const readCheckpointConfig: (dir: string) => Promise<CheckpointConfigFile> = readModelFolderConfig;
 
 /**
  * Loads a model directory: builds the model from `config.json` with `create`, then assigns every tensor of
@@ -74,13 +33,7 @@ export async function loadCheckpoint<M extends { dispose(): void }>(
 ): Promise<M> {
   const file = await readCheckpointConfig(dir);
   checkModelType(file, modelType, dir);
-  const path = join(dir, 'model.safetensors');
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await readFile(path));
-  } catch {
-    throw new FileFormatError(`${path}: file not found.`, { parameter: path });
-  }
+  const { bytes } = await readModelFolderWeights(dir);
   return checkpointFromBytes(file, bytes, { modelType, create, weightsOf, source: dir });
 }
 
@@ -103,21 +56,7 @@ export function checkpointFromBytes<M extends { dispose(): void }>(
   const { tensors } = readSafetensors(bytes, { file: path });
   const model = create(file.config);
   try {
-    const weights = weightsOf(model);
-    const missing = [...weights.keys()].filter((name) => !tensors.has(name));
-    const unexpected = [...tensors.keys()].filter((name) => !weights.has(name));
-    const misshapen = [...weights].filter(([name, v]) => tensors.has(name) && !sameShape(tensors.get(name)!.shape, v.shape))
-      .map(([name, v]) => `${name} [${tensors.get(name)!.shape.join(', ')}] (expected [${v.shape.join(', ')}])`);
-    const problems = [
-      missing.length ? `missing ${list(missing)}` : '',
-      misshapen.length ? `misshapen ${list(misshapen)}` : '',
-      unexpected.length ? `unexpected ${list(unexpected)}` : '',
-    ].filter(Boolean);
-    if (problems.length) throw new FileFormatError(`${path}: ${problems.join('; ')}.`, { parameter: path });
-    for (const [name, variable] of weights) {
-      const record = tensors.get(name)!;
-      tf.tidy(() => variable.assign(tf.tensor(toFloat32(record), record.shape, 'float32')));
-    }
+    assignNamedTensors(tensors, weightsOf(model), path);
     return model;
   } catch (error) {
     model.dispose();
@@ -129,14 +68,4 @@ function checkModelType(file: CheckpointConfigFile, modelType: string, source: s
   if (file.modelType !== modelType) {
     throw new FileFormatError(`${source}/config.json: modelType is "${file.modelType}", expected "${modelType}".`);
   }
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-/** At most 8 names, then a count. */
-function list(names: string[]): string {
-  const shown = names.slice(0, 8).join(', ');
-  return names.length > 8 ? `${shown} and ${names.length - 8} more` : shown;
 }

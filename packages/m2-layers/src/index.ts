@@ -26,3 +26,5 @@ export type { M2BlockArgs, M2EncoderLayerArgs } from './m2-blocks.js';
 export { loadTorchWeights, torchWeights } from './torch-weights.js';
 export { clearInferenceCache, derivedTensors, recordingGradients } from './inference-cache.js';
 export type { LoadTorchWeightsResult } from './torch-weights.js';
+export { saveModelFolder, readModelFolderConfig, readModelFolderWeights, assignNamedTensors } from './model-folder.js';
+export type { ModelFolderConfig } from './model-folder.js';

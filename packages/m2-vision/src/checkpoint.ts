@@ -1,28 +1,12 @@
 // Save/load of a model directory: `config.json` ({ modelType, format, config }) + `model.safetensors` (F32).
-import * as tf from '@tensorflow/tfjs-core';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { FileFormatError, readSafetensors, toFloat32, writeSafetensors } from '@monarch-mixer/monarch-core';
-import type { TensorRecord } from '@monarch-mixer/monarch-core';
+// The file handling is m2-layers' model folder.
+import type * as tf from '@tensorflow/tfjs-core';
+import { readSafetensors } from '@monarch-mixer/monarch-core';
+import { assignNamedTensors, readModelFolderConfig, readModelFolderWeights, saveModelFolder } from '@monarch-mixer/m2-layers';
+import type { ModelFolderConfig } from '@monarch-mixer/m2-layers';
 
-/** Contents of a vision model directory's `config.json`. */
-export interface VisionCheckpointFile {
-  /** Which model class wrote it: `m2-vision` or `vit-baseline`. */
-  modelType: string;
-  /** File format version (1). */
-  format: number;
-  /** The model's resolved configuration. */
-  config: Record<string, unknown>;
-}
-
-const FORMAT = 1;
-
-/** Writes a file through a temporary name and a rename, so a crash never leaves half a file. */
-async function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
-  const temporary = `${path}.tmp-${process.pid}`;
-  await writeFile(temporary, data);
-  await rename(temporary, path);
-}
+/** Contents of a vision model directory's `config.json` (`modelType` is `m2-vision` or `vit-baseline`). */
+export type VisionCheckpointFile = ModelFolderConfig;
 
 /**
  * Writes `config.json` and `model.safetensors` (every weight as F32) into `dir`, creating it if needed.
@@ -31,76 +15,21 @@ async function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
  * @param config - The model's resolved config (JSON-serialisable).
  * @param weights - Every weight by its checkpoint name.
  */
-export async function saveVisionCheckpoint(dir: string, modelType: string, config: object, weights: Map<string, tf.Tensor>): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const records: Record<string, TensorRecord> = {};
-  for (const [name, tensor] of weights) {
-    records[name] = { dtype: 'F32', shape: [...tensor.shape], data: (await tensor.data()) as Float32Array };
-  }
-  const file: VisionCheckpointFile = { modelType, format: FORMAT, config: { ...config } };
-  await writeFileAtomic(join(dir, 'model.safetensors'), writeSafetensors(records, { format: 'pt', modelType }));
-  await writeFileAtomic(join(dir, 'config.json'), new TextEncoder().encode(`${JSON.stringify(file, null, 2)}\n`));
-}
+export const saveVisionCheckpoint: (dir: string, modelType: string, config: object, weights: Map<string, tf.Tensor>) => Promise<void> =
+  saveModelFolder;
 
 /**
  * Reads and checks `dir/config.json`.
  * @throws FileFormatError (one line) when it is missing, not JSON, or not a vision model config.
  */
-export async function readVisionCheckpointConfig(dir: string): Promise<VisionCheckpointFile> {
-  const path = join(dir, 'config.json');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message;
-    throw new FileFormatError(`${path}: cannot read the model config (${reason}).`, { parameter: path });
-  }
-  const file = parsed as Partial<VisionCheckpointFile>;
-  if (typeof file !== 'object' || file === null || typeof file.modelType !== 'string' || typeof file.config !== 'object' || file.config === null) {
-    throw new FileFormatError(`${path}: expected { modelType, format, config }, got something else.`, { parameter: path });
-  }
-  if (file.format !== FORMAT) {
-    throw new FileFormatError(`${path}: unsupported format ${String(file.format)} (this version reads format ${FORMAT}).`, { parameter: path });
-  }
-  return file as VisionCheckpointFile;
-}
+export const readVisionCheckpointConfig: (dir: string) => Promise<VisionCheckpointFile> = readModelFolderConfig;
 
 /**
  * Assigns every tensor of `dir/model.safetensors` to the variable of the same name.
  * @throws FileFormatError (one line) for missing, unexpected or misshapen tensors.
  */
 export async function loadVisionWeights(dir: string, weights: Map<string, tf.Variable>): Promise<void> {
-  const path = join(dir, 'model.safetensors');
-  let bytes: Uint8Array;
-  try {
-    bytes = new Uint8Array(await readFile(path));
-  } catch {
-    throw new FileFormatError(`${path}: file not found.`, { parameter: path });
-  }
+  const { path, bytes } = await readModelFolderWeights(dir);
   const { tensors } = readSafetensors(bytes, { file: path });
-  const missing = [...weights.keys()].filter((name) => !tensors.has(name));
-  const unexpected = [...tensors.keys()].filter((name) => !weights.has(name));
-  const misshapen = [...weights]
-    .filter(([name, v]) => tensors.has(name) && !sameShape(tensors.get(name)!.shape, v.shape))
-    .map(([name, v]) => `${name} [${tensors.get(name)!.shape.join(', ')}] (expected [${v.shape.join(', ')}])`);
-  const problems = [
-    missing.length ? `missing ${list(missing)}` : '',
-    misshapen.length ? `misshapen ${list(misshapen)}` : '',
-    unexpected.length ? `unexpected ${list(unexpected)}` : '',
-  ].filter(Boolean);
-  if (problems.length) throw new FileFormatError(`${path}: ${problems.join('; ')}.`, { parameter: path });
-  for (const [name, variable] of weights) {
-    const record = tensors.get(name)!;
-    tf.tidy(() => variable.assign(tf.tensor(toFloat32(record), record.shape, 'float32')));
-  }
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-/** At most 6 names, then a count. */
-function list(names: string[]): string {
-  const shown = names.slice(0, 6).join(', ');
-  return names.length > 6 ? `${shown} and ${names.length - 6} more` : shown;
+  assignNamedTensors(tensors, weights, path, 6);
 }
