@@ -55,7 +55,7 @@ export async function readModelFolderConfig(dir: string): Promise<ModelFolderCon
   try {
     parsed = JSON.parse(await readFile(path, 'utf8'));
   } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message;
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message.replace(/\s+/g, ' ');
     throw new FileFormatError(`${path}: cannot read the model config (${reason}).`, { parameter: path });
   }
   const file = parsed as Partial<ModelFolderConfig>;
