@@ -22,14 +22,14 @@
 //
 // Shape legend: B batch · L sequence · d model dim · V vocabulary.
 import * as tf from '@tensorflow/tfjs-core';
-import { M2CausalBlock } from '@monarch-mixer/m2-layers';
+import { layerNorm, M2CausalBlock } from '@monarch-mixer/m2-layers';
 import { InvalidArgumentError } from '@monarch-mixer/monarch-core';
 import type { CausalLanguageModel, GenerateOptions, GeneratedToken, GenerateResult, IncrementalDecoder } from './generate.js';
 import { generate, generateStream } from './generate.js';
 import { resolveM2GptConfig } from './m2-gpt-config.js';
 import type { M2GptConfig } from './m2-gpt-config.js';
 import {
-  embeddingLookup, lastPositionLogits, layerNorm, nextTokenLossFromHidden, seededNormal, seededUniform, tiedHead,
+  embeddingLookup, lastPositionLogits, nextTokenLossFromHidden, seededNormal, seededUniform, tiedHead,
   uniqueVariableName, variableFrom,
 } from './nn.js';
 import { SeededRandom } from './sampling.js';

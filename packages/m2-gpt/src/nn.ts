@@ -1,5 +1,5 @@
 // Small building blocks shared by M2-GPT and the attention baseline: embedding lookup with a gradient that
-// every backend can run, LayerNorm, exact GELU, the next-token loss, and seeded initial values.
+// every backend can run, the next-token loss, and seeded initial values (LayerNorm and GELU come from m2-layers).
 import * as tf from '@tensorflow/tfjs-core';
 import { SeededRandom } from './sampling.js';
 
@@ -33,19 +33,6 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor
   const out = lookup(table) as tf.Tensor3D;
   flatIds.dispose();
   return out;
-}
-
-/** LayerNorm over the last axis: (x − mean) / √(var + eps) · gamma + beta. Shapes: x [..., d], gamma/beta [d]. */
-export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
-  });
-}
-
-/** Exact (erf) GELU built from primitive ops (no backend has a Gelu kernel). */
-export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
 }
 
 /**

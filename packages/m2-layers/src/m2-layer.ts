@@ -205,7 +205,14 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
   });
 }
 
-/** LayerNorm over the last axis: (x − mean) / √(var + eps) · weight + bias. Shapes: x [..., d], weight/bias [d]. */
+/**
+ * LayerNorm over the last axis: (x − mean) / √(var + eps) · weight + bias. Pure tensor math, shared by the
+ * blocks here and by the m2-gpt / m2-vision models and their attention baselines.
+ *
+ * Shapes: x [..., d], weight/bias [d] → [..., d].
+ * @example
+ * layerNorm(tf.tensor2d([[1, 3]]), tf.ones([2]), tf.zeros([2]), 1e-5); // → ≈ [[-1, 1]]
+ */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
@@ -213,7 +220,13 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
   });
 }
 
-/** Exact GELU, 0.5·x·(1 + erf(x/√2)), built from Erf (no backend has a Gelu kernel). */
+/**
+ * Exact GELU, 0.5·x·(1 + erf(x/√2)), built from Erf (no backend has a Gelu kernel).
+ *
+ * Shapes: any → same.
+ * @example
+ * geluExact(tf.tensor1d([0, 1])); // → ≈ [0, 0.8413]
+ */
 export function geluExact(x: Tensor): Tensor {
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
 }

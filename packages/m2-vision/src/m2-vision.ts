@@ -26,12 +26,12 @@
 //
 // Shape legend: B batch · H×W image · C channels · P patch · N patches · d model dim · K classes.
 import * as tf from '@tensorflow/tfjs-core';
-import { GluMonarchMlp, M2SequenceMixer } from '@monarch-mixer/m2-layers';
+import { GluMonarchMlp, layerNorm, M2SequenceMixer } from '@monarch-mixer/m2-layers';
 import { ImageClassifier } from './image-classifier.js';
 import { loadVisionWeights, readVisionCheckpointConfig } from './checkpoint.js';
 import { countM2VisionParameters, numPatches, resolveM2VisionConfig } from './m2-vision-config.js';
 import type { M2VisionConfig, M2VisionConfigInput } from './m2-vision-config.js';
-import { checkImages, dense, layerNorm, linearWeight, patchify, SeededRandom, uniqueName } from './nn.js';
+import { checkImages, dense, linearWeight, patchify, SeededRandom, uniqueName } from './nn.js';
 
 /** Options of the {@link M2Vision} constructor. */
 export interface M2VisionOptions {

@@ -1,5 +1,5 @@
-// Small building blocks shared by the M2 vision mixer and the attention ViT baseline: patch embedding, LayerNorm,
-// exact GELU, the classification loss, and seeded initial values. Every matMul here is 2-D with no transposes,
+// Small building blocks shared by the M2 vision mixer and the attention ViT baseline: patch embedding, the
+// classification loss, and seeded initial values (LayerNorm and GELU come from m2-layers). Every matMul here is 2-D with no transposes,
 // the shape the wasm backend's fast (XNNPACK) path takes (toolchain.md §6).
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
@@ -42,19 +42,6 @@ export function checkImages(who: string, images: tf.Tensor, imageSize: number, c
     finite.dispose();
     if (!ok) throw new InvalidArgumentError(`${who}: images contain NaN or Infinity; give finite pixel values in [0, 1].`, { parameter: 'images' });
   }
-}
-
-/** LayerNorm over the last axis: (x − mean) / √(var + eps) · gamma + beta. Shapes: x [..., d], gamma/beta [d]. */
-export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), gamma), beta);
-  });
-}
-
-/** Exact (erf) GELU built from primitive ops (no tfjs backend has a Gelu kernel). */
-export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
 }
 
 /** Dense layer on a 2-D input: x·W + b. Shapes: x [M, in], W [in, out], b [out] → [M, out]. */

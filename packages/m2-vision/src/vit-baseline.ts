@@ -14,7 +14,8 @@ import { ConfigError } from '@monarch-mixer/monarch-core';
 import { ImageClassifier } from './image-classifier.js';
 import { readVisionCheckpointConfig, loadVisionWeights } from './checkpoint.js';
 import type { M2VisionConfig } from './m2-vision-config.js';
-import { checkImages, dense, gelu, layerNorm, linearWeight, patchify, SeededRandom, seededNormal, uniqueName } from './nn.js';
+import { geluExact as gelu, layerNorm } from '@monarch-mixer/m2-layers';
+import { checkImages, dense, linearWeight, patchify, SeededRandom, seededNormal, uniqueName } from './nn.js';
 
 /** Configuration of a {@link VitBaseline}. */
 export interface VitBaselineConfig {
