@@ -10,7 +10,7 @@
  */
 
 export { M2Vision } from './m2-vision.js';
-export type { M2VisionOptions } from './m2-vision.js';
+export type { M2VisionOptions, M2VisionBlock } from './m2-vision.js';
 export {
   M2_VISION_DEFAULTS,
   m2VisionPresets,

@@ -39,13 +39,19 @@ export interface M2VisionOptions {
   seed?: number;
 }
 
-/** One pre-norm M2 block's parts. */
-interface M2VisionBlock {
+/** One pre-norm M2 block's parts: x + mixer(LN1(x)), then h + mlp(LN2(h)). */
+export interface M2VisionBlock {
+  /** LN1 scale [d]. */
   norm1Weight: tf.Variable;
+  /** LN1 shift [d]. */
   norm1Bias: tf.Variable;
+  /** Bidirectional M2 sequence mixer over the flattened patches. */
   mixer: M2SequenceMixer;
+  /** LN2 scale [d]. */
   norm2Weight: tf.Variable;
+  /** LN2 shift [d]. */
   norm2Bias: tf.Variable;
+  /** Block-diagonal GLU MLP over channels. */
   mlp: GluMonarchMlp;
 }
 
