@@ -1,34 +1,14 @@
 // End-to-end tests of `m2 bert …`, spawned as the user runs them (pnpm m2 = node + tsx on main.ts).
-import { execFile } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { m2, repo } from '../test-cli.js';
 import { readSafetensors, toFloat32, writeSafetensors } from '@monarch-mixer/monarch-core';
 import type { TensorRecord } from '@monarch-mixer/monarch-core';
 import { relativeL2 } from '@monarch-mixer/monarch-core/testing';
 
-const repo = join(import.meta.dirname, '..', '..', '..', '..');
-const main = join(repo, 'apps', 'cli', 'src', 'main.ts');
 const fixtures = join(repo, 'packages', 'm2-bert', 'test', 'fixtures');
-
-/** The environment of a user's shell: without vitest's variables (the backends set-up checks VITEST). */
-const env = { ...process.env };
-for (const key of ['VITEST', 'VITEST_POOL_ID', 'VITEST_WORKER_ID', 'NODE_OPTIONS']) delete env[key];
-
-async function m2(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath, ['--conditions=@monarch-mixer/source', '--import', 'tsx', main, ...args],
-      { cwd: repo, env, encoding: 'utf8', maxBuffer: 1 << 24 },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const read = async (file: string) => readSafetensors(new Uint8Array(await readFile(file))).tensors;
 const f32 = (r: TensorRecord) => ({ shape: r.shape, data: toFloat32(r) });

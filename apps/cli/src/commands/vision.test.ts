@@ -1,31 +1,13 @@
 // End-to-end test of `m2 vision classify`, spawned as the user runs it (pnpm m2 = node + tsx on main.ts).
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { m2 } from '../test-cli.js';
 import { M2Vision } from '@monarch-mixer/m2-vision';
 import { encodePng } from '@monarch-mixer/m2-vision/testing';
 
-const repo = join(import.meta.dirname, '..', '..', '..', '..');
-const main = join(repo, 'apps', 'cli', 'src', 'main.ts');
-const env = { ...process.env };
-for (const key of ['VITEST', 'VITEST_POOL_ID', 'VITEST_WORKER_ID', 'NODE_OPTIONS']) delete env[key];
-
-async function m2(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(
-      process.execPath, ['--conditions=@monarch-mixer/source', '--import', 'tsx', main, ...args],
-      { cwd: repo, env, encoding: 'utf8', maxBuffer: 1 << 24 },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 const LABELS = ['zero', 'one', 'two'];
 let dir: string;
