@@ -1,8 +1,9 @@
-// Test-only reader for the golden safetensors fixtures (JSON header + little-endian F32/F64/I64 data), so the
-// tests need nothing from ../shared and no I/O code of another package.
+// Test-only reader for the golden safetensors fixtures, through monarch-core's public `readSafetensors` (tested
+// there), so the tests need nothing from ../shared.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { readSafetensors, toFloat32 } from '@monarch-mixer/monarch-core';
 
 /** One stored tensor: shape and float32 values. */
 export interface FixtureTensor {
@@ -12,28 +13,10 @@ export interface FixtureTensor {
 
 /** Reads `test/fixtures/<name>` into a map of float32 arrays. */
 export function readFixture(name: string): Map<string, FixtureTensor> {
-  const bytes = readFileSync(fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url)));
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<
-    string,
-    { dtype: string; shape: number[]; data_offsets: [number, number] }
-  >;
-  const base = 8 + headerLength;
+  const path = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+  const { tensors } = readSafetensors(new Uint8Array(readFileSync(path)), { file: path });
   const out = new Map<string, FixtureTensor>();
-  for (const [key, entry] of Object.entries(header)) {
-    if (key === '__metadata__') continue;
-    const count = entry.shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(count);
-    const start = base + entry.data_offsets[0];
-    for (let i = 0; i < count; i++) {
-      if (entry.dtype === 'F32') data[i] = view.getFloat32(start + 4 * i, true);
-      else if (entry.dtype === 'F64') data[i] = view.getFloat64(start + 8 * i, true);
-      else if (entry.dtype === 'I64') data[i] = Number(view.getBigInt64(start + 8 * i, true));
-      else throw new Error(`readFixture: unsupported dtype ${entry.dtype} for ${key}`);
-    }
-    out.set(key, { shape: entry.shape, data });
-  }
+  for (const [key, record] of tensors) out.set(key, { shape: [...record.shape], data: toFloat32(record) });
   return out;
 }
 
