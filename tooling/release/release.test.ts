@@ -25,6 +25,11 @@ function readmeExample(pkg: string): string {
 }
 
 describe('release dry run', () => {
+  it('the API docs build with no TypeDoc warnings (pnpm run docs)', () => {
+    run(join(repo, 'docs', 'node_modules', '.bin', 'typedoc'), ['--treatWarningsAsErrors', '--out', join(scratch, 'api')], join(repo, 'docs'));
+    expect(existsSync(join(scratch, 'api', 'index.html'))).toBe(true);
+  });
+
   it('changeset version bumps a package and writes its changelog', () => {
     const clone = join(scratch, 'clone');
     run('git', ['clone', '--quiet', '--no-hardlinks', repo, clone], scratch);
@@ -41,7 +46,8 @@ describe('release dry run', () => {
   it('every package packs, installs from its tarball into an empty project, and runs its README example', () => {
     run('npx', ['turbo', 'run', 'build', '--output-logs=errors-only'], repo);
     const packs = join(scratch, 'packs');
-    for (const pkg of packages) run('pnpm', ['pack', '--pack-destination', packs], join(repo, 'packages', pkg));
+    // pnpm through npx, as the README runs it: a fresh machine has no global pnpm.
+    for (const pkg of packages) run('npx', ['-y', 'pnpm@12.4.2', 'pack', '--pack-destination', packs], join(repo, 'packages', pkg));
     const tarballs = readdirSync(packs).map((f) => join(packs, f));
     expect(tarballs).toHaveLength(packages.length);
     const app = join(scratch, 'app');
