@@ -307,7 +307,7 @@ export class M2Bert {
     for (let i = 0; i < data.length; i += 1) {
       if (!Number.isInteger(data[i]) || data[i]! < 0 || data[i]! >= limit) {
         if (t !== value) t.dispose();
-        const what = name === 'inputIds' ? `token id ${data[i]} at position ${i % t.shape[1]} of row ${Math.floor(i / t.shape[1])} is ${Number.isInteger(data[i]) ? 'outside' : 'not an integer in'} the vocabulary [0, ${limit})` : `${name} value ${data[i]} is not an integer in [0, ${limit})`;
+        const what = name === 'inputIds' ? `token id ${data[i]} at position ${i % t.shape[1]} of row ${Math.floor(i / t.shape[1])} is ${Number.isInteger(data[i]) ? 'outside' : 'not an integer in'} the vocabulary [0, ${limit})` : `${name} value ${data[i]} is ${Number.isInteger(data[i]) ? 'outside' : 'not an integer in'} [0, ${limit})`;
         throw new InvalidArgumentError(`M2Bert.forward: ${what}.`, { parameter: name, value: data[i] });
       }
     }

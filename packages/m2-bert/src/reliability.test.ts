@@ -61,7 +61,7 @@ describe('M2-BERT input validation', () => {
     ['an input longer than the max length', { inputIds: [Array.from({ length: 17 }, () => 2)] }, /length 17 .*max length 16/],
     ['an empty batch row', { inputIds: [[]] }, /empty|length 0|at least 1/],
     ['token types of another shape', { inputIds: ok, tokenTypeIds: [[0, 0]] }, /tokenTypeIds must have the shape/],
-    ['a token type out of range', { inputIds: ok, tokenTypeIds: [[0, 0, 5, 0]] }, /tokenTypeIds value 5 is not an integer in \[0, 2\)/],
+    ['a token type out of range', { inputIds: ok, tokenTypeIds: [[0, 0, 5, 0]] }, /tokenTypeIds value 5 is outside \[0, 2\)/],
     ['an MLM label ≥ V', { inputIds: ok, labels: [[-100, 64, -100, -100]] }, /label 64 is not a token id in \[0, 64\)/],
     ['MLM labels of another shape', { inputIds: ok, labels: [[-100, 3]] }, /labels must have the shape/],
   ])('rejects %s', (_name, inputs, pattern) => {
