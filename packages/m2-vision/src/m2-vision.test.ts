@@ -45,7 +45,10 @@ describe('M2Vision', () => {
     const changed = tf.tidy(() => tf.add(x, tf.pad(tf.ones([1, 2, 2, 1]), [[0, 0], [6, 0], [6, 0], [0, 0]])) as tf.Tensor4D); // last patch only
     const [a, b] = [model.features(x), model.features(changed)];
     const firstPatchDiff = tf.tidy(() => tf.max(tf.abs(tf.sub(tf.slice(a, [0, 0, 0], [1, 1, 16]), tf.slice(b, [0, 0, 0], [1, 1, 16])))).dataSync()[0]);
-    expect(firstPatchDiff).toBeGreaterThan(1e-4); // the bidirectional conv carries the last patch back to the first
+    // The bidirectional conv carries the last patch back to the first. The mixer's weights come from tfjs-layers'
+    // unseeded initializers, so the size of the effect varies from run to run (it fell below 1e-4 in some runs);
+    // without mixing the first patch's features would be identical up to FFT round-off (~1e-8).
+    expect(firstPatchDiff).toBeGreaterThan(1e-6);
     tf.dispose([x, changed, a, b]);
     model.dispose();
   });
