@@ -26,6 +26,8 @@ function readmeExample(pkg: string): string {
 
 describe('release dry run', () => {
   it('the API docs build with no TypeDoc warnings (pnpm run docs)', () => {
+    // TypeDoc reads the packages through their project references, which need the built declarations.
+    run('npx', ['turbo', 'run', 'build', '--output-logs=errors-only'], repo);
     run(join(repo, 'docs', 'node_modules', '.bin', 'typedoc'), ['--treatWarningsAsErrors', '--out', join(scratch, 'api')], join(repo, 'docs'));
     expect(existsSync(join(scratch, 'api', 'index.html'))).toBe(true);
   });
