@@ -103,6 +103,9 @@ describe('linearWarmupDecay', () => {
     expect(linearWarmupDecay(500, s)).toBeCloseTo(0.02, 12);
     expect(linearWarmupDecay(50, { warmupSteps: 0, totalSteps: 100, floor: 0 })).toBeCloseTo(0.5, 12);
     expect(linearWarmupDecay(1000, { warmupSteps: 20, totalSteps: Infinity })).toBe(1);
+    // A time-budgeted run decays with the clock: half the budget used → halfway to the floor.
+    expect(linearWarmupDecay(1000, { warmupSteps: 20, totalSteps: Infinity, timeFraction: 0.5, floor: 0 })).toBeCloseTo(0.5, 12);
+    expect(linearWarmupDecay(1000, { warmupSteps: 20, totalSteps: Infinity, timeFraction: 1.3 })).toBeCloseTo(0.02, 12);
   });
 });
 

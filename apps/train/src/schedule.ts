@@ -10,13 +10,19 @@ export interface ScheduleOptions {
   totalSteps: number;
   /** Multiplier reached at `totalSteps` (composer's `alpha_f`). Default 0.02. */
   floor?: number;
+  /**
+   * For a time-budgeted run (`totalSteps` = `Infinity` with `--max-minutes`): the fraction of the budget used,
+   * in [0, 1]. The decay then follows the clock instead of the step count, reaching `floor` at the deadline.
+   */
+  timeFraction?: number;
 }
 
 /**
  * Learning-rate multiplier for optimiser step `step` (1-based: the first update is step 1).
  *
  * warmup: step / warmupSteps for step ≤ warmupSteps; then
- * decay: 1 − (1 − floor) · (step − warmupSteps) / (totalSteps − warmupSteps), held at `floor` afterwards.
+ * decay: 1 − (1 − floor) · (step − warmupSteps) / (totalSteps − warmupSteps), held at `floor` afterwards;
+ * with unbounded `totalSteps` and a `timeFraction`: 1 − (1 − floor) · timeFraction (a time-budgeted run).
  *
  * @param step - Optimiser step, ≥ 1.
  * @param options - {@link ScheduleOptions}.
@@ -32,7 +38,10 @@ export function linearWarmupDecay(step: number, options: ScheduleOptions): numbe
     throw new InvalidArgumentError(`linearWarmupDecay: need warmupSteps ≥ 0 and floor in [0, 1], got ${warmupSteps} and ${floor}.`);
   }
   if (warmupSteps > 0 && step <= warmupSteps) return step / warmupSteps;
-  if (!Number.isFinite(totalSteps)) return 1;
+  if (!Number.isFinite(totalSteps)) {
+    if (options.timeFraction === undefined) return 1;
+    return 1 - (1 - floor) * Math.min(1, Math.max(0, options.timeFraction));
+  }
   const decaySteps = totalSteps - warmupSteps;
   if (decaySteps <= 0) return floor;
   const progress = Math.min(1, (step - warmupSteps) / decaySteps);

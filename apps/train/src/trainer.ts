@@ -306,7 +306,9 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
       // 2. Clip, 3. update.
       const { norm, clipped } = clipByGlobalNorm(summed!, clipNorm);
       for (const g of summed!.values()) g.dispose();
-      const multiplier = linearWarmupDecay(step, schedule);
+      // A time-budgeted run (no step count) decays with the clock, reaching the floor at the deadline.
+      const timeFraction = Number.isFinite(steps) || !Number.isFinite(deadline) ? undefined : (Date.now() - startTime) / (deadline - startTime);
+      const multiplier = linearWarmupDecay(step, { ...schedule, timeFraction });
       optimizer.applyGradients(clipped, multiplier);
       for (const g of clipped.values()) g.dispose();
 
