@@ -148,9 +148,10 @@ describe('M2-BERT tasks on the trainer', () => {
     expect(result.final.loss).toBeLessThan(before - 1);
   });
 
-  // Known issue: after a resume through the HuggingFace-layout checkpoint the first resumed step differs by ~4e-3
-  // (steps before it match exactly); the GPT path resumes bit-exactly. Skipped until the round trip is found.
-  it.skip('classify resumes exactly (data order, dropout) and checkpoints load with M2Bert.fromPretrained', async () => {
+  // The interrupted run must be the same command (same --steps): the lr schedule depends on the total, so a
+  // `steps: 3` run decays differently at step 3 and its resume cannot match. It is "killed" by an error thrown
+  // after step 4 was applied but before its checkpoint, so the resume also discards that un-checkpointed step.
+  it('classify resumes exactly (data order, dropout) and checkpoints load with M2Bert.fromPretrained', async () => {
     const tokenizer = await BertTokenizer.bertBaseUncased();
     const words = ['good', 'great', 'fine', 'bad', 'awful', 'poor'];
     const examples = Array.from({ length: 40 }, (_, i) => ({ text: `the film was ${words[i % 6]} and ${words[(i * 7) % 6]}`, label: i % 2 }));
@@ -163,15 +164,24 @@ describe('M2-BERT tasks on the trainer', () => {
     full.dispose();
     const dir = await mkdtemp(join(tmpdir(), 'm2-cls-'));
     const first = make();
-    await runTraining(first, { ...options(dir, 6), steps: 3 });
+    const killed = await runTraining(first, {
+      ...options(dir, 6), checkpointEvery: 3,
+      onStep: ({ step }) => {
+        if (step === 4) throw new Error('killed after step 4');
+      },
+    }).then(() => undefined, (e: unknown) => e as Error);
     first.dispose();
+    expect(killed?.message).toBe('killed after step 4');
     const loaded = await M2Bert.fromPretrained(join(dir, 'step-000003'));
     expect(loaded.config.head).toBe('sequence-classification');
     loaded.dispose();
     const second = make();
     const resumed = await runTraining(second, { ...options(dir, 6), resume: dir });
     second.dispose();
+    expect(resumed.resumedFrom).toBe(3);
     expect(resumed.losses).toHaveLength(6);
-    for (let i = 0; i < 6; i++) expect(Math.abs(resumed.losses[i] - reference.losses[i]), `step ${i + 1}`).toBeLessThanOrEqual(1e-6);
+    const deltas = resumed.losses.map((loss, i) => Math.abs(loss - reference.losses[i]));
+    // The second epoch starts inside step 4 (30 examples, batches of 8): its order comes from the restored RNG.
+    expect(Math.max(...deltas), deltas.join(', ')).toBeLessThanOrEqual(1e-6);
   });
 });
