@@ -5,6 +5,7 @@
 // every position, as the original benchmark_fwd.py times it.
 import * as tf from '@tensorflow/tfjs-core';
 import { M2Bert } from '@monarch-mixer/m2-bert';
+import { geluExact, layerNorm } from '@monarch-mixer/m2-layers';
 import { AttentionBertBaseline, attentionBertFlops } from '../baselines/attention-bert.js';
 import { timeInterleaved } from '../harness.js';
 
@@ -26,6 +27,10 @@ export interface BertRow {
   /** Useful GFLOP/s of the fast attention BERT (its own FLOP count, {@link attentionBertFlops}). */
   attention_gflops: number | null;
   attention_peak_bytes: number | null;
+  /** Models that could not run at this L, with the reason (webgpu: a tensor over the 2 GiB binding limit), else null. */
+  failures?: string | null;
+  /** How the MLM head ran when its [B·L, V] logits exceed WebGPU's binding limit (row chunks), else null. */
+  head_note?: string | null;
 }
 
 /** Options of {@link runBertSuite}. */
@@ -70,53 +75,101 @@ export function m2BertForwardFlops(batch: number, length: number, layers: number
 
 /** Runs the suite: for each L, M2 then fast attention then eager attention, in one process. */
 export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]> {
-  const { lengths, layers, batch, head = 'mlm', repeats: timedRuns = 3, eagerScoreLimitBytes = 4 * 2 ** 30, slowLimitMs = 120_000, log = () => {} } = options;
-  const withHead = head === 'mlm';
+  const { lengths, layers, batch, head: headKind = 'mlm', repeats: timedRuns = 3, eagerScoreLimitBytes = 4 * 2 ** 30, slowLimitMs = 120_000, log = () => {} } = options;
+  const withHead = headKind === 'mlm';
   const backend = tf.getBackend();
   const rows: BertRow[] = [];
   let attentionTooSlow = false;
   let eagerTooSlow = false;
+  const gpu = webGpuDevice();
   for (const length of lengths) {
-    const ids = tf.tidy(() => tf.cast(tf.floor(tf.mul(tf.randomUniform([batch, length], 0, 1, 'float32', length), 30000)), 'int32')) as tf.Tensor2D;
+    // Token ids as plain arrays: M2Bert checks array ids without reading a tensor back (no dataSync on Node's WebGPU).
+    const idRows = randomIds(batch, length, 30000, length);
+    const ids = tf.tensor2d(idRows, [batch, length], 'int32');
     const tokens = batch * length;
     const repeats = { warmup: 1, repeats: timedRuns, budgetMs: slowLimitMs };
+    // On webgpu one [B·L, V] logits tensor over the 2 GiB storage-binding limit cannot be bound: both models then run
+    // encoder-only and the same MLM head in row chunks (same FLOPs). Elsewhere the models' own heads run.
+    const chunkHead = withHead && gpu !== undefined && 4 * batch * length * BASE.vocabSize > gpu.limits.maxStorageBufferBindingSize;
+    const head = chunkHead ? new ChunkedMlmHead(gpu!.limits.maxStorageBufferBindingSize) : undefined;
 
     // Both models stay resident and their runs alternate (M2, attention, eager, M2, …): load swings on a shared
     // machine then hit all of them alike. Peak bytes therefore include both models' weights.
-    const m2 = new M2Bert({ preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, numLayers: layers, hiddenDropout: 0, head: withHead ? 'masked-lm' : 'none' });
+    const m2 = new M2Bert({ preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, numLayers: layers, hiddenDropout: 0, head: withHead && !chunkHead ? 'masked-lm' : 'none' });
     const shape = { vocabSize: BASE.vocabSize, hiddenSize: BASE.modelDim, numLayers: layers, numHeads: BASE.numHeads, intermediateSize: BASE.intermediateDim, maxLength: length };
     const attention = new AttentionBertBaseline(shape, 1);
-    const candidates: Array<{ label: string; run: () => tf.Tensor | tf.Tensor[] }> = [
+    // On webgpu a run synchronises on one element of its result (ops run in order): reading GBs of logits back would
+    // dominate the time. Elsewhere the whole result is read back, as before.
+    const sync = (t: tf.Tensor): tf.Tensor => {
+      if (gpu === undefined) return t;
+      const probe = tf.tidy(() => tf.slice(tf.reshape(t, [-1]), [0], [1]));
+      t.dispose();
+      return probe;
+    };
+    const candidates: Array<{ label: string; key: 'm2' | 'fast' | 'eager'; largestBytes: number; run: () => tf.Tensor | tf.Tensor[] }> = [
       {
         label: `M2-BERT L=${length}`,
+        key: 'm2',
+        largestBytes: withHead && !chunkHead ? 4 * batch * length * BASE.vocabSize : 0,
         run: () => {
-          const out = m2.forward({ inputIds: ids });
-          const keep = withHead ? out.logits! : out.lastHiddenState;
+          const out = m2.forward({ inputIds: idRows });
+          const keep = withHead && !chunkHead ? out.logits! : out.lastHiddenState;
           tf.dispose([out.lastHiddenState, out.poolerOutput ?? [], out.logits ?? []].flat().filter((t) => t !== keep));
-          return keep;
+          return sync(head ? head.apply(keep) : keep);
         },
       },
     ];
-    const runFast = !attentionTooSlow;
-    if (runFast) candidates.push({ label: `attention L=${length}`, run: () => attention.forward(ids, 'fast', withHead) });
+    const attentionRun = (mode: 'fast' | 'eager') => () => {
+      const out = attention.forward(ids, mode, withHead && !chunkHead);
+      return sync(head ? head.apply(out) : out);
+    };
     const scoreBytes = 4 * batch * BASE.numHeads * length * length;
-    const runEager = !eagerTooSlow && scoreBytes <= eagerScoreLimitBytes && length <= (options.eagerMaxLength ?? Infinity);
-    if (runEager) candidates.push({ label: `eager attention L=${length}`, run: () => attention.forward(ids, 'eager', withHead) });
-    const timings = await timeInterleaved(candidates, repeats);
+    if (!attentionTooSlow) candidates.push({ label: `attention L=${length}`, key: 'fast', largestBytes: 0, run: attentionRun('fast') });
+    const runEager = !eagerTooSlow && (gpu !== undefined || scoreBytes <= eagerScoreLimitBytes) && length <= (options.eagerMaxLength ?? Infinity);
+    if (runEager) candidates.push({ label: `eager attention L=${length}`, key: 'eager', largestBytes: scoreBytes, run: attentionRun('eager') });
+    // webgpu: a model with a tensor over the binding limit runs once under an error scope first; if WebGPU rejects it
+    // (the error would otherwise only be printed, with garbage results), it is recorded as failed and not timed.
+    const failures: string[] = [];
+    const runnable: typeof candidates = [];
+    for (const candidate of candidates) {
+      const error = gpu !== undefined && candidate.largestBytes > gpu.limits.maxStorageBufferBindingSize ? await webGpuFailure(gpu, candidate.run) : undefined;
+      if (error === undefined) runnable.push(candidate);
+      else {
+        const what = candidate.key === 'eager' ? `[${batch}, ${BASE.numHeads}, ${length}, ${length}] scores` : `[${batch * length}, ${BASE.vocabSize}] logits`;
+        failures.push(`${candidate.label.split(' L=')[0]} fails: ${what} = ${(candidate.largestBytes / 2 ** 30).toFixed(1)} GiB > maxStorageBufferBindingSize ${(gpu!.limits.maxStorageBufferBindingSize / 2 ** 30).toFixed(1)} GiB (${error})`);
+        log(`L=${length}: ${failures[failures.length - 1]}`);
+      }
+    }
+    const timed = await timeInterleaved(runnable, repeats);
+    const timingOf = (key: 'm2' | 'fast' | 'eager') => {
+      const index = runnable.findIndex((c) => c.key === key);
+      return index < 0 ? undefined : timed[index];
+    };
     m2.dispose();
-    const m2Time = timings[0]!;
+    head?.dispose();
+    const m2Time = timingOf('m2');
+    if (m2Time === undefined) {
+      attention.dispose();
+      ids.dispose();
+      rows.push({
+        backend, L: length, batch, layers, head: headKind, m2_tokens_per_s: Number.NaN, attention_tokens_per_s: null, attention_eager_tokens_per_s: null,
+        m2_flops: m2BertForwardFlops(batch, length, layers, withHead), m2_gflops: Number.NaN, m2_peak_bytes: Number.NaN,
+        attention_gflops: null, attention_peak_bytes: null, failures: failures.join('; '), head_note: null,
+      });
+      continue;
+    }
     log(`L=${length}: M2 ${(tokens / m2Time.medianMs * 1000).toFixed(0)} tokens/s`);
     let fast: number | null = null;
-    let fastTiming: { medianMs: number; peakBytes: number } | null = null;
-    if (runFast) {
-      fastTiming = timings[1]!;
+    const fastTiming = timingOf('fast') ?? null;
+    if (fastTiming !== null) {
       fast = (tokens / fastTiming.medianMs) * 1000;
       attentionTooSlow = fastTiming.medianMs > slowLimitMs;
       log(`L=${length}: attention (fast) ${fast.toFixed(0)} tokens/s`);
     }
     let eager: number | null = null;
-    if (runEager) {
-      const t = timings[runFast ? 2 : 1]!;
+    const eagerTiming = timingOf('eager');
+    if (eagerTiming !== undefined) {
+      const t = eagerTiming;
       eager = (tokens / t.medianMs) * 1000;
       eagerTooSlow = t.medianMs > slowLimitMs;
       log(`L=${length}: attention (eager) ${eager.toFixed(0)} tokens/s`);
@@ -125,7 +178,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     ids.dispose();
     const flops = m2BertForwardFlops(batch, length, layers, withHead);
     rows.push({
-      backend, L: length, batch, layers, head,
+      backend, L: length, batch, layers, head: headKind,
       m2_tokens_per_s: (tokens / m2Time.medianMs) * 1000,
       attention_tokens_per_s: fast,
       attention_eager_tokens_per_s: eager,
@@ -134,12 +187,95 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
       m2_peak_bytes: m2Time.peakBytes,
       attention_gflops: fastTiming === null ? null : attentionBertFlops(shape, batch, length, withHead) / fastTiming.medianMs / 1e6,
       attention_peak_bytes: fastTiming?.peakBytes ?? null,
+      failures: failures.length > 0 ? failures.join('; ') : null,
+      head_note: head ? `MLM head in row chunks of ${head.rowsPerChunk(BASE.vocabSize)} ([B·L, V] logits over the binding limit)` : null,
     });
   }
   return rows;
 }
 
 export { attentionBertFlops };
+
+/** Seeded token ids in [0, vocab) as [batch][length] plain arrays (a 32-bit LCG: the same ids on every backend). */
+function randomIds(batch: number, length: number, vocab: number, seed: number): number[][] {
+  let s = (seed * 2654435761) >>> 0;
+  return Array.from({ length: batch }, () => Array.from({ length }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return Math.floor((s / 2 ** 32) * vocab);
+  }));
+}
+
+/** The webgpu backend's GPUDevice when webgpu is active, else undefined. */
+function webGpuDevice(): GPUDevice | undefined {
+  return tf.getBackend() === 'webgpu' ? (tf.backend() as unknown as { device: GPUDevice }).device : undefined;
+}
+
+/**
+ * Runs `run` once under WebGPU validation and out-of-memory error scopes and returns the first error's message
+ * (undefined when it ran). WebGPU reports such errors asynchronously instead of throwing.
+ */
+async function webGpuFailure(device: GPUDevice, run: () => tf.Tensor | tf.Tensor[]): Promise<string | undefined> {
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  let thrown: string | undefined;
+  try {
+    const out = run();
+    const outs = Array.isArray(out) ? out : [out];
+    await Promise.all(outs.map((t) => t.data()));
+    tf.dispose(outs);
+  } catch (error) {
+    thrown = (error as Error).message;
+  }
+  const validation = await device.popErrorScope();
+  const memory = await device.popErrorScope();
+  const message = thrown ?? validation?.message ?? memory?.message;
+  return message === undefined ? undefined : message.split('\n')[0]!.slice(0, 200);
+}
+
+/**
+ * The MLM head of both models (LayerNorm(GELU(h·Wt + bt))·Wwordᵀ + b), applied in row chunks whose [rows, V] logits
+ * stay under WebGPU's storage-binding limit. Each chunk's logits are reduced to one element and disposed, so the
+ * full logits are computed but never held at once. Shapes: h [B, L, d] → [chunks] (one value per chunk).
+ */
+class ChunkedMlmHead {
+  private readonly dense = tf.mul(tf.randomNormal([BASE.modelDim, BASE.modelDim], 0, 1, 'float32', 1), 0.02) as tf.Tensor2D;
+  private readonly denseBias = tf.zeros([BASE.modelDim]);
+  private readonly lnGamma = tf.ones([BASE.modelDim]);
+  private readonly lnBeta = tf.zeros([BASE.modelDim]);
+  private readonly bias = tf.zeros([BASE.vocabSize]);
+  // The decoder (tied to the word embeddings in both models): one random [d, V] table here, the same FLOPs.
+  private readonly wordsT = tf.mul(tf.randomNormal([BASE.modelDim, BASE.vocabSize], 0, 1, 'float32', 2), 0.02) as tf.Tensor2D;
+
+  constructor(private readonly limitBytes: number) {}
+
+  /** Rows per chunk: the largest power of two whose [rows, vocab] float32 logits fit the limit. */
+  rowsPerChunk(vocab: number): number {
+    return 2 ** Math.floor(Math.log2(this.limitBytes / (4 * vocab)));
+  }
+
+  apply(h: tf.Tensor): tf.Tensor {
+    const out = tf.tidy(() => {
+      const rows = h.size / BASE.modelDim;
+      const h2 = tf.reshape(h, [rows, BASE.modelDim]); // [B·L, d]
+      const chunk = this.rowsPerChunk(BASE.vocabSize);
+      const parts: tf.Tensor[] = [];
+      for (let start = 0; start < rows; start += chunk) {
+        const x = tf.slice(h2, [start, 0], [Math.min(chunk, rows - start), BASE.modelDim]); // [chunk, d]
+        const t = layerNorm(geluExact(tf.add(tf.matMul(x, this.dense), this.denseBias)), this.lnGamma, this.lnBeta, 1e-12);
+        const logits = tf.add(tf.matMul(t, this.wordsT), this.bias); // [chunk, V]
+        parts.push(tf.slice(tf.reshape(logits, [-1]), [0], [1]));
+        logits.dispose();
+      }
+      return tf.concat(parts);
+    });
+    h.dispose();
+    return out;
+  }
+
+  dispose(): void {
+    tf.dispose([this.dense, this.denseBias, this.lnGamma, this.lnBeta, this.bias, this.wordsT]);
+  }
+}
 
 /**
  * Least-squares slope of ln(time) against ln(L): time ∝ L^slope. Null with fewer than two points.
