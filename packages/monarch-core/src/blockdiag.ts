@@ -2,13 +2,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
 import { ShapeError } from './errors.js';
+import { blockDiagMatmulKernel } from './backends/webgpu-blockdiag.js';
 import { checkDim, checkPositiveInt, checkRank, checkTensor, shapeText } from './validate.js';
 
 /**
  * Multiplies by a block-diagonal matrix given as its blocks.
  *
  * y[..., k·blockOut + j] = Σ_i x[..., k·blockIn + i] · blocks[k, i, j]. On the wasm backend the product runs as one
- * 2-D matMul per block (its batched matMul misses the XNNPACK fast path); elsewhere as one batched matMul.
+ * 2-D matMul per block (its batched matMul misses the XNNPACK fast path); on webgpu as one WGSL kernel
+ * (`blockDiagMatmulKernel`); elsewhere as one batched matMul.
  *
  * Shapes: x [..., numBlocks·blockIn] × blocks [numBlocks, blockIn, blockOut] → [..., numBlocks·blockOut]
  * @param x - Input. Its last dim must equal numBlocks × blockIn.
@@ -69,6 +71,9 @@ export function blockDiagMatmulUnchecked(x: Tensor, blocks: Tensor3D): Tensor {
     let y2: Tensor;
     if (numBlocks === 1) {
       y2 = tf.matMul(x2 as tf.Tensor2D, tf.reshape(blocks, [blockIn, blockOut]) as tf.Tensor2D);
+    } else if (tf.getBackend() === 'webgpu') {
+      // webgpu: one tiled WGSL dispatch in the natural layouts, with WGSL gradients (backends/webgpu-blockdiag.ts).
+      y2 = blockDiagMatmulKernel(x2 as Tensor2D, blocks);
     } else if (tf.getBackend() === 'wasm') {
       // One 2-D matMul per block: wasm's BatchMatMul with batch > 1 is ~10× slower (toolchain.md §6).
       const xs = tf.split(x2, numBlocks, 1); // numBlocks × [N, bi]
