@@ -22,9 +22,16 @@ const common = {
   mainFields: ['module', 'main'],
   conditions: ['@monarch-mixer/source'],
   external: ['webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu'],
-  // CommonJS modules inside an ESM bundle still call require().
-  banner: { js: "import { createRequire as __m2CreateRequire } from 'node:module'; const require = __m2CreateRequire(import.meta.url);" },
-  minify: true,
+  // CommonJS modules inside an ESM bundle still call require() and read __dirname (tfjs-backend-wasm's emscripten
+  // glue does, to find its .wasm files: without it the wasm backend fails to initialise).
+  banner: {
+    js: "import { createRequire as __m2CreateRequire } from 'node:module'; import { fileURLToPath as __m2FileUrlToPath } from 'node:url'; "
+      + "const require = __m2CreateRequire(import.meta.url); const __filename = __m2FileUrlToPath(import.meta.url); "
+      + "const __dirname = __m2FileUrlToPath(new URL('.', import.meta.url));",
+  },
+  // Not minified: the wasm backend's pthread workers run the emscripten factory's own source text, which must keep
+  // esbuild's `__require` name (the threads shim defines it there).
+  minify: false,
   legalComments: 'none',
   logLevel: 'warning',
   // tooling/gpu is no package: resolve its bare imports from the bench app's dependencies.

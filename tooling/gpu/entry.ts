@@ -11,16 +11,17 @@ import { writeFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { bidirectionalConv, blockDiagMatmul, monarchMatmul, setupBackend } from '@monarch-mixer/monarch-core';
+import { M2Bert } from '@monarch-mixer/m2-bert';
 import {
   blockDiagMatmulKernel, registerBlockDiagKernels, runBlockDiagWebGpu,
 } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
 import type { BlockDiagTile } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
 
 type Row = Record<string, unknown>;
-const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; errors: Row[] } = {
+const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; training?: Row; errors: Row[] } = {
   started: new Date().toISOString(), node: process.version, checks: [], timings: [], errors: [],
 };
-const outFile = process.argv.slice(2).find((arg) => !arg.startsWith('--')) ?? 'gpu-results.json';
+const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--train-(steps|length|reference|threads)$/)) ?? 'gpu-results.json';
 const save = () => writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
 /** Seeded normal-ish values (sum of uniforms), so cpu and webgpu see the same inputs. */
@@ -160,6 +161,85 @@ async function longSequences(): Promise<void> {
   }
 }
 
+/** Value of a `--name value` argument. */
+function argument(name: string): string | undefined {
+  const index = process.argv.indexOf(name);
+  return index < 0 ? undefined : process.argv[index + 1];
+}
+
+/**
+ * Training steps of M2-BERT-base (80M config, 12 layers, MLM head, no dropout) at L = 2048, batch 1, Adam: first on a
+ * CPU reference backend (wasm with threads on the device's cores, or `--train-reference cpu`), then on webgpu from the
+ * SAME initial weights (copied by name) on the same batch. Records every step's loss on both and the largest
+ * difference (goal: ≤ 1e-3).
+ */
+async function trainingCheck(): Promise<void> {
+  const steps = Number(argument('--train-steps') ?? 3);
+  const length = Number(argument('--train-length') ?? 2048);
+  const referenceName = (argument('--train-reference') ?? 'wasm') as 'wasm' | 'cpu';
+  const config = { preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, hiddenDropout: 0, head: 'masked-lm' } as const;
+  // One fixed batch: seeded ids in [1000, 30000), 15 % of positions labelled with their id (others −100).
+  const ids = [Array.from(random(length, 31), (v) => 1000 + Math.floor(Math.abs(v) * 19000) % 29000)];
+  const mask = random(length, 32);
+  const labels = [ids[0]!.map((id, i) => (Math.abs(mask[i]!) < 0.1 ? id : -100))];
+  const row: Row = { length, batch: 1, steps, optimizer: 'adam(1e-3)', reference: referenceName };
+  results.training = row;
+  const runSteps = async (model: M2Bert, label: string): Promise<{ losses: number[]; msPerStep: number[] }> => {
+    const optimizer = tf.train.adam(1e-3);
+    const losses: number[] = [];
+    const msPerStep: number[] = [];
+    const variables = model.trainableVariables();
+    for (let step = 0; step < steps; step++) {
+      const start = performance.now();
+      const loss = optimizer.minimize(() => model.forward({ inputIds: ids, labels }, { training: true }).loss as tf.Scalar, true, variables)!;
+      losses.push((await loss.data())[0]!);
+      loss.dispose();
+      msPerStep.push(performance.now() - start);
+      console.log(`train ${label} step ${step + 1}: loss ${losses[step]!.toFixed(6)} (${msPerStep[step]!.toFixed(0)} ms)`);
+    }
+    optimizer.dispose();
+    return { losses, msPerStep };
+  };
+  try {
+    // Reference first (webgpu tensors cannot be read synchronously, so nothing moves from webgpu to the CPU).
+    const threads = argument('--train-threads');
+    const reference = await setupBackend(referenceName, threads === undefined ? {} : { threads: Number(threads) });
+    row.referenceBackend = reference.description;
+    const cpuModel = new M2Bert(config);
+    const initial = new Map<string, Float32Array>();
+    for (const [key, variable] of cpuModel.namedWeights()) initial.set(key, (await variable.data()) as Float32Array);
+    const cpu = await runSteps(cpuModel, referenceName);
+    cpuModel.dispose();
+    row.referenceLosses = cpu.losses;
+    row.referenceMsPerStep = cpu.msPerStep;
+    save();
+
+    await tf.setBackend('webgpu');
+    const gpuModel = new M2Bert(config);
+    for (const [key, variable] of gpuModel.namedWeights()) {
+      const values = initial.get(key);
+      if (values === undefined) throw new Error(`training check: no reference weight ${key}`);
+      variable.assign(tf.tensor(values, variable.shape, 'float32'));
+    }
+    const gpu = await runSteps(gpuModel, 'webgpu');
+    gpuModel.dispose();
+    row.webgpuLosses = gpu.losses;
+    row.webgpuMsPerStep = gpu.msPerStep;
+    const differences = gpu.losses.map((loss, i) => Math.abs(loss - cpu.losses[i]!));
+    row.lossDifferences = differences;
+    row.maxLossDifference = Math.max(...differences);
+    row.ok = Math.max(...differences) <= 1e-3;
+    results.checks.push({ name: `M2-BERT-base training L=${length}: ${steps} Adam steps, webgpu vs ${referenceName} loss`, relL2: differences, ok: row.ok });
+    console.log(`check ${row.ok ? 'ok  ' : 'FAIL'} training losses webgpu ${gpu.losses.map((l) => l.toFixed(5))} vs ${referenceName} ${cpu.losses.map((l) => l.toFixed(5))}`);
+  } catch (error) {
+    results.errors.push({ name: 'training check', error: String((error as Error).stack ?? error).slice(0, 2000) });
+    console.log(`ERROR training check: ${(error as Error).message}`);
+  } finally {
+    await tf.setBackend('webgpu');
+    save();
+  }
+}
+
 async function main(): Promise<void> {
   const info = await setupBackend('webgpu');
   results.backend = info;
@@ -188,6 +268,10 @@ async function main(): Promise<void> {
   save();
   if (process.argv.includes('--long-only')) {
     await longSequences();
+    return;
+  }
+  if (process.argv.includes('--train-only')) {
+    await trainingCheck();
     return;
   }
 
@@ -295,6 +379,7 @@ async function main(): Promise<void> {
     tf.dispose([u, kf, kr, d]);
   }
   await longSequences();
+  if (!process.argv.includes('--no-train')) await trainingCheck();
 }
 
 if (process.argv.includes('--probe')) {

@@ -6,7 +6,8 @@
 # .device/m2-runs.txt. Outputs go to $OUT: gpu-results.json, gpu-entry.log, m2-runs.log, env.txt (+ what the
 # m2 commands write there). Env: M2_GPU_SKIP_CHECKS=1 skips the checks; M2_GPU_PROBE_ONLY=1 stops after the set-up probe;
 # M2_GPU_ENTRY_ARGS (e.g. --long-only: only the tall-matMul and 16K/32K long-convolution checks); M2_GPU_ENTRY_TIMEOUT (s, default 240),
-# M2_GPU_RUN_TIMEOUT (s per m2 command, default 150).
+# M2_GPU_RUN_TIMEOUT (s per m2 command, default 150); M2_GPU_RUNS (a runs file relative to the repository root, default
+# .device/m2-runs.txt, e.g. tooling/gpu/m2-runs-smoke.txt).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 dev="$root/.device"
@@ -88,8 +89,9 @@ if [ "${M2_GPU_SKIP_CHECKS:-0}" != 1 ]; then
   (cd "$work" && timeout "${M2_GPU_ENTRY_TIMEOUT:-240}" ./node gpu-entry.mjs "$OUT/gpu-results.json" ${M2_GPU_ENTRY_ARGS:-}) 2>&1 | tee "$OUT/gpu-entry.log"
 fi
 
-if [ -f "$work/m2.mjs" ] && [ -f "$dev/m2-runs.txt" ]; then
-  grep -v '^\s*\(#\|$\)' "$dev/m2-runs.txt" | while IFS= read -r line; do
+runs="$root/${M2_GPU_RUNS:-.device/m2-runs.txt}"
+if [ -f "$work/m2.mjs" ] && [ -f "$runs" ]; then
+  grep -v '^\s*\(#\|$\)' "$runs" | while IFS= read -r line; do
     eval "args=($line)"
     echo "== m2 ${args[*]}" | tee -a "$OUT/m2-runs.log"
     (cd "$root" && timeout "${M2_GPU_RUN_TIMEOUT:-150}" "$work/node" "$work/m2.mjs" "${args[@]}") 2>&1 | tee -a "$OUT/m2-runs.log"

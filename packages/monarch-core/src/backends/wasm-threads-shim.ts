@@ -19,7 +19,7 @@ export const WASM_MAX_THREADS = 8;
 
 /** Header defining the tfjs Node bundle's module bindings that the threaded factory's source refers to. */
 const FACTORY_PRELUDE =
-  'var commonjsGlobal = globalThis, require$$0 = require("fs"), require$$1 = require("path"), ' +
+  'var commonjsGlobal = globalThis, __require = require, require$$0 = require("fs"), require$$1 = require("path"), ' +
   'require$$3 = require("perf_hooks"), require$$4 = require("os");\n';
 
 /** Handle returned by {@link installWasmThreadsShim}. */
