@@ -1,6 +1,6 @@
 // Next-token selection for generation: a seeded PRNG and the usual logit processors (repetition penalty,
 // temperature, top-k, top-p), all on a plain Float32Array of V logits so that they are exact and reproducible.
-import { InvalidArgumentError } from '@monarch-mixer/monarch-core';
+import { InvalidArgumentError, Mulberry32, mixSeed } from '@monarch-mixer/monarch-core';
 
 /** Options that choose the next token from the logits. */
 export interface SamplingOptions {
@@ -53,31 +53,15 @@ export function resolveSamplingOptions(options: SamplingOptions = {}): ResolvedS
 }
 
 /**
- * A small seeded PRNG (SplitMix32 seeding + Mulberry32 stream): uniform floats in [0, 1), identical on every
- * platform and backend.
+ * A small seeded PRNG (monarch-core's {@link Mulberry32} stream started from {@link mixSeed}`(seed)`): uniform floats
+ * in [0, 1), identical on every platform and backend.
  * @example
  * const rng = new SeededRandom(42); rng.next(); // → the same number on every run
  */
-export class SeededRandom {
-  private state: number;
-
-  /** @param seed - Any safe integer. */
+export class SeededRandom extends Mulberry32 {
+  /** @param seed - Any safe integer; both 32-bit halves are mixed in. */
   constructor(seed: number) {
-    // Mix both 32-bit halves so that seeds beyond 2³² still differ.
-    const high = Math.floor(seed / 2 ** 32) | 0;
-    let s = (seed | 0) ^ Math.imul(high, 0x9e3779b9);
-    s = Math.imul(s ^ (s >>> 16), 0x85ebca6b);
-    s = Math.imul(s ^ (s >>> 13), 0xc2b2ae35);
-    this.state = (s ^ (s >>> 16)) >>> 0;
-  }
-
-  /** Next uniform float in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    super(mixSeed(seed));
   }
 }
 

@@ -2,7 +2,7 @@
 // classification loss, and seeded initial values (LayerNorm and GELU come from m2-layers). Every matMul here is 2-D with no transposes,
 // the shape the wasm backend's fast (XNNPACK) path takes (toolchain.md §6).
 import * as tf from '@tensorflow/tfjs-core';
-import { InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
+import { InvalidArgumentError, Mulberry32, ShapeError } from '@monarch-mixer/monarch-core';
 
 /**
  * Cuts images into non-overlapping P×P patches, flattened row-major (patch row, patch column), each patch's
@@ -79,22 +79,11 @@ export function topK(logits: Float32Array, k: number): Array<{ index: number; pr
     .slice(0, k);
 }
 
-/** A small seeded PRNG (mulberry32) for reproducible initial weights. */
-export class SeededRandom {
-  private state: number;
-
-  /** @param seed - Any integer. */
+/** A small seeded PRNG (monarch-core's {@link Mulberry32} stream) for reproducible initial weights. */
+export class SeededRandom extends Mulberry32 {
+  /** @param seed - Any integer (its low 32 bits, XOR-ed with the golden-ratio constant, are the first state). */
   constructor(seed: number) {
-    this.state = (seed ^ 0x9e3779b9) >>> 0;
-  }
-
-  /** Next uniform float in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    super((seed ^ 0x9e3779b9) >>> 0);
   }
 }
 
