@@ -24,7 +24,7 @@ export type { TensorDtype, TensorData, TensorDataByDtype, TensorRecord } from '.
 // Monarch math (owner: core-math)
 export { blockDiagMatmul, blockdiagLinear, torchBlocksToTfjs, tfjsBlocksToTorch } from './blockdiag.js';
 export type { BlockdiagLinearOptions } from './blockdiag.js';
-export { monarchMatmul, monarchMatmulOrderP, monarchToDense, monarchProject, clearMonarchCache } from './monarch.js';
+export { monarchMatmul, monarchMatmulOrderP, monarchToDense, monarchProject } from './monarch.js';
 export type { MonarchFactors } from './monarch.js';
 export { readTorchStateDict } from './io/torch-state-dict.js';
 export type { ReadTorchStateDictOptions } from './io/torch-state-dict.js';
@@ -35,7 +35,6 @@ export type { BackendName, BackendInfo, SetupBackendOptions, BackendSetter, Back
 export { registerGradients } from './backends/register-gradients.js';
 export { registerWasmTrainingKernels, wasmTrainingKernels } from './backends/wasm-kernels.js';
 export { registerWasmViewKernels } from './backends/wasm-view-kernels.js';
-export { geluGate, registerWasmMathKernels } from './backends/wasm-math-kernels.js';
 export { probeWebGpu, hasVulkanLoader } from './backends/webgpu-node.js';
 export type { GpuProbe } from './backends/webgpu-node.js';
 export { loadStateDictFile, detectCheckpointFormat } from './io/load-state-dict-file.js';
