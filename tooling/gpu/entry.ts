@@ -240,6 +240,66 @@ async function trainingCheck(): Promise<void> {
   }
 }
 
+/**
+ * Where an M2-BERT-base forward's time goes on webgpu: (1) the cost of one small dispatch (a chain of 1000 adds of
+ * [1024] floats, synchronised once) at several WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE values; (2) one forward at L = 512
+ * and 4096 (12 layers, MLM head) under tf.profile: kernels run, their summed GPU time (timestamp queries) vs wall time.
+ */
+async function overheads(): Promise<void> {
+  const chain = (n: number) => () => {
+    let x = tf.zeros([1024]);
+    for (let i = 0; i < n; i++) {
+      const next = tf.add(x, 1);
+      x.dispose();
+      x = next;
+    }
+    return x;
+  };
+  for (const batch of [15, 64, 256, 2048]) {
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batch);
+    const ms = await time(`1000 chained adds [1024], submit batch ${batch}`, chain(1000), { submitBatch: batch }, 5);
+    if (ms !== undefined) results.timings[results.timings.length - 1].usPerDispatch = ms;
+  }
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 15);
+  for (const length of [512, 4096]) {
+    try {
+      const model = new M2Bert({ preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, hiddenDropout: 0, head: 'masked-lm' });
+      const ids = [Array.from(random(length, 41), (v) => 1000 + Math.floor(Math.abs(v) * 19000) % 29000)];
+      const forward = () => {
+        const out = model.forward({ inputIds: ids });
+        tf.dispose([out.lastHiddenState, out.poolerOutput ?? []].flat());
+        return out.logits!;
+      };
+      await time(`M2-BERT-base forward L=${length} (12 layers, MLM head)`, forward, { L: length }, 3);
+      const start = performance.now();
+      const info = await tf.profile(async () => {
+        const logits = forward();
+        await tf.slice(tf.reshape(logits, [-1]), [0], [1]).data();
+        return logits;
+      });
+      const wallMs = performance.now() - start;
+      let gpuMs = 0;
+      const byKernel = new Map<string, { count: number; ms: number }>();
+      for (const kernel of info.kernels) {
+        const ms = Number(await kernel.kernelTimeMs) || 0;
+        gpuMs += ms;
+        const entry = byKernel.get(kernel.name) ?? { count: 0, ms: 0 };
+        entry.count += 1;
+        entry.ms += ms;
+        byKernel.set(kernel.name, entry);
+      }
+      const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15).map(([name, v]) => ({ name, ...v }));
+      results.timings.push({ name: `profile M2-BERT-base forward L=${length}`, kernels: info.kernels.length, gpuMs, profiledWallMs: wallMs, top });
+      console.log(`profile L=${length}: ${info.kernels.length} kernels, GPU ${gpuMs.toFixed(1)} ms, wall (profiled) ${wallMs.toFixed(1)} ms; top ${top.slice(0, 6).map((t) => `${t.name} ${t.count}× ${t.ms.toFixed(1)} ms`).join(', ')}`);
+      model.dispose();
+    } catch (error) {
+      results.errors.push({ name: `profile ${length}`, error: String((error as Error).stack ?? error).slice(0, 2000) });
+      console.log(`ERROR profile ${length}: ${(error as Error).message}`);
+    }
+    save();
+  }
+}
+
 async function main(): Promise<void> {
   const info = await setupBackend('webgpu');
   results.backend = info;
@@ -274,6 +334,7 @@ async function main(): Promise<void> {
     await trainingCheck();
     return;
   }
+  const quick = process.argv.includes('--quick'); // checks, blockDiagMatmul timings, overheads (no tile sweep, no long sequences)
 
   // ---- correctness vs cpu ----
   await check('matMul 256x384x200', () => [tf.matMul(tf.tensor2d(random(256 * 384, 1), [256, 384]), tf.tensor2d(random(384 * 200, 2), [384, 200]))]);
@@ -336,6 +397,23 @@ async function main(): Promise<void> {
   }
 
   // ---- timings ----
+  if (quick) {
+    for (const [rows, nb, bi, bo] of [[16384, 4, 192, 192], [16384, 4, 192, 768], [16384, 4, 768, 192]] as const) {
+      const x = tf.randomNormal([rows, nb * bi]) as tf.Tensor2D;
+      const w = tf.randomNormal([nb, bi, bo]) as tf.Tensor3D;
+      const dy = tf.randomNormal([rows, nb * bo]) as tf.Tensor2D;
+      const flops = 2 * rows * nb * bi * bo;
+      await time(`monarch-core blockDiagMatmul (webgpu: WGSL kernel) ${rows}x${nb}x${bi}x${bo}`, () => blockDiagMatmul(x, w), { rows, nb, bi, bo, flops }, 10, 10);
+      await time(`monarch-core blockDiagMatmul fwd+grads ${rows}x${nb}x${bi}x${bo}`, () => {
+        const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(blockDiagMatmul(a, b as tf.Tensor3D), dy)))([x, w]);
+        gw.dispose();
+        return gx;
+      }, { rows, nb, bi, bo, flops: 3 * flops }, 10, 3);
+      tf.dispose([x, w, dy]);
+    }
+    await overheads();
+    return;
+  }
   for (const n of [1024, 2048, 4096, 8192]) {
     const a = tf.randomNormal([n, n]);
     const b = tf.randomNormal([n, n]);

@@ -6,7 +6,7 @@
 # .device/m2-runs.txt. Outputs go to $OUT: gpu-results.json, gpu-entry.log, m2-runs.log, env.txt (+ what the
 # m2 commands write there). Env: M2_GPU_SKIP_CHECKS=1 skips the checks; M2_GPU_PROBE_ONLY=1 stops after the set-up probe;
 # M2_GPU_ENTRY_ARGS (e.g. --long-only: only the tall-matMul and 16K/32K long-convolution checks); M2_GPU_ENTRY_TIMEOUT (s, default 240),
-# M2_GPU_RUN_TIMEOUT (s per m2 command, default 150); M2_GPU_RUNS (a runs file relative to the repository root, default
+# M2_GPU_TRAIN_ARGS / M2_GPU_TRAIN_TIMEOUT (background training check, below), M2_GPU_RUN_TIMEOUT (s per m2 command, default 150); M2_GPU_RUNS (a runs file relative to the repository root, default
 # .device/m2-runs.txt, e.g. tooling/gpu/m2-runs-smoke.txt).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -85,6 +85,15 @@ cat "$OUT/env.txt"
 (cd "$work" && env -u VK_DRIVER_FILES -u VK_ICD_FILENAMES timeout 120 ./node gpu-entry.mjs --probe) 2>&1 | tail -3
 [ "${M2_GPU_PROBE_ONLY:-0}" = 1 ] && exit 0
 
+# M2_GPU_TRAIN_ARGS: the training check (entry --train-only …) runs in the BACKGROUND from here on, beside the checks
+# and the m2 runs: its CPU reference (wasm, 8 threads) takes minutes on the host's cores while the GPU is busy
+# elsewhere (its own webgpu steps, seconds, come last). Output: $OUT/gpu-training.json and $OUT/gpu-training.log.
+train_pid=""
+if [ -n "${M2_GPU_TRAIN_ARGS:-}" ]; then
+  (cd "$work" && timeout "${M2_GPU_TRAIN_TIMEOUT:-540}" ./node gpu-entry.mjs "$OUT/gpu-training.json" --train-only $M2_GPU_TRAIN_ARGS > "$OUT/gpu-training.log" 2>&1) &
+  train_pid=$!
+fi
+
 if [ "${M2_GPU_SKIP_CHECKS:-0}" != 1 ]; then
   (cd "$work" && timeout "${M2_GPU_ENTRY_TIMEOUT:-240}" ./node gpu-entry.mjs "$OUT/gpu-results.json" ${M2_GPU_ENTRY_ARGS:-}) 2>&1 | tee "$OUT/gpu-entry.log"
 fi
@@ -93,7 +102,15 @@ runs="$root/${M2_GPU_RUNS:-.device/m2-runs.txt}"
 if [ -f "$work/m2.mjs" ] && [ -f "$runs" ]; then
   grep -v '^\s*\(#\|$\)' "$runs" | while IFS= read -r line; do
     eval "args=($line)"
-    echo "== m2 ${args[*]}" | tee -a "$OUT/m2-runs.log"
-    (cd "$root" && timeout "${M2_GPU_RUN_TIMEOUT:-150}" "$work/node" "$work/m2.mjs" "${args[@]}") 2>&1 | tee -a "$OUT/m2-runs.log"
+    envs=() # leading NAME=value words set environment variables for that command
+    while [ "${#args[@]}" -gt 0 ] && [[ "${args[0]}" =~ ^[A-Z_][A-Z0-9_]*= ]]; do envs+=("${args[0]}"); args=("${args[@]:1}"); done
+    echo "== ${envs[*]} m2 ${args[*]}" | tee -a "$OUT/m2-runs.log"
+    (cd "$root" && env "${envs[@]}" timeout "${M2_GPU_RUN_TIMEOUT:-150}" "$work/node" "$work/m2.mjs" "${args[@]}") 2>&1 | tee -a "$OUT/m2-runs.log"
   done
+fi
+
+if [ -n "$train_pid" ]; then
+  echo "== waiting for the training check (pid $train_pid)"
+  wait "$train_pid"
+  tail -20 "$OUT/gpu-training.log"
 fi

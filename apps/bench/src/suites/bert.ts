@@ -82,6 +82,14 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
   let attentionTooSlow = false;
   let eagerTooSlow = false;
   const gpu = webGpuDevice();
+  // webgpu: tfjs submits its command buffer every WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE dispatches (default 15);
+  // M2_WEBGPU_SUBMIT_BATCH sets another batch (a forward of M2-BERT-base issues thousands of dispatches).
+  const submitBatch = Number(process.env.M2_WEBGPU_SUBMIT_BATCH ?? Number.NaN);
+  if (gpu !== undefined && Number.isInteger(submitBatch) && submitBatch > 0) {
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', submitBatch);
+    log(`webgpu: WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE = ${submitBatch}`);
+  }
+  let eagerFailedAt: string | undefined;
   for (const length of lengths) {
     // Token ids as plain arrays: M2Bert checks array ids without reading a tensor back (no dataSync on Node's WebGPU).
     const idRows = randomIds(batch, length, 30000, length);
@@ -126,10 +134,13 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     const scoreBytes = 4 * batch * BASE.numHeads * length * length;
     if (!attentionTooSlow) candidates.push({ label: `attention L=${length}`, key: 'fast', largestBytes: 0, run: attentionRun('fast') });
     const runEager = !eagerTooSlow && (gpu !== undefined || scoreBytes <= eagerScoreLimitBytes) && length <= (options.eagerMaxLength ?? Infinity);
-    if (runEager) candidates.push({ label: `eager attention L=${length}`, key: 'eager', largestBytes: scoreBytes, run: attentionRun('eager') });
+    if (runEager && eagerFailedAt === undefined) candidates.push({ label: `eager attention L=${length}`, key: 'eager', largestBytes: scoreBytes, run: attentionRun('eager') });
     // webgpu: a model with a tensor over the binding limit runs once under an error scope first; if WebGPU rejects it
     // (the error would otherwise only be printed, with garbage results), it is recorded as failed and not timed.
     const failures: string[] = [];
+    if (runEager && eagerFailedAt !== undefined) {
+      failures.push(`eager attention not run: its [${batch}, ${BASE.numHeads}, ${length}, ${length}] scores (${(scoreBytes / 2 ** 30).toFixed(1)} GiB) are larger than at ${eagerFailedAt}, where it failed`);
+    }
     const runnable: typeof candidates = [];
     for (const candidate of candidates) {
       const error = gpu !== undefined && candidate.largestBytes > gpu.limits.maxStorageBufferBindingSize ? await webGpuFailure(gpu, candidate.run) : undefined;
@@ -138,6 +149,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
         const what = candidate.key === 'eager' ? `[${batch}, ${BASE.numHeads}, ${length}, ${length}] scores` : `[${batch * length}, ${BASE.vocabSize}] logits`;
         failures.push(`${candidate.label.split(' L=')[0]} fails: ${what} = ${(candidate.largestBytes / 2 ** 30).toFixed(1)} GiB > maxStorageBufferBindingSize ${(gpu!.limits.maxStorageBufferBindingSize / 2 ** 30).toFixed(1)} GiB (${error})`);
         log(`L=${length}: ${failures[failures.length - 1]}`);
+        if (candidate.key === 'eager') eagerFailedAt = `L=${length}`;
       }
     }
     const timed = await timeInterleaved(runnable, repeats);
