@@ -2,21 +2,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { M2Error } from '@monarch-mixer/monarch-core';
+import { catchOneLineM2Error } from '@monarch-mixer/monarch-core/testing';
 import { M2Bert } from './index.js';
 
 const config = { preset: 'tiny', vocabSize: 64, modelDim: 32, intermediateDim: 64, numLayers: 1, maxPositionEmbeddings: 16, longConvLMax: 16, filterOrder: 8 } as const;
 
 function expectOneLineM2Error(fn: () => unknown, pattern: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(M2Error);
-  const message = (caught as Error).message;
-  expect(message).not.toContain('\n');
-  expect(message).toMatch(pattern);
+  expect(catchOneLineM2Error(fn)?.message).toMatch(pattern);
 }
 
 describe('M2-BERT memory', () => {

@@ -3,21 +3,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { M2Error } from '@monarch-mixer/monarch-core';
+import { catchOneLineM2Error } from '@monarch-mixer/monarch-core/testing';
 import { M2Gpt } from './index.js';
 
 const config = { vocabSize: 64, modelDim: 32, numLayers: 1, maxLength: 16, filterOrder: 8, intermediateDim: 64 };
 
 function expectOneLineM2Error(fn: () => unknown, pattern: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught).toBeInstanceOf(M2Error);
-  const message = (caught as Error).message;
-  expect(message).not.toContain('\n');
-  expect(message).toMatch(pattern);
+  expect(catchOneLineM2Error(fn)?.message).toMatch(pattern);
 }
 
 describe('M2-GPT memory', () => {

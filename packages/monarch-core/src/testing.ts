@@ -8,6 +8,10 @@
  */
 import type { Tensor } from '@tensorflow/tfjs-core';
 
+// Seeded fuzzing helpers (byte and config.json mutators) shared by every package's fuzz suite.
+export { FuzzRng, INTERESTING_U32, INTERESTING_U64, mutateBytes, ODD_JSON_VALUES, randomJsonValue, mutateJson, catchOneLineM2Error } from './fuzzing.js';
+export type { Mutant } from './fuzzing.js';
+
 /** A float64 array with a shape: what the references take and return. */
 export interface Float64Tensor {
   /** Row-major shape. */

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FileFormatError, M2Error } from '../errors.js';
-import { INTERESTING_U64, Rng, mutateBytes, type Mutant } from './__fixtures__/mutate.js';
+import { FuzzRng, INTERESTING_U64, mutateBytes, type Mutant } from '../fuzzing.js';
 import { storage, torchSave, zipEntries, type PyValue } from './__fixtures__/torch-save.js';
 import { detectCheckpointFormat } from './load-state-dict-file.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
@@ -92,7 +92,7 @@ function assemble(headerText: string, data: Uint8Array, pad = 0): Uint8Array {
 
 const WEIRD_VALUES: unknown[] = [-1, 1.5, 2 ** 53, 2 ** 64, 1e300, -0, '3', null, true, [], {}, 'F32', 0, 1, 2 ** 31, 2 ** 32];
 
-function mutateSafetensorsJson(rng: Rng, seed: Uint8Array): Mutant {
+function mutateSafetensorsJson(rng: FuzzRng, seed: Uint8Array): Mutant {
   const { header, data } = safetensorsParts(seed);
   const names = Object.keys(header).filter((k) => k !== '__metadata__');
   const name = rng.pick(names);
@@ -169,7 +169,7 @@ function mutateSafetensorsJson(rng: Rng, seed: Uint8Array): Mutant {
   return { bytes: assemble(text, data, rng.pick([0, 0, 3, 7])), what: `json edit: ${what}` };
 }
 
-function mutateSafetensorsLength(rng: Rng, seed: Uint8Array): Mutant {
+function mutateSafetensorsLength(rng: FuzzRng, seed: Uint8Array): Mutant {
   const b = seed.slice();
   const n = Number(new DataView(b.buffer).getBigUint64(0, true));
   const v = rng.int(2) ? rng.pick(INTERESTING_U64) : BigInt(Math.max(0, n + rng.range(-16, 16)));
@@ -177,7 +177,7 @@ function mutateSafetensorsLength(rng: Rng, seed: Uint8Array): Mutant {
   return { bytes: b, what: `header length → ${v}` };
 }
 
-function mutateSafetensors(rng: Rng, seed: Uint8Array): Mutant {
+function mutateSafetensors(rng: FuzzRng, seed: Uint8Array): Mutant {
   const headerEnd = 8 + safetensorsParts(seed).n;
   const r = rng.next();
   if (r < 0.35) return mutateSafetensorsJson(rng, seed);
@@ -207,7 +207,7 @@ function zipSeed(bytes: Uint8Array): ZipSeed {
   return { bytes, entries, pickleName: pickle.name, pickleRange: [pickle.dataOffset, pickle.dataOffset + pickle.compressedSize], records };
 }
 
-function mutateTorch(rng: Rng, seed: ZipSeed): Mutant {
+function mutateTorch(rng: FuzzRng, seed: ZipSeed): Mutant {
   const r = rng.next();
   if (r < 0.3) {
     const m = mutateBytes(rng, seed.bytes, ...seed.pickleRange);
@@ -248,7 +248,7 @@ function mutateTorch(rng: Rng, seed: ZipSeed): Mutant {
 
 // ---------- random inputs ----------
 
-function randomInput(rng: Rng): Mutant {
+function randomInput(rng: FuzzRng): Mutant {
   const body = rng.bytes(rng.int(2048));
   switch (rng.int(4)) {
     case 0:
@@ -323,7 +323,7 @@ function smallTorch(): Uint8Array {
 
 describe('loader fuzz suite', () => {
   it('survives thousands of mutated and random inputs with one-line FileFormatErrors only', () => {
-    const rng = new Rng(SEED);
+    const rng = new FuzzRng(SEED);
     const plan: [string, number, () => void][] = [];
     const small = smallSafetensors();
     const goldenZip = zipSeed(goldenBin);
