@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { FileFormatError, readSafetensors, toFloat32, writeFileAtomic, writeSafetensors } from '@monarch-mixer/monarch-core';
+import { FileFormatError, readSafetensors, removeAtomicTemporaries, toFloat32, writeFileAtomic, writeSafetensors } from '@monarch-mixer/monarch-core';
 import type { TensorRecord } from '@monarch-mixer/monarch-core';
 import type { AdamWState } from './adamw.js';
 
@@ -170,17 +170,49 @@ async function pruneCheckpoints(runDir: string, keep: number): Promise<void> {
   for (const { dir } of all.slice(0, Math.max(0, all.length - keep))) await rm(dir, { recursive: true, force: true });
 }
 
-/** Removes temp folders left by killed runs (call while holding the run's lock). */
-export async function removeStaleTemporaries(runDir: string): Promise<void> {
+const TEMP_DIR = /^ckpt\.tmp-(?:old-)?\d+-\d+$/;
+const REPLACED_DIR = /^ckpt\.tmp-old-\d+-(\d+)$/;
+
+/**
+ * Cleans up after a run that was killed while writing (call while holding the run's lock, before anything else
+ * touches the folder). A kill can leave:
+ * - `ckpt.tmp-<pid>-<step>/`: a checkpoint not yet renamed into place (possibly half-written): deleted;
+ * - `ckpt.tmp-old-<pid>-<step>/`: a complete checkpoint moved aside to be replaced by a new one of the same step
+ *   (a run resumed from an older checkpoint). If the kill came before the new one was renamed into place, the old
+ *   one is the only copy of that step: it is moved back to `step-<step>/`; otherwise it is deleted;
+ * - `.latest.<pid>.<random>.tmp`, `.metrics.jsonl.<pid>.<random>.tmp`: monarch-core `writeFileAtomic`
+ *   temporaries of dead processes: deleted.
+ *
+ * @param runDir - The run folder.
+ * @returns The names removed and the checkpoint folders restored.
+ */
+export async function removeStaleTemporaries(runDir: string): Promise<{ removed: string[]; restored: string[] }> {
   let names: string[];
   try {
     names = await readdir(runDir);
   } catch {
-    return;
+    return { removed: [], restored: [] };
   }
-  for (const name of names) {
-    if (name.startsWith('ckpt.tmp-')) await rm(join(runDir, name), { recursive: true, force: true });
+  const removed: string[] = [];
+  const restored: string[] = [];
+  for (const name of names.sort()) {
+    const replaced = REPLACED_DIR.exec(name);
+    if (replaced) {
+      const final = checkpointName(Number(replaced[1]));
+      if (!(await exists(join(runDir, final))) && (await exists(join(runDir, name, 'trainer-state.json')))) {
+        await rename(join(runDir, name), join(runDir, final));
+        restored.push(final);
+        continue;
+      }
+    }
+    if (TEMP_DIR.test(name)) {
+      await rm(join(runDir, name), { recursive: true, force: true });
+      removed.push(name);
+    }
   }
+  removed.push(...(await removeAtomicTemporaries(runDir)));
+  if (restored.length) await syncDir(runDir);
+  return { removed, restored };
 }
 
 /**

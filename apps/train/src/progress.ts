@@ -1,5 +1,8 @@
 // The progress bar of a training run (cli-progress on stderr): step, loss, throughput and ETA. Without a TTY
 // it prints a plain line every few seconds instead, so logs of long runs still show progress.
+// cli-progress 3.12 ships no types and @types/cli-progress stops at 3.11: the local declaration is referenced here
+// so that every program that compiles this file (apps/train, apps/cli, apps/bench) finds it.
+/// <reference path="./cli-progress.d.ts" />
 import cliProgress from 'cli-progress';
 
 /** A progress display that can be switched off. */

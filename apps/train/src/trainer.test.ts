@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runTraining } from './trainer.js';
@@ -47,6 +48,43 @@ describe('runTraining', () => {
     expect(resumed.resumedFrom).toBe(5);
     expect(resumed.losses).toHaveLength(12);
     for (let i = 0; i < 12; i++) expect(Math.abs(resumed.losses[i] - uninterrupted.losses[i])).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('after a kill mid-write, removes temporaries and puts back a checkpoint that was being replaced', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'm2-train-'));
+    const a = createToyTask();
+    const uninterrupted = await runTraining(a, { ...base(dir), checkpointEvery: 4, keepCheckpoints: 10 });
+    a.dispose();
+    // What a run (pid `dead`) killed while replacing step-000008 leaves: the complete old checkpoint moved aside,
+    // its replacement half-written, and writeFileAtomic temporaries of `latest` and the metrics log.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    await rename(join(dir, 'step-000008'), join(dir, `ckpt.tmp-old-${dead}-8`));
+    await mkdir(join(dir, `ckpt.tmp-${dead}-8`));
+    await writeFile(join(dir, `ckpt.tmp-${dead}-8`, 'model.safetensors'), 'cut sh');
+    await writeFile(join(dir, `.latest.${dead}.k3j2h1.tmp`), 'step-0');
+    await writeFile(join(dir, `.metrics.jsonl.${dead}.a1b2c3.tmp`), '{"kind":"tr');
+    const b = createToyTask();
+    const resumed = await runTraining(b, { ...base(dir), resume: join(dir, 'step-000008'), keepCheckpoints: 10 });
+    b.dispose();
+    expect(resumed.resumedFrom).toBe(8);
+    for (let i = 0; i < 12; i++) expect(Math.abs(resumed.losses[i] - uninterrupted.losses[i])).toBeLessThanOrEqual(1e-6);
+    expect((await readdir(dir)).sort()).toEqual(['curves.svg', 'latest', 'metrics.jsonl', 'step-000004', 'step-000008', 'step-000012']);
+  });
+
+  it('refuses a fresh run into a folder that holds checkpoints, in one line, touching nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'm2-train-'));
+    const a = createToyTask();
+    await runTraining(a, { ...base(dir), steps: 4, checkpointEvery: 2 });
+    a.dispose();
+    const names = (await readdir(dir)).sort();
+    const metrics = await readFile(join(dir, 'metrics.jsonl'), 'utf8');
+    const b = createToyTask();
+    const error = await runTraining(b, base(dir)).then(() => undefined, (e: unknown) => e as Error);
+    b.dispose();
+    expect(error?.message).toMatch(/already holds checkpoints of a run \(newest step-000004\); continue it with --resume /);
+    expect(error?.message).not.toContain('\n');
+    expect((await readdir(dir)).sort()).toEqual(names);
+    expect(await readFile(join(dir, 'metrics.jsonl'), 'utf8')).toBe(metrics);
   });
 
   it('accumulating 2 micro-batches of 4 equals one batch of 8', async () => {

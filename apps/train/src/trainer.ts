@@ -34,14 +34,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { acquireDirLock, M2Error } from '@monarch-mixer/monarch-core';
+import { basename, join, resolve } from 'node:path';
+import { acquireDirLock, InvalidArgumentError, M2Error } from '@monarch-mixer/monarch-core';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
 import type { AdamWOptions } from './adamw.js';
 import { linearWarmupDecay } from './schedule.js';
 import { TrainRng } from './rng.js';
 import {
-  checkpointName, findCheckpoint, loadWeightsInto, readOptimizerState, removeStaleTemporaries, saveCheckpoint,
+  checkpointName, findCheckpoint, listCheckpoints, loadWeightsInto, readOptimizerState, removeStaleTemporaries, saveCheckpoint,
 } from './checkpoint.js';
 import type { TrainerState } from './checkpoint.js';
 import { MetricsLog, smooth, writeCurvesSvg } from './metrics.js';
@@ -169,6 +169,8 @@ export class TrainingDivergedError extends M2Error {
  * @param task - The {@link TrainTask}.
  * @param options - {@link TrainerOptions}.
  * @returns The {@link TrainingResult}.
+ * @throws InvalidArgumentError (one line) when `outDir` already holds checkpoints and this is not a `resume` (nothing
+ *   is touched: a fresh run would overwrite them).
  * @throws M2Error (one line) when the folder is locked by another run, a checkpoint is unreadable, or the loss
  *   diverges ({@link TrainingDivergedError}; the last good checkpoint stays intact).
  */
@@ -181,6 +183,16 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
   const optimizer = new AdamW(parameters, options.optimizer);
   try {
     await removeStaleTemporaries(outDir);
+    if (!options.resume) {
+      // A fresh run would overwrite this folder's checkpoints and metrics: refuse before touching anything.
+      const existing = await listCheckpoints(outDir);
+      if (existing.length > 0) {
+        throw new InvalidArgumentError(
+          `${outDir} already holds checkpoints of a run (newest ${basename(existing.at(-1)!.dir)}); continue it with --resume ${outDir}, or give a new --out.`,
+          { parameter: '--out', value: outDir },
+        );
+      }
+    }
     const accumulate = options.accumulate ?? 1;
     const steps = options.steps;
     const warmupSteps = options.warmupSteps ?? (Number.isFinite(steps) ? Math.round(0.06 * steps) : 10);
