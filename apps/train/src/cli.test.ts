@@ -171,9 +171,10 @@ describe('m2 train gpt (separate processes)', () => {
     ];
     for (const [extra, message] of cases) {
       const result = await start([...withFlags(RUN_FLAGS, extra), '--out', out]).done;
-      expect(result.code, `${extra.join(' ')}: ${result.stderr}`).not.toBe(0);
+      expect(result.code, `${extra.join(' ')}: ${result.stderr}`).toBe(1);
       const lines = errorLines(result.stderr);
       expect(lines, extra.join(' ')).toHaveLength(1);
+      expect(lines[0], extra.join(' ')).toMatch(/^m2: /);
       expect(lines[0], extra.join(' ')).toMatch(message);
     }
     expect(await expectOnlyCompleteCheckpoints(out)).toEqual(before);

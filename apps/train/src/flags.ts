@@ -25,6 +25,17 @@ export function number(flag: string, min = -Infinity, inclusive = false) {
   };
 }
 
+/** Parses a fraction in the open interval (0, 1). */
+export function fraction(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !(n > 0 && n < 1)) {
+      throw new InvalidArgumentError(`${flag} must be a number in (0, 1), got "${value}".`, { parameter: flag, value });
+    }
+    return n;
+  };
+}
+
 /** Options shared by every training command (after commander's parsing). */
 export interface CommonTrainFlags {
   steps?: number;

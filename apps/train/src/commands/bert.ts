@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { ConfigError, InvalidArgumentError } from '@monarch-mixer/monarch-core';
 import { BertTokenizer, M2Bert, m2BertPresets } from '@monarch-mixer/m2-bert';
 import type { M2BertConfigInput } from '@monarch-mixer/m2-bert';
-import { addCommonTrainFlags, integer, mergeResumeOptions, number } from '../flags.js';
+import { addCommonTrainFlags, fraction, integer, mergeResumeOptions } from '../flags.js';
 import type { CommonTrainFlags } from '../flags.js';
 import { useBackend } from '../backend.js';
 import { loadShippedCorpus, readTextFiles, SHIPPED_CORPORA } from '../data/text-corpus.js';
@@ -36,10 +36,18 @@ export interface BertTrainFlags extends CommonTrainFlags {
   evalSamples?: number;
 }
 
+/** The tiny preset is sized to the run's sequence length, up to the longest M2-BERT checkpoints' context (32k). */
+const TINY_MAX_SEQ_LEN = 32768;
+
 /** A fresh model from a preset; `tiny` gets the bert-base-uncased vocabulary and the run's sequence length. */
 function presetModel(flags: BertTrainFlags, seqLen: number, extra: M2BertConfigInput = {}): M2Bert {
   if (!Object.hasOwn(m2BertPresets, flags.preset)) {
     throw new ConfigError(`Unknown --preset "${flags.preset}". Expected one of: ${Object.keys(m2BertPresets).join(', ')}.`);
+  }
+  if (flags.preset === 'tiny' && seqLen > TINY_MAX_SEQ_LEN) {
+    throw new InvalidArgumentError(`--seq-len must be ≤ ${TINY_MAX_SEQ_LEN} (the longest M2-BERT context) with --preset tiny, got ${seqLen}.`, {
+      parameter: '--seq-len', value: seqLen,
+    });
   }
   const sized = flags.preset === 'tiny' ? { vocabSize: 30528, maxPositionEmbeddings: seqLen, longConvLMax: seqLen } : {};
   // M2Bert's initialisers take their seeds from Math.random: seed it from --seed for a reproducible start.
@@ -175,7 +183,7 @@ export function registerBertTrainCommands(group: Command): void {
     .option('--corpus <name>', `shipped corpus: ${SHIPPED_CORPORA.join(', ')}`, 'sotu')
     .option('--text <files...>', 'train on these UTF-8 text files instead')
     .option('--seq-len <n>', `tokens per sequence (default ${MLM_DEFAULTS.seqLen})`, integer('--seq-len', 8))
-    .option('--mask-probability <p>', 'fraction of tokens selected for prediction', number('--mask-probability', 0), 0.3);
+    .option('--mask-probability <p>', 'fraction of tokens selected for prediction', fraction('--mask-probability'), 0.3);
   addCommonTrainFlags(mlm).action(async (options: BertTrainFlags, command: Command) => {
     process.stdout.write(report(await trainBertMlm(await resumed(options, command))));
   });
@@ -187,7 +195,7 @@ export function registerBertTrainCommands(group: Command): void {
     .option('--data <file>', 'a CSV (with header) or JSONL file of labelled texts (default: IMDB reviews)')
     .option('--text-column <name>', 'column/key of the text', 'text')
     .option('--label-column <name>', 'column/key of the label', 'label')
-    .option('--test-fraction <x>', 'held-out fraction (stratified, seeded)', number('--test-fraction', 0), 0.2)
+    .option('--test-fraction <x>', 'held-out fraction (stratified, seeded)', fraction('--test-fraction'), 0.2)
     .option('--eval-samples <n>', 'held-out examples per evaluation', integer('--eval-samples', 1))
     .option('--seq-len <n>', `tokens per example (default ${CLASSIFY_DEFAULTS.seqLen})`, integer('--seq-len', 8));
   addCommonTrainFlags(classify).action(async (options: BertTrainFlags, command: Command) => {
