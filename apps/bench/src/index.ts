@@ -66,9 +66,10 @@ export function registerBenchCommands(group: Command): void {
   withCommonFlags(group.command('monarch').description('block-diagonal and Monarch products vs dense matMul (GFLOP/s)'))
     .option('--tokens <n>', 'activation rows (batch × length)', '2048')
     .option('--model-dim <d>', 'model width d (M2-BERT-base: 768)', '768')
-    .action(async (flags: BenchFlags & { tokens: string; modelDim: string }) => {
+    .option('--repeats <n>', 'timed runs per measurement (median reported; all products interleaved)', '5')
+    .action(async (flags: BenchFlags & { tokens: string; modelDim: string; repeats: string }) => {
       await startBench(flags);
-      const rows = await runMonarchSuite({ tokens: Number(flags.tokens), modelDim: Number(flags.modelDim) });
+      const rows = await runMonarchSuite({ tokens: Number(flags.tokens), modelDim: Number(flags.modelDim), repeats: parseIntList('--repeats', flags.repeats)[0] });
       await reportRows(flags, rows as unknown as Array<Record<string, unknown>>);
     });
   withCommonFlags(group.command('bert').description('M2-BERT-base forward tokens/s vs attention BERT-bases (fast and eager)'))

@@ -6,7 +6,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { bidirectionalConv, causalConv, convKernelSpectrum, convWithSpectrum, InvalidArgumentError, longConvPlan, ShapeError } from '@monarch-mixer/monarch-core';
+import { bidirectionalConv, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, InvalidArgumentError, longConvPlan, ShapeError } from '@monarch-mixer/monarch-core';
+import type { ConvKernelSpectrum } from '@monarch-mixer/monarch-core';
 import { positiveInteger } from './blockdiag-linear.js';
 import { HyenaFilter } from './hyena-filter.js';
 import { derivedTensors, recordingGradients } from './inference-cache.js';
@@ -226,9 +227,16 @@ export class M2SequenceMixer extends M2Layer {
       const z = [0, 1, 2].map((part) => this.inLinearPart(u, part)); // 3 × [B, L, d]
       const [x1, x2, v] = z.map((part, i) => this.shortConv(part, i)); // 3 × [B, L, d]
       const h = tf.transpose(tf.mul(v!, x1!), [0, 2, 1]) as Tensor3D; // [B, d, L]: channel-first for the long conv
-      let y = tf.mul(this.longConv(this.filter, h, length), tf.transpose(x2!, [0, 2, 1])); // [B, d, L]
       const ut = tf.transpose(u, [0, 2, 1]) as Tensor3D; // [B, d, L]
-      if (this.residualFilter) y = tf.add(y, this.longConv(this.residualFilter, ut, length));
+      let y: Tensor;
+      if (this.residualFilter && !recordingGradients()) {
+        // Inference: both convolutions share one inverse transform (their outputs are real: one is its real part).
+        const [main, residual] = convPairWithSpectra(h, this.kernelSpectrum(this.filter, length), ut, this.kernelSpectrum(this.residualFilter, length), this.filter.skipWeight() as Tensor1D, this.residualFilter.skipWeight() as Tensor1D);
+        y = tf.add(tf.mul(main, tf.transpose(x2!, [0, 2, 1])), residual); // [B, d, L]
+      } else {
+        y = tf.mul(this.longConv(this.filter, h, length), tf.transpose(x2!, [0, 2, 1])); // [B, d, L]
+        if (this.residualFilter) y = tf.add(y, this.longConv(this.residualFilter, ut, length));
+      }
       if (state) {
         const last = tf.concat(z, 2); // [B, L, 3d]: in_linear output before the short conv
         const padded = tf.pad(last, [[0, 0], [Math.max(0, 2 - length), 0], [0, 0]]); // [B, max(L, 2), 3d]
@@ -381,17 +389,22 @@ export class M2SequenceMixer extends M2Layer {
     return tf.add(tf.addN([tf.mul(back2, tap(0)), tf.mul(back1, tap(1)), tf.mul(z, tap(2))]), bias);
   }
 
+  /** The filter's kernel spectrum at `length`, computed once per weights and length (inference only). */
+  private kernelSpectrum(filter: HyenaFilter, length: number): ConvKernelSpectrum {
+    const [re, im] = derivedTensors(filter, 'spectrum', filter.weights.map((w) => w.read()), String(length), () => {
+      const { forward, reverse } = filter.kernels(length);
+      const spectrum = convKernelSpectrum(forward, reverse);
+      return [spectrum.re, spectrum.im];
+    });
+    return { length, channels: this.modelDim, plan: longConvPlan(length), re: re!, im: im! };
+  }
+
   /** conv(x, filter) + D⊙x, causal or bidirectional. Shapes: x [B, d, L] → [B, d, L]. */
   private longConv(filter: HyenaFilter, x: Tensor3D, length: number): Tensor3D {
     const skip = filter.skipWeight() as Tensor1D;
     if (!recordingGradients()) {
       // Inference: the kernels depend on the filter's weights and L only, so their spectra are computed once.
-      const [re, im] = derivedTensors(filter, 'spectrum', filter.weights.map((w) => w.read()), String(length), () => {
-        const { forward, reverse } = filter.kernels(length);
-        const spectrum = convKernelSpectrum(forward, reverse);
-        return [spectrum.re, spectrum.im];
-      });
-      return convWithSpectrum(x, { length, channels: this.modelDim, plan: longConvPlan(length), re: re!, im: im! }, skip);
+      return convWithSpectrum(x, this.kernelSpectrum(filter, length), skip);
     }
     const { forward, reverse } = filter.kernels(length);
     return this.bidirectional ? bidirectionalConv(x, forward, reverse!, skip) : causalConv(x, forward, skip);

@@ -1,10 +1,10 @@
-// Pre-transformed kernels (convKernelSpectrum + convWithSpectrum) against the original's goldens and the float64
+// Pre-transformed kernels (convKernelSpectrum + convWithSpectrum, convPairWithSpectra) against the original's goldens and the float64
 // direct sum, and their tensor hygiene.
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { fixtureTensor, readFixture } from '../test/read-fixture.js';
 import { ShapeError } from './errors.js';
-import { convKernelSpectrum, convWithSpectrum, disposeConvSpectrum } from './fft-conv.js';
+import { convKernelSpectrum, convPairWithSpectra, convWithSpectrum, disposeConvSpectrum } from './fft-conv.js';
 import { bidirectionalConvReference, causalConvReference, expectTensorsClose } from './testing.js';
 
 const golden = readFixture('longconv.safetensors');
@@ -58,5 +58,44 @@ describe('convWithSpectrum', () => {
     expect(() => convWithSpectrum(tf.ones([1, 2, 9]) as tf.Tensor3D, s)).toThrow(ShapeError);
     expect(() => convKernelSpectrum(tf.ones([2, 8]) as tf.Tensor2D, tf.ones([2, 7]) as tf.Tensor2D)).toThrow(/kr must have shape \[2, 8\]/);
     disposeConvSpectrum(s);
+  });
+});
+
+describe('convPairWithSpectra', () => {
+  for (const length of [5, 300]) {
+    it(`equals two float64 direct sums (bidirectional and causal) at L = ${length}, without leaking tensors`, () => {
+      const a = tf.randomNormal([3, 4, length], 0, 1, 'float32', 10 + length) as tf.Tensor3D;
+      const b = tf.randomNormal([3, 4, length], 0, 1, 'float32', 11 + length) as tf.Tensor3D;
+      const kf = tf.randomNormal([4, length], 0, 1, 'float32', 12 + length) as tf.Tensor2D;
+      const kr = tf.randomNormal([4, length], 0, 1, 'float32', 13 + length) as tf.Tensor2D;
+      const kf2 = tf.randomNormal([4, length], 0, 1, 'float32', 14 + length) as tf.Tensor2D;
+      const da = tf.randomNormal([4], 0, 1, 'float32', 15 + length) as tf.Tensor1D;
+      const db = tf.randomNormal([4], 0, 1, 'float32', 16 + length) as tf.Tensor1D;
+      const sa = convKernelSpectrum(kf, kr);
+      const sb = convKernelSpectrum(kf2);
+      tf.dispose(convPairWithSpectra(a, sa, b, sb, da, db)); // builds the cached DFT constants
+      const before = tf.memory().numTensors;
+      tf.tidy(() => {
+        const [ya, yb] = convPairWithSpectra(a, sa, b, sb, da, db);
+        expectTensorsClose(ya, bidirectionalConvReference(a, kf, kr, da), 1e-5, 'ya');
+        expectTensorsClose(yb, causalConvReference(b, kf2, db), 1e-5, 'yb');
+        const [za] = convPairWithSpectra(a, sa, b, sb);
+        expectTensorsClose(za, bidirectionalConvReference(a, kf, kr), 1e-5, 'ya without D');
+      });
+      expect(tf.memory().numTensors).toBe(before);
+      disposeConvSpectrum(sa);
+      disposeConvSpectrum(sb);
+      tf.dispose([a, b, kf, kr, kf2, da, db]);
+    });
+  }
+
+  it('rejects inputs of different shapes or another length than the spectra', () => {
+    const s = convKernelSpectrum(tf.ones([2, 8]) as tf.Tensor2D);
+    const x = tf.ones([1, 2, 8]) as tf.Tensor3D;
+    expect(() => convPairWithSpectra(x, s, tf.ones([1, 2, 7]) as tf.Tensor3D, s)).toThrow("convPairWithSpectra: b must have a's shape [1, 2, 8], got [1, 2, 7]");
+    const other = convKernelSpectrum(tf.ones([2, 9]) as tf.Tensor2D);
+    expect(() => convPairWithSpectra(x, s, x, other)).toThrow(/sb must be a spectrum for C = 2, L = 8/);
+    disposeConvSpectrum(s);
+    disposeConvSpectrum(other);
   });
 });

@@ -336,6 +336,64 @@ export function disposeConvSpectrum(spectrum: ConvKernelSpectrum): void {
 }
 
 /**
+ * Two long convolutions with pre-transformed kernels at once, as M2's sequence mixer needs them (the gated main
+ * convolution and the residual one): ya = conv(a, sa) + da⊙a and yb = conv(b, sb) + db⊙b. Both outputs are real,
+ * so one complex inverse DFT of A·Ŝa + i·B·Ŝb returns ya as its real part and yb as its imaginary part: one inverse
+ * transform instead of two. Equals two {@link convWithSpectrum} calls; differentiable with respect to a and b.
+ *
+ * Shapes: a [B, C, L], b [B, C, L] × spectra of [C, L] kernels (+ skips [C]) → [ya [B, C, L], yb [B, C, L]]
+ * @param a - First input, channel-first.
+ * @param sa - Its kernel spectrum ({@link convKernelSpectrum}).
+ * @param b - Second input, same shape.
+ * @param sb - Its kernel spectrum (same C, L and plan as sa).
+ * @param da - Optional skip D [C] of the first convolution.
+ * @param db - Optional skip D [C] of the second.
+ * @returns [ya, yb].
+ * @throws ShapeError if a and b differ in shape, or either does not match its spectrum.
+ * @example
+ * const [ya, yb] = convPairWithSpectra(u, convKernelSpectrum(kf, kr), v, convKernelSpectrum(kf2, kr2)); // = two convWithSpectrum
+ */
+export function convPairWithSpectra(a: Tensor3D, sa: ConvKernelSpectrum, b: Tensor3D, sb: ConvKernelSpectrum, da?: Tensor1D, db?: Tensor1D): [Tensor3D, Tensor3D] {
+  const op = 'convPairWithSpectra';
+  checkTensor(op, 'a', a);
+  checkRank(op, 'a', a, 3, '[B, C, L]');
+  checkTensor(op, 'b', b);
+  const [batch, channels, length] = a.shape;
+  if (b.rank !== 3 || b.shape.some((d, i) => d !== a.shape[i])) {
+    throw new ShapeError(`${op}: b must have a's shape ${shapeText(a.shape)}, got ${shapeText(b.shape)}`, { parameter: 'b', value: b.shape });
+  }
+  for (const [name, s] of [['sa', sa], ['sb', sb]] as const) {
+    if (s.channels !== channels || s.length !== length || s.plan.n !== sa.plan.n || s.plan.radices.join() !== sa.plan.radices.join()) {
+      throw new ShapeError(`${op}: ${name} must be a spectrum for C = ${channels}, L = ${length} (the inputs'), got C = ${s.channels}, L = ${s.length}`, { parameter: name });
+    }
+  }
+  checkSkip(op, da, channels);
+  checkSkip(op, db, channels);
+  const { plan } = sa;
+  const { n } = plan;
+  const digits = Math.ceil(length / (n / plan.radices[0]));
+  const width = digits * (n / plan.radices[0]);
+  return tf.tidy(() => {
+    const spectrum = (x: Tensor, s: ConvKernelSpectrum) => {
+      let rows = tf.reshape(x, [batch * channels, length]);
+      if (width > length) rows = tf.pad(rows, [[0, 0], [0, width - length]]); // [B·C, width]
+      const sx = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
+      return complexMul({ re: tf.reshape(sx.re, [batch, channels * n]), im: tf.reshape(sx.im, [batch, channels * n]) }, s.re, s.im);
+    };
+    const pa = spectrum(a, sa);
+    const pb = spectrum(b, sb);
+    // A·Ŝa + i·B·Ŝb: its inverse is ya + i·yb (both real).
+    const both = { re: tf.reshape(tf.sub(pa.re, pb.im), [-1, n]), im: tf.reshape(tf.add(pa.im, pb.re), [-1, n]) };
+    const y = inverseDft(both, plan, { realOutput: false, digits }) as Complex; // [B·C, width]
+    const finish = (t: Tensor, x: Tensor, d: Tensor1D | undefined) => {
+      const out = tf.reshape(width > length ? tf.slice(t, [0, 0], [-1, length]) : t, [batch, channels, length]);
+      return (d === undefined ? out : tf.add(out, tf.mul(x, tf.reshape(d, [channels, 1])))) as Tensor3D;
+    };
+    return [finish(y.re, a, da), finish(y.im, b, db)];
+  });
+}
+
+/**
  * The long convolution with a pre-transformed kernel: equals {@link causalConv} / {@link bidirectionalConv} with the
  * kernels the spectrum came from, but transforms only u. Differentiable with respect to u (and skip) only.
  *

@@ -24,7 +24,7 @@ export type { TensorDtype, TensorData, TensorDataByDtype, TensorRecord } from '.
 // Monarch math (owner: core-math)
 export { blockDiagMatmul, blockdiagLinear, torchBlocksToTfjs, tfjsBlocksToTorch } from './blockdiag.js';
 export type { BlockdiagLinearOptions } from './blockdiag.js';
-export { monarchMatmul, monarchMatmulOrderP, monarchToDense, monarchProject } from './monarch.js';
+export { monarchMatmul, monarchMatmulOrderP, monarchToDense, monarchProject, clearMonarchCache } from './monarch.js';
 export type { MonarchFactors } from './monarch.js';
 export { readTorchStateDict } from './io/torch-state-dict.js';
 export type { ReadTorchStateDictOptions } from './io/torch-state-dict.js';
@@ -35,13 +35,14 @@ export type { BackendName, BackendInfo, SetupBackendOptions, BackendSetter, Back
 export { registerGradients } from './backends/register-gradients.js';
 export { registerWasmTrainingKernels, wasmTrainingKernels } from './backends/wasm-kernels.js';
 export { registerWasmViewKernels } from './backends/wasm-view-kernels.js';
+export { geluGate, registerWasmMathKernels } from './backends/wasm-math-kernels.js';
 export { probeWebGpu, hasVulkanLoader } from './backends/webgpu-node.js';
 export type { GpuProbe } from './backends/webgpu-node.js';
 export { loadStateDictFile, detectCheckpointFormat } from './io/load-state-dict-file.js';
 export { writeFileAtomic, removeAtomicTemporaries, acquireDirLock, DIR_LOCK_FILE } from './io/atomic-file.js';
 export type { DirLock, DirLockInfo } from './io/atomic-file.js';
 export { fft, ifft, rfft, irfft } from './dft.js';
-export { fftConv, causalConv, bidirectionalConv, longConvPlan, convKernelSpectrum, convWithSpectrum, disposeConvSpectrum } from './fft-conv.js';
+export { fftConv, causalConv, bidirectionalConv, longConvPlan, convKernelSpectrum, convWithSpectrum, convPairWithSpectra, disposeConvSpectrum } from './fft-conv.js';
 export type { FftConvOptions, ConvKernelSpectrum } from './fft-conv.js';
 export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';
 export type { DftPlan } from './dft-plan.js';

@@ -40,12 +40,87 @@ export function monarchMatmul(x: Tensor, w1: Tensor3D, w2: Tensor3D): Tensor {
   }
   checkDim(op, 'x', x, -1, K * P, `w1 numBlocks ${K} × blockIn ${P}`);
   const lead = x.shape.slice(0, -1);
+  if (tf.getBackend() === 'wasm' && !recordingGradients()) {
+    const [b1, b2] = [transposedBlocks(w1), transposedBlocks(w2)]; // cached outside the tidy
+    return tf.tidy(() => tf.reshape(monarchWasm(tf.reshape(x, [-1, K * P]) as Tensor2D, w1.shape, w2.shape, b1, b2), [...lead, S * Lb]));
+  }
   return tf.tidy(() => {
     const out1 = blockDiagMatmulUnchecked(tf.reshape(x, [-1, K * P]), tf.transpose(w1, [0, 2, 1])); // [B, K·Q]
     const t = tf.reshape(tf.transpose(tf.reshape(out1, [-1, R, Lb]), [0, 2, 1]), [-1, Lb * R]); // [B, (l, r)]
     const out2 = blockDiagMatmulUnchecked(t, tf.transpose(w2, [0, 2, 1])); // [B, (l, s)]
     const y = tf.transpose(tf.reshape(out2, [-1, Lb, S]), [0, 2, 1]); // [B, S, Lb] = y[b, s·Lb + l]
     return tf.reshape(y, [...lead, S * Lb]);
+  });
+}
+
+/** True inside tf.grad / tf.variableGrads: derived weights must then be recomputed on the tape, not cached. */
+function recordingGradients(): boolean {
+  return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+}
+
+interface CachedBlocks {
+  source: Tensor;
+  dataId: object;
+  blocks: Tensor2D[];
+}
+
+const blockCache = new Map<Tensor, CachedBlocks>();
+
+/**
+ * A PyTorch-layout factor (block, out, in) as per-block [in, out] 2-D tensors, transposed and split once and kept
+ * while the factor keeps its data (a Variable's assign swaps the data id), so every call is plain 2-D matMuls on
+ * the same B operands (XNNPACK packs them once). Entries of disposed factors are freed on the next miss.
+ */
+function transposedBlocks(w: Tensor3D): Tensor2D[] {
+  const dataId = (w as unknown as { dataId: object }).dataId;
+  const hit = blockCache.get(w);
+  if (hit !== undefined && hit.dataId === dataId && hit.blocks.every((b) => !b.isDisposed)) return hit.blocks;
+  for (const [source, entry] of blockCache) {
+    if (source.isDisposed || source === w) {
+      tf.dispose(entry.blocks);
+      blockCache.delete(source);
+    }
+  }
+  const blocks = tf.tidy(() => tf.unstack(tf.transpose(w, [0, 2, 1])) as Tensor2D[]); // numBlocks × [in, out]
+  blocks.forEach((b) => tf.keep(b));
+  blockCache.set(w, { source: w, dataId, blocks });
+  return blocks;
+}
+
+/**
+ * Frees the per-block factors {@link monarchMatmul} keeps on wasm (rebuilt on the next call).
+ *
+ * @example
+ * clearMonarchCache();
+ */
+export function clearMonarchCache(): void {
+  for (const entry of blockCache.values()) tf.dispose(entry.blocks);
+  blockCache.clear();
+}
+
+/**
+ * {@link monarchMatmul} on wasm in inference: blocks as leading axes (3-D transposes) so that every block is a
+ * contiguous slab, one plain 2-D matMul per block on cached factors (wasm's batched matMul is ~10× slower and a
+ * transposed or fresh B operand misses XNNPACK's fast path, toolchain.md §6).
+ *
+ * Shapes: x [B, K·P] × w1 (K, Q, P) × w2 (Lb, S, R) → [B, Lb·S]; b1 = K × [P, Q], b2 = Lb × [R, S] (from
+ * transposedBlocks).
+ */
+function monarchWasm(x: Tensor2D, w1Shape: number[], w2Shape: number[], b1: Tensor2D[], b2: Tensor2D[]): Tensor {
+  const [K, Q, P] = w1Shape as [number, number, number];
+  const [Lb, S, R] = w2Shape as [number, number, number];
+  return tf.tidy(() => {
+    const batch = x.shape[0];
+    const xs = tf.unstack(tf.transpose(tf.reshape(x, [batch, K, P]), [1, 0, 2])); // K × [B, P]
+    const y1 = tf.stack(xs.map((xk, k) => tf.matMul(xk as Tensor2D, b1[k]!))); // [K, B, Q]: out1[b, k·Q + q]
+    // Block l of the second factor reads out1[b, r·Lb + l] for r < R: gather it as the slab t[l] = [B, R].
+    const t =
+      Q === Lb
+        ? tf.transpose(y1, [2, 1, 0]) // square digits (R = K): [Lb, B, R]
+        : tf.transpose(tf.reshape(tf.transpose(y1, [1, 0, 2]), [batch, R, Lb]), [2, 0, 1]); // [Lb, B, R]
+    const ts = tf.unstack(t); // Lb × [B, R]
+    const y2 = tf.stack(ts.map((tl, l) => tf.matMul(tl as Tensor2D, b2[l]!))); // [Lb, B, S]
+    return tf.reshape(tf.transpose(y2, [1, 2, 0]), [batch, S * Lb]); // y[b, s·Lb + l]
   });
 }
 

@@ -1,9 +1,9 @@
 // `m2 bench monarch`: block-diagonal and order-2 Monarch products at M2 shapes against a dense matMul of the
-// same input/output shape, and the backend's best dense matMul GFLOP/s measured in the same run.
+// same input/output shape, and the backend's best dense matMul GFLOP/s measured in the same run (all interleaved).
 import * as tf from '@tensorflow/tfjs-core';
-import { blockDiagMatmul, monarchMatmul } from '@monarch-mixer/monarch-core';
+import { blockDiagMatmul, clearMonarchCache, monarchMatmul } from '@monarch-mixer/monarch-core';
 import { BlockdiagLinear } from '@monarch-mixer/m2-layers';
-import { timeIt } from '../harness.js';
+import { timeInterleaved } from '../harness.js';
 
 /** One row of the `monarch` suite. */
 export interface MonarchRow {
@@ -24,64 +24,74 @@ export interface MonarchRow {
 
 const gflops = (flops: number, ms: number) => flops / ms / 1e6;
 
-/** Times a dense [rows, k] × [k, n] matMul. */
-async function denseGflops(rows: number, k: number, n: number, seed: number): Promise<{ ms: number; gflops: number }> {
-  const a = tf.randomNormal([rows, k], 0, 1, 'float32', seed);
-  const b = tf.randomNormal([k, n], 0, 1, 'float32', seed + 1);
-  const t = await timeIt(`dense ${rows}x${k}x${n}`, () => tf.matMul(a, b));
-  tf.dispose([a, b]);
-  return { ms: t.medianMs, gflops: gflops(2 * rows * k * n, t.medianMs) };
-}
+type Candidate = { label: string; run: () => tf.Tensor | tf.Tensor[] };
 
-/** Runs the suite at `tokens` rows of activations (B·L). */
-export async function runMonarchSuite(options: { tokens: number; modelDim: number }): Promise<MonarchRow[]> {
+/**
+ * Runs the suite at `tokens` rows of activations (B·L). Every product and every dense matMul it is compared with runs
+ * INTERLEAVED in one timing loop (run 1 of each, run 2 of each, …), so load swings on a shared machine hit them alike.
+ */
+export async function runMonarchSuite(options: { tokens: number; modelDim: number; repeats?: number }): Promise<MonarchRow[]> {
   const backend = tf.getBackend();
-  const { tokens, modelDim: d } = options;
-  const best = Math.max(
-    (await denseGflops(1024, 1024, 1024, 1)).gflops,
-    (await denseGflops(tokens, d, d, 3)).gflops,
-    (await denseGflops(tokens, d, 4 * d, 5)).gflops,
-  );
-  const rows: MonarchRow[] = [];
+  const { tokens, modelDim: d, repeats = 5 } = options;
+  const held: tf.Tensor[] = [];
+  const disposers: Array<() => void> = [];
+  const candidates: Candidate[] = [];
+  let seed = 1;
+  const normal = (shape: number[]) => {
+    const t = tf.randomNormal(shape, 0, 1, 'float32', seed++);
+    held.push(t);
+    return t;
+  };
+  /** Adds a dense [rows, k] × [k, n] matMul; returns its index and FLOPs. */
+  const dense = (rows: number, k: number, n: number) => {
+    const a = normal([rows, k]) as tf.Tensor2D;
+    const b = normal([k, n]) as tf.Tensor2D;
+    candidates.push({ label: `dense ${rows}x${k}x${n}`, run: () => tf.matMul(a, b) });
+    return { index: candidates.length - 1, flops: 2 * rows * k * n };
+  };
+  const bestDense = [dense(1024, 1024, 1024), dense(tokens, d, d), dense(tokens, d, 4 * d)];
+  const structured: Array<{ op: string; shape: string; flops: number; index: number; dense: { index: number; flops: number } }> = [];
   const blockCases = [
     { op: 'blockdiag (GLU in: d → 2I, 4 blocks)', inDim: d, outDim: 8 * d, blocks: 4 },
     { op: 'blockdiag (GLU out: I → d, 4 blocks)', inDim: 4 * d, outDim: d, blocks: 4 },
   ];
-  let seed = 10;
   for (const c of blockCases) {
-    const x = tf.randomNormal([tokens, c.inDim], 0, 1, 'float32', seed++);
-    const w = tf.randomNormal([c.blocks, c.inDim / c.blocks, c.outDim / c.blocks], 0, 1, 'float32', seed++) as tf.Tensor3D;
+    const x = normal([tokens, c.inDim]);
+    const w = normal([c.blocks, c.inDim / c.blocks, c.outDim / c.blocks]) as tf.Tensor3D;
     const flops = (2 * tokens * c.inDim * c.outDim) / c.blocks;
-    const t = await timeIt(c.op, () => blockDiagMatmul(x, w));
-    const dense = await denseGflops(tokens, c.inDim, c.outDim, seed++);
     const shape = `[${tokens}, ${c.inDim}] → [${tokens}, ${c.outDim}]`;
-    rows.push(row(backend, c.op, shape, flops, t.medianMs, dense.gflops, best));
+    const same = dense(tokens, c.inDim, c.outDim);
+    candidates.push({ label: c.op, run: () => blockDiagMatmul(x, w) });
+    structured.push({ op: c.op, shape, flops, index: candidates.length - 1, dense: same });
     // Weights split once into 2-D blocks (what the issue asks for on wasm: per-block 2-D matMuls, no per-call split).
     const blocks = tf.unstack(w) as tf.Tensor2D[];
-    const ts = await timeIt(`${c.op} pre-split`, () => blockDiagMatmul(x, blocks));
-    rows.push(row(backend, c.op.replace('blockdiag', 'blockdiag, pre-split blocks'), shape, flops, ts.medianMs, dense.gflops, best));
-    tf.dispose(blocks);
+    held.push(...blocks);
+    candidates.push({ label: `${c.op} pre-split`, run: () => blockDiagMatmul(x, blocks) });
+    structured.push({ op: c.op.replace('blockdiag', 'blockdiag, pre-split blocks'), shape, flops, index: candidates.length - 1, dense: same });
     // The library's layer path: BlockdiagLinear keeps its weight blocks split (and packed) between inference calls.
     const layer = new BlockdiagLinear({ inFeatures: c.inDim, outFeatures: c.outDim, numBlocks: c.blocks, useBias: false });
     layer.build([null, c.inDim]);
-    const tl = await timeIt(`${c.op} layer`, () => layer.forward(x));
-    rows.push(row(backend, c.op.replace('blockdiag', 'BlockdiagLinear layer'), shape, flops, tl.medianMs, dense.gflops, best));
-    layer.dispose();
-    tf.dispose([x, w]);
+    disposers.push(() => layer.dispose());
+    candidates.push({ label: `${c.op} layer`, run: () => layer.forward(x) });
+    structured.push({ op: c.op.replace('blockdiag', 'BlockdiagLinear layer'), shape, flops, index: candidates.length - 1, dense: same });
   }
   for (const m of [32, 64]) {
     const n = m * m;
-    const x = tf.randomNormal([tokens, n], 0, 1, 'float32', seed++);
-    const w1 = tf.randomNormal([m, m, m], 0, 1, 'float32', seed++) as tf.Tensor3D;
-    const w2 = tf.randomNormal([m, m, m], 0, 1, 'float32', seed++) as tf.Tensor3D;
-    const flops = 2 * 2 * tokens * n * m;
+    const x = normal([tokens, n]);
+    const w1 = normal([m, m, m]) as tf.Tensor3D;
+    const w2 = normal([m, m, m]) as tf.Tensor3D;
     const op = `Monarch order 2 (n = ${n}, ${m} blocks of ${m}×${m})`;
-    const t = await timeIt(op, () => monarchMatmul(x, w1, w2));
-    const dense = await denseGflops(tokens, n, n, seed++);
-    rows.push(row(backend, op, `[${tokens}, ${n}] → [${tokens}, ${n}]`, flops, t.medianMs, dense.gflops, best));
-    tf.dispose([x, w1, w2]);
+    const same = dense(tokens, n, n);
+    candidates.push({ label: op, run: () => monarchMatmul(x, w1, w2) });
+    structured.push({ op, shape: `[${tokens}, ${n}] → [${tokens}, ${n}]`, flops: 2 * 2 * tokens * n * m, index: candidates.length - 1, dense: same });
   }
-  return rows;
+  const timings = await timeInterleaved(candidates, { warmup: 1, repeats });
+  clearMonarchCache();
+  disposers.forEach((f) => f());
+  tf.dispose(held);
+  const rate = (c: { index: number; flops: number }) => gflops(c.flops, timings[c.index]!.medianMs);
+  const best = Math.max(...bestDense.map(rate));
+  return structured.map((s) => row(backend, s.op, s.shape, s.flops, timings[s.index]!.medianMs, rate(s.dense), best));
 }
 
 function row(backend: string, op: string, shape: string, flops: number, ms: number, denseSame: number, best: number): MonarchRow {

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
 import { importRuntime, isNode, registerGradients } from './register-gradients.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { registerWasmMathKernels } from './wasm-math-kernels.js';
 import { registerWasmViewKernels } from './wasm-view-kernels.js';
 import { WASM_MAX_THREADS, installWasmThreadsShim } from './wasm-threads-shim.js';
 import { firstLine, probeWebGpu } from './webgpu-node.js';
@@ -144,7 +145,8 @@ async function setupWasm(options: SetupBackendOptions): Promise<Omit<BackendInfo
     shim?.finish();
   }
   registerWasmTrainingKernels();
-  registerWasmViewKernels(); // Slice/SplitV/Unpack that copy only their output (perf)
+  registerWasmViewKernels(); // Slice/SplitV/Unpack that copy only their output, fast GatherV2/Transpose (perf)
+  registerWasmMathKernels(); // fast Erf and the fused GELU gate (perf)
   const threads = backend.getThreadsCount();
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const features = [simd ? 'SIMD' : 'no SIMD', `${threads} thread${threads === 1 ? '' : 's'}`];

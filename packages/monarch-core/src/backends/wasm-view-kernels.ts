@@ -1,7 +1,10 @@
 // Copy kernels for the wasm backend that touch only the bytes they return. tfjs-backend-wasm 4.22.0's Slice (and
 // SplitV and Unpack, built on it) first reads its WHOLE input out of the wasm heap with readSync, a fresh copy, so
 // slicing one row of the [30528, 768] word-embedding table or one block of a weight costs as much as copying the
-// whole tensor (toolchain.md §6). These versions copy from a view on the heap straight into the output.
+// whole tensor (toolchain.md §6). These versions copy from a view on the heap straight into the output. GatherV2
+// (embedding lookups: 70 ms for 2048 rows of the word table) and Transpose when the last axis moves (the
+// channel-first [B, L, d] ↔ [B, d, L] of the long convolution: ~15 ms per [2048, 768]) are also element-by-element
+// slow in tfjs-backend-wasm; their replacements copy whole rows (gather) or walk cache-sized tiles (transpose).
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
@@ -11,6 +14,7 @@ type HeapArray = Float32Array | Int32Array | Uint8Array;
 interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): HeapArray;
+  disposeData?(dataId: object): boolean;
 }
 
 /**
@@ -118,17 +122,142 @@ const unpack: KernelFunc = (args) => {
   return sliceMany(backend as unknown as WasmBackendLike, value, boxes);
 };
 
-/** The replacement kernels, by name. */
-export const wasmViewKernels: Record<string, KernelFunc> = { [tf.Slice]: slice, [tf.SplitV]: splitV, [tf.Unpack]: unpack };
+/**
+ * GatherV2 with batchDims 0: out[o, i…, j] = x[o, indices[i…], j] (o = axes before `axis`, j = axes after it), one
+ * contiguous row copy per index. Throws on an index outside [0, x.shape[axis]) like tfjs's cpu kernel.
+ */
+const gatherV2: KernelFunc = (args) => {
+  const { inputs, attrs, backend } = args;
+  const x = inputs['x'] as TensorInfo;
+  const indices = inputs['indices'] as TensorInfo;
+  const { axis, batchDims = 0 } = attrs as unknown as { axis: number; batchDims?: number };
+  if (x.dtype === 'string' || batchDims !== 0 || indices.dtype !== 'int32') return original(tf.GatherV2, args);
+  const wasm = backend as unknown as WasmBackendLike;
+  const $axis = tf.util.parseAxisParam(axis, x.shape)[0]!;
+  const outer = tf.util.sizeFromShape(x.shape.slice(0, $axis));
+  const axisSize = x.shape[$axis]!;
+  const inner = tf.util.sizeFromShape(x.shape.slice($axis + 1));
+  const count = tf.util.sizeFromShape(indices.shape);
+  const outShape = [...x.shape.slice(0, $axis), ...indices.shape, ...x.shape.slice($axis + 1)];
+  const out = wasm.makeOutput(outShape, x.dtype);
+  const ids = wasm.typedArrayFromHeap(indices);
+  for (let i = 0; i < count; i++) {
+    const id = ids[i]!;
+    if (!(id >= 0 && id < axisSize)) {
+      wasm.disposeData?.(out.dataId);
+      throw new Error(`GatherV2: the index value ${id} is not in [0, ${axisSize - 1}]`);
+    }
+  }
+  const xValues = wasm.typedArrayFromHeap(x); // views taken after makeOutput (allocation may grow the heap)
+  const outValues = wasm.typedArrayFromHeap({ ...out, shape: outShape });
+  const idValues = wasm.typedArrayFromHeap(indices);
+  for (let o = 0; o < outer; o++) {
+    const from = o * axisSize * inner;
+    const to = o * count * inner;
+    for (let i = 0; i < count; i++) {
+      const start = from + idValues[i]! * inner;
+      outValues.set(xValues.subarray(start, start + inner), to + i * inner);
+    }
+  }
+  return out;
+};
+
+/** Transpose tile edge (elements): a 32 × 32 float tile is 4 KiB, so both its rows and columns stay in L1. */
+const TILE = 32;
+
+/** Minimum tile sides for the tiled transpose (tfjs's XNNPACK transpose is faster on smaller tiles). */
+const MIN_SIDE = 32;
 
 /**
- * Replaces the wasm backend's Slice, SplitV and Unpack with versions that copy only the output's bytes (same
- * results, gradients unchanged: they are registered per kernel name). Call after the wasm backend is registered.
+ * Whether the tiled transpose runs: the last axis moves, and both x's last axis (read contiguously) and the axis that
+ * becomes the output's last (written contiguously) have ≥ MIN_SIDE entries.
+ */
+function isTiledTranspose(shape: number[], perm: number[]): boolean {
+  const last = shape.length - 1;
+  return last >= 1 && perm[last] !== last && shape[last]! >= MIN_SIDE && shape[perm[last]!]! >= MIN_SIDE;
+}
+
+/**
+ * Transpose where the last axis moves between two large axes (isTiledTranspose; tfjs's own kernel runs the other
+ * permutations). The output's last axis and the axis that reads x contiguously (x's last) are walked in TILE × TILE
+ * tiles, the other axes by an odometer.
+ */
+const transpose: KernelFunc = (args) => {
+  const { inputs, attrs, backend } = args;
+  const x = inputs['x'] as TensorInfo;
+  const { perm } = attrs as unknown as { perm: number[] };
+  const rank = x.shape.length;
+  if (x.dtype === 'string' || !isTiledTranspose(x.shape, perm)) return original(tf.Transpose, args);
+  const wasm = backend as unknown as WasmBackendLike;
+  const outShape = perm.map((p) => x.shape[p]!);
+  const out = wasm.makeOutput(outShape, x.dtype);
+  const size = tf.util.sizeFromShape(outShape);
+  if (size === 0) return out;
+  const src = wasm.typedArrayFromHeap(x);
+  const dst = wasm.typedArrayFromHeap({ ...out, shape: outShape });
+  const inStrides = [...tf.util.computeStrides(x.shape), 1];
+  const outStrides = [...tf.util.computeStrides(outShape), 1];
+  // Output axis a reads x with stride inStrides[perm[a]]. Axis `q` is where x's last (contiguous) axis lands.
+  const q = perm.indexOf(rank - 1);
+  const last = rank - 1;
+  const rows = outShape[q]!; // contiguous in x
+  const cols = outShape[last]!; // contiguous in out
+  const rowStrideIn = 1;
+  const colStrideIn = inStrides[perm[last]!]!;
+  const rowStrideOut = outStrides[q]!;
+  // Odometer over the other output axes.
+  const others = outShape.map((_, a) => a).filter((a) => a !== q && a !== last);
+  const index = new Array<number>(others.length).fill(0);
+  let inBase = 0;
+  let outBase = 0;
+  for (;;) {
+    for (let r0 = 0; r0 < rows; r0 += TILE) {
+      const r1 = Math.min(rows, r0 + TILE);
+      for (let c0 = 0; c0 < cols; c0 += TILE) {
+        const c1 = Math.min(cols, c0 + TILE);
+        for (let r = r0; r < r1; r++) {
+          let i = inBase + r * rowStrideIn + c0 * colStrideIn;
+          let o = outBase + r * rowStrideOut + c0;
+          for (let c = c0; c < c1; c++) {
+            dst[o++] = src[i]!;
+            i += colStrideIn;
+          }
+        }
+      }
+    }
+    let k = others.length - 1;
+    for (; k >= 0; k--) {
+      const a = others[k]!;
+      index[k]!++;
+      inBase += inStrides[perm[a]!]!;
+      outBase += outStrides[a]!;
+      if (index[k]! < outShape[a]!) break;
+      inBase -= index[k]! * inStrides[perm[a]!]!;
+      outBase -= index[k]! * outStrides[a]!;
+      index[k] = 0;
+    }
+    if (k < 0) break;
+  }
+  return out;
+};
+
+/** The replacement kernels, by name. */
+export const wasmViewKernels: Record<string, KernelFunc> = {
+  [tf.Slice]: slice,
+  [tf.SplitV]: splitV,
+  [tf.Unpack]: unpack,
+  [tf.GatherV2]: gatherV2,
+  [tf.Transpose]: transpose,
+};
+
+/**
+ * Replaces the wasm backend's Slice, SplitV and Unpack with versions that copy only the output's bytes, and GatherV2
+ * and Transpose with faster copies (same results, gradients unchanged: they are registered per kernel name). Call after the wasm backend is registered.
  * Idempotent.
  *
  * @returns The kernel names replaced by this call ([] if already done or the wasm backend is absent).
  * @example
- * registerWasmViewKernels(); // → ['Slice', 'SplitV', 'Unpack'] the first time
+ * registerWasmViewKernels(); // → ['Slice', 'SplitV', 'Unpack', 'GatherV2', 'Transpose'] the first time
  */
 export function registerWasmViewKernels(): string[] {
   const replaced: string[] = [];
