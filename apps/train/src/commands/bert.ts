@@ -18,6 +18,7 @@ import { copyMatchingWeights, createClassifyTask, createMlmTask, packSequences, 
 import { m2FilterGroups } from '../adamw.js';
 import { findCheckpoint } from '../checkpoint.js';
 import { runTraining } from '../trainer.js';
+import { totalSteps, trainerOptions } from '../run-options.js';
 import type { TrainTask, TrainingResult } from '../trainer.js';
 
 /** Flags of both BERT commands. */
@@ -65,25 +66,15 @@ function optimizerFor(model: M2Bert, lr: number, weightDecay: number) {
 
 async function train(task: TrainTask, flags: BertTrainFlags, defaults: typeof MLM_DEFAULTS, lrFloor: number, command: string): Promise<TrainingResult> {
   try {
-    return await runTraining(task, {
+    return await runTraining(task, trainerOptions(flags, {
       outDir: flags.out ?? `runs/${command}-${flags.preset}`,
-      steps: flags.steps ?? (flags.maxMinutes !== undefined ? Infinity : defaults.steps),
-      maxMinutes: flags.maxMinutes,
-      seed: flags.seed,
+      steps: totalSteps(flags, defaults.steps),
       optimizer: optimizerFor((task as unknown as { model: M2Bert }).model, flags.lr ?? defaults.lr, flags.weightDecay ?? defaults.weightDecay),
-      warmupSteps: flags.warmupSteps,
+      evalEvery: defaults.evalEvery,
+      checkpointEvery: defaults.checkpointEvery,
       lrFloor,
-      clipNorm: flags.clipNorm,
-      accumulate: flags.accumulate,
-      evalEvery: flags.evalEvery ?? defaults.evalEvery,
-      earlyStopPatience: flags.earlyStop,
-      checkpointEvery: flags.checkpointEvery ?? defaults.checkpointEvery,
-      keepCheckpoints: flags.keep,
-      resume: flags.resume,
-      progress: flags.progress,
-      jsonFile: flags.json,
-      runOptions: { ...flags, command },
-    });
+      runOptions: { command },
+    }));
   } finally {
     task.dispose();
   }

@@ -25,6 +25,7 @@ import type { TrainableCausalLm } from '../tasks/gpt.js';
 import { m2FilterGroups } from '../adamw.js';
 import { findCheckpoint, loadWeightsInto } from '../checkpoint.js';
 import { runTraining } from '../trainer.js';
+import { totalSteps, trainerOptions } from '../run-options.js';
 import type { TrainingResult } from '../trainer.js';
 
 /** Flags of `m2 train gpt`. */
@@ -91,7 +92,7 @@ export async function trainGpt(flags: GptTrainFlags): Promise<{ result: Training
     model.dispose();
     throw error;
   }
-  const steps = flags.steps ?? (flags.maxMinutes !== undefined ? Infinity : GPT_DEFAULTS.steps);
+  const steps = totalSteps(flags, GPT_DEFAULTS.steps);
   const lr = flags.lr ?? GPT_DEFAULTS.lr;
   const outDir = flags.out ?? `runs/gpt-${flags.model}-${flags.preset}`;
   process.stderr.write(
@@ -101,27 +102,17 @@ export async function trainGpt(flags: GptTrainFlags): Promise<{ result: Training
       `backend ${backend.description}; out ${outDir}\n`,
   );
   try {
-    const result = await runTraining(task, {
+    const result = await runTraining(task, trainerOptions(flags, {
       outDir,
       steps,
-      maxMinutes: flags.maxMinutes,
-      seed: flags.seed,
       optimizer: {
         lr, weightDecay: flags.weightDecay ?? GPT_DEFAULTS.weightDecay, beta1: 0.9, beta2: 0.98, epsilon: 1e-6,
         groups: flags.model === 'm2' ? m2FilterGroups() : [],
       },
-      warmupSteps: flags.warmupSteps,
-      clipNorm: flags.clipNorm,
-      accumulate: flags.accumulate,
-      evalEvery: flags.evalEvery ?? GPT_DEFAULTS.evalEvery,
-      earlyStopPatience: flags.earlyStop,
-      checkpointEvery: flags.checkpointEvery ?? GPT_DEFAULTS.checkpointEvery,
-      keepCheckpoints: flags.keep,
-      resume: flags.resume,
-      progress: flags.progress,
-      jsonFile: flags.json,
-      runOptions: { ...flags, command: 'gpt' },
-    });
+      evalEvery: GPT_DEFAULTS.evalEvery,
+      checkpointEvery: GPT_DEFAULTS.checkpointEvery,
+      runOptions: { command: 'gpt' },
+    }));
     const sample = await sampleText(model, flags);
     return { result, sample };
   } finally {
