@@ -65,6 +65,25 @@ function resolveSizes(who: string, args: M2BlockArgs) {
   };
 }
 
+type BlockSizes = ReturnType<typeof resolveSizes>;
+
+/** The {@link M2SequenceMixer} arguments both blocks share (direction and pre-norm are the block's own). */
+function mixerArgs(sizes: BlockSizes, name: string) {
+  const { modelDim, maxLength, residualLongConv, filterOrder, embDim, w, wMod, initializerRange } = sizes;
+  return { modelDim, maxLength, residualLongConv, filterOrder, embDim, w, wMod, initializerRange, name };
+}
+
+/** The block's GLU Monarch MLP. */
+function blockMlp(sizes: BlockSizes, dropout: number, name: string): GluMonarchMlp {
+  return new GluMonarchMlp({ modelDim: sizes.modelDim, intermediateDim: sizes.intermediateDim, numBlocks: sizes.numBlocks, dropout, name });
+}
+
+/** The size fields of a block's `getConfig()`, read back from the block. */
+function sizeConfig(block: BlockSizes) {
+  const { modelDim, maxLength, intermediateDim, numBlocks, residualLongConv, filterOrder, embDim, w, wMod } = block;
+  return { modelDim, maxLength, intermediateDim, numBlocks, residualLongConv, filterOrder, embDim, w, wMod, initializerRange: block.initializerRange ?? null };
+}
+
 /**
  * One M2-BERT layer (post-LN): s = mixer(h); out = LayerNorm(mlp(s) + s). There is no residual around the mixer;
  * its own residual long convolution plays that role.
@@ -138,26 +157,8 @@ export class M2EncoderLayer extends M2Layer {
     this.preNorm = args.preNorm ?? false;
     this.layerNormEps = args.layerNormEps ?? 1e-12;
     this.dropout = dropoutRate('M2EncoderLayer', args.dropout ?? 0.1);
-    this.attention = new M2SequenceMixer({
-      modelDim: this.modelDim,
-      maxLength: this.maxLength,
-      bidirectional: this.bidirectional,
-      residualLongConv: this.residualLongConv,
-      preNorm: this.preNorm,
-      filterOrder: this.filterOrder,
-      embDim: this.embDim,
-      w: this.w,
-      wMod: this.wMod,
-      initializerRange: this.initializerRange,
-      name: `${this.name}_attention`,
-    });
-    this.mlp = new GluMonarchMlp({
-      modelDim: this.modelDim,
-      intermediateDim: this.intermediateDim,
-      numBlocks: this.numBlocks,
-      dropout: this.dropout,
-      name: `${this.name}_mlp`,
-    });
+    this.attention = new M2SequenceMixer({ ...mixerArgs(sizes, `${this.name}_attention`), bidirectional: this.bidirectional, preNorm: this.preNorm });
+    this.mlp = blockMlp(sizes, this.dropout, `${this.name}_mlp`);
   }
 
   override build(inputShape: LayerShape | LayerShape[]): void {
@@ -193,18 +194,9 @@ export class M2EncoderLayer extends M2Layer {
   override getConfig(): Record<string, any> {
     return {
       ...super.getConfig(),
-      modelDim: this.modelDim,
-      maxLength: this.maxLength,
-      intermediateDim: this.intermediateDim,
-      numBlocks: this.numBlocks,
+      ...sizeConfig(this),
       bidirectional: this.bidirectional,
-      residualLongConv: this.residualLongConv,
       preNorm: this.preNorm,
-      filterOrder: this.filterOrder,
-      embDim: this.embDim,
-      w: this.w,
-      wMod: this.wMod,
-      initializerRange: this.initializerRange ?? null,
       layerNormEps: this.layerNormEps,
       dropout: this.dropout,
     };
@@ -296,25 +288,8 @@ export class M2CausalBlock extends M2Layer {
     this.initializerRange = sizes.initializerRange;
     this.layerNormEps = args.layerNormEps ?? 1e-5;
     this.dropout = dropoutRate('M2CausalBlock', args.dropout ?? 0);
-    this.mixer = new M2SequenceMixer({
-      modelDim: this.modelDim,
-      maxLength: this.maxLength,
-      bidirectional: false,
-      residualLongConv: this.residualLongConv,
-      filterOrder: this.filterOrder,
-      embDim: this.embDim,
-      w: this.w,
-      wMod: this.wMod,
-      initializerRange: this.initializerRange,
-      name: `${this.name}_mixer`,
-    });
-    this.mlp = new GluMonarchMlp({
-      modelDim: this.modelDim,
-      intermediateDim: this.intermediateDim,
-      numBlocks: this.numBlocks,
-      dropout: this.dropout,
-      name: `${this.name}_mlp`,
-    });
+    this.mixer = new M2SequenceMixer({ ...mixerArgs(sizes, `${this.name}_mixer`), bidirectional: false });
+    this.mlp = blockMlp(sizes, this.dropout, `${this.name}_mlp`);
   }
 
   override build(inputShape: LayerShape | LayerShape[]): void {
@@ -338,10 +313,7 @@ export class M2CausalBlock extends M2Layer {
 
   /** The block's math on a checked input. Shapes: x [B, L, d] → [B, L, d]. */
   forward(x: Tensor3D, training = false): Tensor3D {
-    return tf.tidy(() => {
-      const h = tf.add(x, this.mixer.forward(this.norm1(x) as Tensor3D));
-      return tf.add(h, this.mlp.forward(this.norm2(h), training)) as Tensor3D;
-    });
+    return tf.tidy(() => this.residuals(x, this.mixer.forward(this.norm1(x) as Tensor3D), training));
   }
 
   /** The mixer's output m = mixer(LN1(x)) (test hook for the golden `mixer_output`). Shapes: [B, L, d] → [B, L, d]. */
@@ -376,10 +348,7 @@ export class M2CausalBlock extends M2Layer {
    */
   prefill(x: Tensor3D, state: M2CausalBlockStepState): Tensor3D {
     this.checkSequenceInput(x, this.modelDim, this.maxLength);
-    return tf.tidy(() => {
-      const h = tf.add(x, this.mixer.prefill(this.norm1(x) as Tensor3D, state.mixer));
-      return tf.add(h, this.mlp.forward(this.norm2(h))) as Tensor3D;
-    });
+    return tf.tidy(() => this.residuals(x, this.mixer.prefill(this.norm1(x) as Tensor3D, state.mixer)));
   }
 
   /**
@@ -390,10 +359,7 @@ export class M2CausalBlock extends M2Layer {
    * @throws ShapeError past maxLength or on a wrong input shape.
    */
   step(x: Tensor2D, state: M2CausalBlockStepState): Tensor2D {
-    return tf.tidy(() => {
-      const h = tf.add(x, this.mixer.step(this.norm1(x) as Tensor2D, state.mixer));
-      return tf.add(h, this.mlp.forward(this.norm2(h))) as Tensor2D;
-    });
+    return tf.tidy(() => this.residuals(x, this.mixer.step(this.norm1(x) as Tensor2D, state.mixer)));
   }
 
   override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
@@ -405,19 +371,20 @@ export class M2CausalBlock extends M2Layer {
   override getConfig(): Record<string, any> {
     return {
       ...super.getConfig(),
-      modelDim: this.modelDim,
-      maxLength: this.maxLength,
-      intermediateDim: this.intermediateDim,
-      numBlocks: this.numBlocks,
-      residualLongConv: this.residualLongConv,
-      filterOrder: this.filterOrder,
-      embDim: this.embDim,
-      w: this.w,
-      wMod: this.wMod,
-      initializerRange: this.initializerRange ?? null,
+      ...sizeConfig(this),
       layerNormEps: this.layerNormEps,
       dropout: this.dropout,
     };
+  }
+
+  /**
+   * The block's two residuals around a mixer output m: h = x + m; out = h + mlp(LN2(h)). Shared by the full
+   * forward, prefill and single-position step, which differ only in how m is computed.
+   * Shapes: x, m [B, L, d] → [B, L, d], or [B, d] → [B, d] when stepping.
+   */
+  private residuals<T extends Tensor2D | Tensor3D>(x: T, mixed: Tensor, training = false): T {
+    const h = tf.add(x, mixed);
+    return tf.add(h, this.mlp.forward(this.norm2(h), training)) as T;
   }
 
   private norm1(x: Tensor): Tensor {
