@@ -33,3 +33,26 @@ export async function loadVisionWeights(dir: string, weights: Map<string, tf.Var
   const { tensors } = readSafetensors(bytes, { file: path });
   assignNamedTensors(tensors, weights, path, 6);
 }
+
+/**
+ * Builds a model from `dir/config.json` with `create` and fills its weights from `dir/model.safetensors`; the model
+ * is disposed again when the weights do not fit.
+ * @param dir - A model directory written by `save(dir)`.
+ * @param create - Builds the model from the stored config.
+ * @returns The loaded model.
+ * @throws FileFormatError (one line) for a missing or damaged file, or missing, unexpected or misshapen tensors.
+ */
+export async function loadVisionModel<M extends { namedWeights(): Map<string, tf.Variable>; dispose(): void }>(
+  dir: string,
+  create: (config: Record<string, unknown>) => M,
+): Promise<M> {
+  const file = await readVisionCheckpointConfig(dir);
+  const model = create(file.config);
+  try {
+    await loadVisionWeights(dir, model.namedWeights());
+    return model;
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+}

@@ -28,7 +28,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { GluMonarchMlp, layerNorm, M2SequenceMixer } from '@monarch-mixer/m2-layers';
 import { ImageClassifier } from './image-classifier.js';
-import { loadVisionWeights, readVisionCheckpointConfig } from './checkpoint.js';
+import { loadVisionModel } from './checkpoint.js';
 import { countM2VisionParameters, numPatches, resolveM2VisionConfig } from './m2-vision-config.js';
 import type { M2VisionConfig, M2VisionConfigInput } from './m2-vision-config.js';
 import { checkImages, dense, linearWeight, patchify, SeededRandom, uniqueName } from './nn.js';
@@ -130,15 +130,7 @@ export class M2Vision extends ImageClassifier<M2VisionConfig> {
    * @throws FileFormatError (one line) for a missing file, a wrong modelType, or missing/misshapen tensors.
    */
   static async load(dir: string): Promise<M2Vision> {
-    const file = await readVisionCheckpointConfig(dir);
-    const model = new M2Vision(file.config as M2VisionConfigInput);
-    try {
-      await loadVisionWeights(dir, model.namedWeights());
-      return model;
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
+    return loadVisionModel(dir, (config) => new M2Vision(config as M2VisionConfigInput));
   }
 
   /**

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '@monarch-mixer/monarch-core';
 import { ImageClassifier } from './image-classifier.js';
-import { readVisionCheckpointConfig, loadVisionWeights } from './checkpoint.js';
+import { loadVisionModel } from './checkpoint.js';
 import type { M2VisionConfig } from './m2-vision-config.js';
 import { geluExact as gelu, layerNorm } from '@monarch-mixer/m2-layers';
 import { checkImages, dense, linearWeight, patchify, SeededRandom, seededNormal, uniqueName } from './nn.js';
@@ -167,15 +167,7 @@ export class VitBaseline extends ImageClassifier<VitBaselineConfig> {
 
   /** Loads a directory written by {@link ImageClassifier.save} with modelType `vit-baseline`. */
   static async load(dir: string): Promise<VitBaseline> {
-    const file = await readVisionCheckpointConfig(dir);
-    const model = new VitBaseline(file.config as unknown as VitBaselineConfig);
-    try {
-      await loadVisionWeights(dir, model.namedWeights());
-      return model;
-    } catch (error) {
-      model.dispose();
-      throw error;
-    }
+    return loadVisionModel(dir, (config) => new VitBaseline(config as unknown as VitBaselineConfig));
   }
 
   logits(images: tf.Tensor4D): tf.Tensor2D {
