@@ -252,6 +252,25 @@ export async function findCheckpoint(dir: string): Promise<LoadedCheckpoint> {
   return { dir: checkpointDir, runDir, state };
 }
 
+/**
+ * The model folder that an `--init` path names: a model folder itself (it has `config.json`), a run folder (its
+ * newest checkpoint, as `--resume` finds it), or a run's `latest` pointer file (the checkpoint it names).
+ *
+ * @param path - What the user gave.
+ * @returns The folder to load; `path` unchanged when it is none of these (the model loader then says what is missing).
+ * @example
+ * await resolveModelFolder('runs/mlm/latest'); // → 'runs/mlm/step-000500'
+ */
+export async function resolveModelFolder(path: string): Promise<string> {
+  if (await exists(join(path, 'config.json'))) return path;
+  if (basename(path) === 'latest' && (await stat(path).then((s) => s.isFile(), () => false))) {
+    const name = (await readFile(path, 'utf8')).trim();
+    if (STEP_DIR.test(name)) return join(dirname(path), name);
+  }
+  if ((await exists(join(path, 'latest'))) || (await listCheckpoints(path)).length > 0) return (await findCheckpoint(path)).dir;
+  return path;
+}
+
 /** Reads a safetensors file into float32 tensors by name. @throws FileFormatError when missing or malformed. */
 export async function readTensorFile(path: string): Promise<Map<string, tf.Tensor>> {
   let bytes: Uint8Array;

@@ -77,7 +77,7 @@ export function addCommonTrainFlags(command: Command): Command {
     .option('--early-stop <n>', 'stop when validation loss has not improved for N evaluations', integer('--early-stop', 1))
     .option('--keep <n>', 'checkpoints to keep', integer('--keep', 1), 3)
     .option('--resume <dir>', 'continue a run from its folder or a checkpoint folder')
-    .option('--init <dir>', 'start from a saved model folder (config.json + model.safetensors)')
+    .option('--init <dir>', 'start from a model folder (config.json + model.safetensors), a run folder or its latest file')
     .option('--backend <name>', 'tfjs backend: auto, cpu, wasm, webgpu, tensorflow', 'auto')
     .option('--json <file>', 'write final metrics and every step\'s loss to this JSON file')
     .option('--no-progress', 'no progress bar');

@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runTraining } from './trainer.js';
+import { resolveModelFolder } from './checkpoint.js';
 import type { TrainerOptions } from './trainer.js';
 import { createToyTask } from './toy-task.js';
 
@@ -85,6 +86,18 @@ describe('runTraining', () => {
     expect(error?.message).not.toContain('\n');
     expect((await readdir(dir)).sort()).toEqual(names);
     expect(await readFile(join(dir, 'metrics.jsonl'), 'utf8')).toBe(metrics);
+  });
+
+  it('--init accepts a model folder, a run folder or its latest pointer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'm2-train-'));
+    const a = createToyTask();
+    await runTraining(a, { ...base(dir), steps: 4, checkpointEvery: 2 });
+    a.dispose();
+    const newest = join(dir, 'step-000004');
+    expect(await resolveModelFolder(newest)).toBe(newest);
+    expect(await resolveModelFolder(dir)).toBe(newest);
+    expect(await resolveModelFolder(join(dir, 'latest'))).toBe(newest);
+    expect(await resolveModelFolder(join(dir, 'nowhere'))).toBe(join(dir, 'nowhere'));
   });
 
   it('accumulating 2 micro-batches of 4 equals one batch of 8', async () => {

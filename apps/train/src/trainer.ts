@@ -398,7 +398,8 @@ async function writeRunPlot(path: string, taskName: string, state: TrainerState)
 }
 
 function format(value: number): string {
-  return Math.abs(value) >= 100 || Number.isInteger(value) ? String(value) : value.toFixed(4);
+  if (Number.isInteger(value)) return String(value);
+  return Math.abs(value) >= 100 ? value.toFixed(1) : value.toFixed(4);
 }
 
 function round(value: number): number {

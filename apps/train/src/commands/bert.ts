@@ -16,7 +16,7 @@ import { loadShippedCorpus, readTextFiles, SHIPPED_CORPORA } from '../data/text-
 import { loadImdb, readLabelledFile } from '../data/labelled-text.js';
 import { copyMatchingWeights, createClassifyTask, createMlmTask, packSequences, withSeededMathRandom } from '../tasks/bert.js';
 import { m2FilterGroups } from '../adamw.js';
-import { findCheckpoint } from '../checkpoint.js';
+import { findCheckpoint, resolveModelFolder } from '../checkpoint.js';
 import { runTraining } from '../trainer.js';
 import { totalSteps, trainerOptions } from '../run-options.js';
 import type { TrainTask, TrainingResult } from '../trainer.js';
@@ -87,7 +87,7 @@ export async function trainBertMlm(flags: BertTrainFlags): Promise<TrainingResul
   if (!(probability > 0 && probability < 1)) throw new InvalidArgumentError(`--mask-probability must be in (0, 1), got ${probability}.`);
   const corpus = flags.text ? await readTextFiles(flags.text) : loadShippedCorpus(flags.corpus ?? 'sotu');
   await useBackend(flags.backend);
-  const model = flags.init ? await M2Bert.fromPretrained(flags.init) : presetModel(flags, seqLen);
+  const model = flags.init ? await M2Bert.fromPretrained(await resolveModelFolder(flags.init)) : presetModel(flags, seqLen);
   if (model.config.head !== 'masked-lm') {
     model.dispose();
     throw new ConfigError(`--init ${flags.init}: holds a ${model.config.head} model; bert-mlm needs a masked-lm one.`);
@@ -125,7 +125,7 @@ export async function trainClassify(flags: BertTrainFlags): Promise<TrainingResu
   const head = { head: 'sequence-classification' as const, labels: data.labels, poolAll: true };
   let model: M2Bert;
   if (flags.init) {
-    const pretrained = await M2Bert.fromPretrained(flags.init);
+    const pretrained = await M2Bert.fromPretrained(await resolveModelFolder(flags.init));
     try {
       model = new M2Bert({ ...pretrained.config, ...head, problemType: 'single_label_classification' });
       copyMatchingWeights(pretrained, model);

@@ -23,7 +23,7 @@ import { loadShippedCorpus, readTextFiles, SHIPPED_CORPORA } from '../data/text-
 import { asTrainable, checkSequenceLength, createGptTask, tokenizeCorpus } from '../tasks/gpt.js';
 import type { TrainableCausalLm } from '../tasks/gpt.js';
 import { m2FilterGroups } from '../adamw.js';
-import { findCheckpoint, loadWeightsInto } from '../checkpoint.js';
+import { findCheckpoint, loadWeightsInto, resolveModelFolder } from '../checkpoint.js';
 import { runTraining } from '../trainer.js';
 import { totalSteps, trainerOptions } from '../run-options.js';
 import type { TrainingResult } from '../trainer.js';
@@ -47,7 +47,8 @@ async function buildModel(flags: GptTrainFlags): Promise<TrainableCausalLm> {
   }
   let m2Config: M2GptConfig;
   if (flags.init) {
-    const file = await readCheckpointConfig(flags.init);
+    const folder = await resolveModelFolder(flags.init);
+    const file = await readCheckpointConfig(folder);
     const expected = flags.model === 'm2' ? 'm2-gpt' : 'baseline-gpt';
     if (file.modelType !== expected) {
       throw new ConfigError(`--init ${flags.init}: holds a ${file.modelType} model, but --model ${flags.model} needs ${expected}.`);
@@ -55,7 +56,7 @@ async function buildModel(flags: GptTrainFlags): Promise<TrainableCausalLm> {
     const model = flags.model === 'm2'
       ? asTrainable(new M2Gpt(file.config as Partial<M2GptConfig>, { seed: flags.seed }))
       : asTrainable(new BaselineGpt(file.config as never, { seed: flags.seed }));
-    await loadWeightsInto(flags.init, model.checkpointWeights);
+    await loadWeightsInto(folder, model.checkpointWeights);
     return model;
   }
   if (!Object.hasOwn(m2GptPresets, flags.preset)) {
