@@ -258,6 +258,7 @@ export async function findCheckpoint(dir: string): Promise<LoadedCheckpoint> {
  *
  * @param path - What the user gave.
  * @returns The folder to load; `path` unchanged when it is none of these (the model loader then says what is missing).
+ * @throws FileFormatError (one line) when a run folder's newest checkpoint has an unreadable trainer state.
  * @example
  * await resolveModelFolder('runs/mlm/latest'); // → 'runs/mlm/step-000500'
  */

@@ -182,7 +182,8 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
   const parameters = task.parameters();
   const optimizer = new AdamW(parameters, options.optimizer);
   try {
-    await removeStaleTemporaries(outDir);
+    const leftovers = await removeStaleTemporaries(outDir);
+    if (leftovers.restored.length) progress.log(`${outDir}: put back ${leftovers.restored.join(', ')} (a killed run was replacing it)`);
     if (!options.resume) {
       // A fresh run would overwrite this folder's checkpoints and metrics: refuse before touching anything.
       const existing = await listCheckpoints(outDir);
