@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { FileFormatError, InvalidArgumentError, M2Error } from '../errors.js';
+import { catchOneLineM2Error } from '../fuzzing.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 import { recordToTensor, tensorToRecord, toFloat32, toInt32, type TensorRecord } from './tensor-record.js';
 
@@ -23,17 +24,10 @@ function handMade(header: unknown, data: Uint8Array = new Uint8Array(0), headerT
 }
 
 function expectFormatError(fn: () => unknown, pattern: RegExp, file = 'bad.safetensors'): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(FileFormatError);
-  const message = (caught as Error).message;
-  expect(message).not.toContain('\n');
-  expect(message.startsWith(`${file}: `)).toBe(true);
-  expect(message).toMatch(pattern);
+  const error = catchOneLineM2Error(fn);
+  expect(error).toBeInstanceOf(FileFormatError);
+  expect(error!.message.startsWith(`${file}: `)).toBe(true);
+  expect(error!.message).toMatch(pattern);
 }
 
 describe('readSafetensors on the golden tiny-mlm checkpoint', () => {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { deflateSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
 import { FileFormatError } from '../errors.js';
+import { catchOneLineM2Error } from '../fuzzing.js';
 import { storage, torchSave, zipEntries, type FakeTensor, type PyValue } from './__fixtures__/torch-save.js';
 import { readSafetensors } from './safetensors.js';
 import { toFloat32 } from './tensor-record.js';
@@ -13,17 +14,10 @@ const bin = new Uint8Array(readFileSync(`${fixtures}pytorch_model.bin`));
 const safetensors = new Uint8Array(readFileSync(`${fixtures}model.safetensors`));
 
 function formatError(fn: () => unknown, file: string): string {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(FileFormatError);
-  const message = (caught as Error).message;
-  expect(message).not.toContain('\n');
-  expect(message.startsWith(`${file}: `)).toBe(true);
-  return message;
+  const error = catchOneLineM2Error(fn);
+  expect(error).toBeInstanceOf(FileFormatError);
+  expect(error!.message.startsWith(`${file}: `)).toBe(true);
+  return error!.message;
 }
 
 const values = (data: ArrayLike<number | bigint>) => Array.from(data as ArrayLike<number>);
