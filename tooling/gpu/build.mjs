@@ -29,9 +29,11 @@ const common = {
       + "const require = __m2CreateRequire(import.meta.url); const __filename = __m2FileUrlToPath(import.meta.url); "
       + "const __dirname = __m2FileUrlToPath(new URL('.', import.meta.url));",
   },
-  // Not minified: the wasm backend's pthread workers run the emscripten factory's own source text, which must keep
-  // esbuild's `__require` name (the threads shim defines it there).
-  minify: false,
+  // Identifiers are not minified: the wasm backend's pthread workers run the emscripten factory's own source text,
+  // which must keep esbuild's `__require` name (the threads shim defines it there).
+  minifyWhitespace: true,
+  minifySyntax: true,
+  minifyIdentifiers: false,
   legalComments: 'none',
   logLevel: 'warning',
   // tooling/gpu is no package: resolve its bare imports from the bench app's dependencies.

@@ -86,13 +86,25 @@ cat "$OUT/env.txt"
 [ "${M2_GPU_PROBE_ONLY:-0}" = 1 ] && exit 0
 
 # M2_GPU_TRAIN_ARGS: the training check (entry --train-only …) runs in the BACKGROUND from here on, beside the checks
-# and the m2 runs: its CPU reference (wasm, 8 threads) takes minutes on the host's cores while the GPU is busy
-# elsewhere (its own webgpu steps, seconds, come last). Output: $OUT/gpu-training.json and $OUT/gpu-training.log.
+# and the m2 runs: its CPU reference (cpu or wasm) takes minutes on the host's cores; its webgpu steps come first,
+# and the runs below wait for them. Output: $OUT/gpu-training.json and $OUT/gpu-training.log.
 train_pid=""
 if [ -n "${M2_GPU_TRAIN_ARGS:-}" ]; then
   (cd "$work" && timeout "${M2_GPU_TRAIN_TIMEOUT:-540}" ./node gpu-entry.mjs "$OUT/gpu-training.json" --train-only $M2_GPU_TRAIN_ARGS > "$OUT/gpu-training.log" 2>&1) &
   train_pid=$!
 fi
+train_pid2="" # M2_GPU_TRAIN_ARGS2: a second one (e.g. another reference backend) → $OUT/gpu-training-2.*
+if [ -n "${M2_GPU_TRAIN_ARGS2:-}" ]; then
+  (cd "$work" && timeout "${M2_GPU_TRAIN_TIMEOUT:-540}" ./node gpu-entry.mjs "$OUT/gpu-training-2.json" --train-only $M2_GPU_TRAIN_ARGS2 > "$OUT/gpu-training-2.log" 2>&1) &
+  train_pid2=$!
+fi
+# The webgpu steps come first in each training check: wait for them (at most 180 s) so they don't overlap GPU timings.
+for log in ${train_pid:+gpu-training.log} ${train_pid2:+gpu-training-2.log}; do
+  for _ in $(seq 180); do
+    grep -q "train webgpu step ${M2_GPU_TRAIN_WAIT_STEP:-2}\|ERROR" "$OUT/$log" 2>/dev/null && break
+    sleep 1
+  done
+done
 
 if [ "${M2_GPU_SKIP_CHECKS:-0}" != 1 ]; then
   (cd "$work" && timeout "${M2_GPU_ENTRY_TIMEOUT:-240}" ./node gpu-entry.mjs "$OUT/gpu-results.json" ${M2_GPU_ENTRY_ARGS:-}) 2>&1 | tee "$OUT/gpu-entry.log"
@@ -109,8 +121,9 @@ if [ -f "$work/m2.mjs" ] && [ -f "$runs" ]; then
   done
 fi
 
-if [ -n "$train_pid" ]; then
-  echo "== waiting for the training check (pid $train_pid)"
-  wait "$train_pid"
-  tail -20 "$OUT/gpu-training.log"
-fi
+for pid in $train_pid $train_pid2; do
+  echo "== waiting for the training check (pid $pid)"
+  wait "$pid"
+done
+[ -n "$train_pid" ] && tail -20 "$OUT/gpu-training.log"
+[ -n "$train_pid2" ] && tail -20 "$OUT/gpu-training-2.log"
