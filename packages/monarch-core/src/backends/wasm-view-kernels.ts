@@ -186,47 +186,26 @@ const transpose: KernelFunc = (args) => {
   const { inputs, attrs, backend } = args;
   const x = inputs['x'] as TensorInfo;
   const { perm } = attrs as unknown as { perm: number[] };
-  const rank = x.shape.length;
-  if (x.dtype === 'string' || !isTiledTranspose(x.shape, perm)) return original(tf.Transpose, args);
+  // float32 only, so that the copy loop stays monomorphic (V8 slows down a loop that has seen several array types).
+  if (x.dtype !== 'float32' || !isTiledTranspose(x.shape, perm)) return original(tf.Transpose, args);
   const wasm = backend as unknown as WasmBackendLike;
+  const rank = x.shape.length;
   const outShape = perm.map((p) => x.shape[p]!);
   const out = wasm.makeOutput(outShape, x.dtype);
-  const size = tf.util.sizeFromShape(outShape);
-  if (size === 0) return out;
-  const src = wasm.typedArrayFromHeap(x);
-  const dst = wasm.typedArrayFromHeap({ ...out, shape: outShape });
   const inStrides = [...tf.util.computeStrides(x.shape), 1];
   const outStrides = [...tf.util.computeStrides(outShape), 1];
-  // Output axis a reads x with stride inStrides[perm[a]]. Axis `q` is where x's last (contiguous) axis lands.
-  const q = perm.indexOf(rank - 1);
   const last = rank - 1;
-  const rows = outShape[q]!; // contiguous in x
-  const cols = outShape[last]!; // contiguous in out
-  const rowStrideIn = 1;
-  const colStrideIn = inStrides[perm[last]!]!;
-  const rowStrideOut = outStrides[q]!;
-  // Odometer over the other output axes.
+  const q = perm.indexOf(last); // the output axis that reads x contiguously
+  // Start offsets (in x and out) of every [rows, cols] plane: an odometer over the other output axes.
   const others = outShape.map((_, a) => a).filter((a) => a !== q && a !== last);
+  const planes = others.reduce((n, a) => n * outShape[a]!, 1);
+  const inBases = new Int32Array(planes);
+  const outBases = new Int32Array(planes);
   const index = new Array<number>(others.length).fill(0);
-  let inBase = 0;
-  let outBase = 0;
-  for (;;) {
-    for (let r0 = 0; r0 < rows; r0 += TILE) {
-      const r1 = Math.min(rows, r0 + TILE);
-      for (let c0 = 0; c0 < cols; c0 += TILE) {
-        const c1 = Math.min(cols, c0 + TILE);
-        for (let r = r0; r < r1; r++) {
-          let i = inBase + r * rowStrideIn + c0 * colStrideIn;
-          let o = outBase + r * rowStrideOut + c0;
-          for (let c = c0; c < c1; c++) {
-            dst[o++] = src[i]!;
-            i += colStrideIn;
-          }
-        }
-      }
-    }
-    let k = others.length - 1;
-    for (; k >= 0; k--) {
+  for (let plane = 0, inBase = 0, outBase = 0; plane < planes; plane++) {
+    inBases[plane] = inBase;
+    outBases[plane] = outBase;
+    for (let k = others.length - 1; k >= 0; k--) {
       const a = others[k]!;
       index[k]!++;
       inBase += inStrides[perm[a]!]!;
@@ -236,10 +215,37 @@ const transpose: KernelFunc = (args) => {
       outBase -= index[k]! * outStrides[a]!;
       index[k] = 0;
     }
-    if (k < 0) break;
   }
+  const src = wasm.typedArrayFromHeap(x) as Float32Array; // views taken after makeOutput (allocation may grow the heap)
+  const dst = wasm.typedArrayFromHeap({ ...out, shape: outShape }) as Float32Array;
+  transposePlanes(src, dst, inBases, outBases, outShape[q]!, outShape[last]!, outStrides[q]!, inStrides[perm[last]!]!);
   return out;
 };
+
+/**
+ * Copies [rows, cols] planes: dst[outBase + r·rowStrideOut + c] = src[inBase + r + c·colStrideIn], walking TILE × TILE
+ * tiles so that both the strided reads and the contiguous writes stay in cache.
+ */
+function transposePlanes(src: Float32Array, dst: Float32Array, inBases: Int32Array, outBases: Int32Array, rows: number, cols: number, rowStrideOut: number, colStrideIn: number): void {
+  for (let plane = 0; plane < inBases.length; plane++) {
+    const inBase = inBases[plane]!;
+    const outBase = outBases[plane]!;
+    for (let r0 = 0; r0 < rows; r0 += TILE) {
+      const r1 = Math.min(rows, r0 + TILE);
+      for (let c0 = 0; c0 < cols; c0 += TILE) {
+        const c1 = Math.min(cols, c0 + TILE);
+        for (let r = r0; r < r1; r++) {
+          let i = inBase + r + c0 * colStrideIn;
+          let o = outBase + r * rowStrideOut + c0;
+          for (let c = c0; c < c1; c++) {
+            dst[o++] = src[i]!;
+            i += colStrideIn;
+          }
+        }
+      }
+    }
+  }
+}
 
 /** The replacement kernels, by name. */
 export const wasmViewKernels: Record<string, KernelFunc> = {
