@@ -36,7 +36,11 @@ export interface LabelledSplits {
 export function stratifiedSplit(examples: readonly LabelledText[], testFraction: number, seed: number): { train: LabelledText[]; test: LabelledText[] } {
   const rng = new TrainRng(seed);
   const byLabel = new Map<number, LabelledText[]>();
-  for (const e of examples) byLabel.set(e.label, [...(byLabel.get(e.label) ?? []), e]);
+  for (const e of examples) {
+    const group = byLabel.get(e.label);
+    if (group) group.push(e);
+    else byLabel.set(e.label, [e]);
+  }
   const train: LabelledText[] = [];
   const test: LabelledText[] = [];
   for (const label of [...byLabel.keys()].sort((a, b) => a - b)) {
