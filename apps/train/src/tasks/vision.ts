@@ -23,6 +23,7 @@ import {
 import type { ImageClassifier, M2VisionConfig } from '@monarch-mixer/m2-vision';
 import type { TrainTask, TrainingResult } from '../trainer.js';
 import { runTraining } from '../trainer.js';
+import { trainerOptions } from '../run-options.js';
 import { TrainRng } from '../rng.js';
 import { m2FilterGroups } from '../adamw.js';
 import { addCommonTrainFlags, integer, mergeResumeOptions } from '../flags.js';
@@ -241,31 +242,19 @@ async function trainOne(kind: string, data: ImageSplits, flags: VisionTrainFlags
   const cpuStart = process.cpuUsage();
   const loadStart = loadavg()[0];
   try {
-    const result = await runTraining(task, {
+    const result = await runTraining(task, trainerOptions(flags, {
       outDir,
       steps,
-      maxMinutes: flags.maxMinutes,
-      seed: flags.seed,
       optimizer: {
-        lr: flags.lr ?? VISION_DEFAULTS.lr,
-        weightDecay: flags.weightDecay ?? VISION_DEFAULTS.weightDecay,
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-8,
-        groups: kind === 'm2' ? m2FilterGroups() : [],
+        lr: flags.lr ?? VISION_DEFAULTS.lr, weightDecay: flags.weightDecay ?? VISION_DEFAULTS.weightDecay,
+        beta1: 0.9, beta2: 0.999, epsilon: 1e-8, groups: kind === 'm2' ? m2FilterGroups() : [],
       },
-      warmupSteps: flags.warmupSteps ?? (Number.isFinite(steps) ? Math.max(1, Math.round(0.03 * steps)) : 100),
-      clipNorm: flags.clipNorm,
-      accumulate: flags.accumulate,
-      evalEvery: flags.evalEvery ?? 0,
-      earlyStopPatience: flags.earlyStop,
-      checkpointEvery: flags.checkpointEvery ?? stepsPerEpoch,
-      keepCheckpoints: flags.keep,
-      resume: flags.resume,
-      progress: flags.progress,
-      jsonFile: undefined,
-      runOptions: { ...flags, command: 'vision', model: kind },
-    });
+      warmupSteps: Number.isFinite(steps) ? Math.max(1, Math.round(0.03 * steps)) : 100,
+      evalEvery: 0,
+      checkpointEvery: stepsPerEpoch,
+      jsonFile: null,
+      runOptions: { command: 'vision', model: kind },
+    }));
     const run: VisionRun = {
       model: kind,
       params,
