@@ -151,7 +151,10 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
         const tooLarge = candidate.largestBytes > gpu!.limits.maxStorageBufferBindingSize;
         failures.push(`${candidate.label.split(' L=')[0]} fails${tooLarge ? `: ${what} = ${(candidate.largestBytes / 2 ** 30).toFixed(1)} GiB > maxStorageBufferBindingSize ${(gpu!.limits.maxStorageBufferBindingSize / 2 ** 30).toFixed(1)} GiB` : ''} (${error})`);
         log(`L=${length}: ${failures[failures.length - 1]}`);
-        if (candidate.key === 'eager') eagerFailedAt = `L=${length}`;
+        if (candidate.key === 'eager' && tooLarge) eagerFailedAt = `L=${length}`;
+        // A failed run's buffers (invalid ones included) went back to tfjs-webgpu's pool: drop them, or the next
+        // model would be handed the invalid buffers and fail as well.
+        await releaseWebGpuPool();
       }
     }
     const timed = await timeInterleaved(runnable, repeats);
@@ -165,6 +168,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     if (m2Time === undefined) {
       attention.dispose();
       ids.dispose();
+      if (gpu !== undefined) await releaseWebGpuPool();
       rows.push({
         backend, L: length, batch, layers, head: headKind, m2_tokens_per_s: Number.NaN, attention_tokens_per_s: null, attention_eager_tokens_per_s: null,
         m2_flops: m2BertForwardFlops(batch, length, layers, withHead), m2_gflops: Number.NaN, m2_peak_bytes: Number.NaN,
@@ -190,6 +194,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     }
     attention.dispose();
     ids.dispose();
+    if (gpu !== undefined) await releaseWebGpuPool();
     const flops = m2BertForwardFlops(batch, length, layers, withHead);
     rows.push({
       backend, L: length, batch, layers, head: headKind,
@@ -222,6 +227,27 @@ function randomIds(batch: number, length: number, vocab: number, seed: number): 
 /** The webgpu backend's GPUDevice when webgpu is active, else undefined. */
 function webGpuDevice(): GPUDevice | undefined {
   return tf.getBackend() === 'webgpu' ? (tf.backend() as unknown as { device: GPUDevice }).device : undefined;
+}
+
+/**
+ * Destroys the GPU buffers tfjs-webgpu keeps in its pool of free buffers (it never returns them), so that what one
+ * length allocated (e.g. a failed eager-attention attempt's ~100 GB of scores) does not exhaust memory at the next.
+ * Waits for the queue first (a tiny read), so no pending command uses them.
+ */
+async function releaseWebGpuPool(): Promise<void> {
+  await tf.tidy(() => tf.zeros([1])).data();
+  type Pool = { freeBuffers?: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number };
+  const pool = (tf.backend() as unknown as { bufferManager?: Pool }).bufferManager;
+  if (pool?.freeBuffers === undefined) return;
+  // Empty each size's list but keep the keys: tfjs-webgpu treats an empty map as a disposed manager.
+  for (const buffers of pool.freeBuffers.values()) {
+    for (const buffer of buffers) {
+      pool.numBytesAllocated -= buffer.size;
+      buffer.destroy();
+    }
+    buffers.length = 0;
+  }
+  pool.numFreeBuffers = 0;
 }
 
 /**

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../errors.js';
 import { blockDiagMatmulReference, expectTensorsClose } from '../testing.js';
-import { blockDiagMatmulKernel, blockDiagShader } from './webgpu-blockdiag.js';
+import { blockDiagMatmulKernel, blockDiagShader, blockDiagTile, blockDiagWorkgroupBytes } from './webgpu-blockdiag.js';
 
 function random(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
@@ -61,5 +61,18 @@ describe('blockDiagMatmulKernel', () => {
       expect(code.match(/workgroupBarrier\(\)/g)).toHaveLength(2);
       expect(code.match(/= fma\(/g)).toHaveLength(16);
     }
+  });
+
+  it('counts the workgroup memory the shaders declare; the fallback tile fits WebGPU\'s default 16 KiB', () => {
+    for (const mode of ['forward', 'inputGrad', 'weightGrad'] as const) {
+      for (const tile of [blockDiagTile, { tm: 8, tn: 8, tk: 8 }, { tm: 4, tn: 4, tk: 32 }]) {
+        const declared = [...blockDiagShader(mode, tile).matchAll(/var<workgroup> \w+ : array<f32, (\d+)>/g)].map((m) => Number(m[1]));
+        expect(declared).toHaveLength(2);
+        expect(blockDiagWorkgroupBytes(mode, tile)).toBe(4 * (declared[0]! + declared[1]!));
+      }
+      expect(blockDiagWorkgroupBytes(mode, { tm: 8, tn: 8, tk: 8 })).toBeLessThanOrEqual(16384);
+    }
+    // The default tile's forward and input-gradient kernels pad one tile by a float per row: 16 448 bytes.
+    expect(blockDiagWorkgroupBytes('forward', blockDiagTile)).toBe(16 * (129 + 128) * 4);
   });
 });

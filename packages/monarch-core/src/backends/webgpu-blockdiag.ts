@@ -192,9 +192,26 @@ function weightGradSplits(gemm: Gemm, tile: BlockDiagTile): number {
   return Math.max(1, Math.min(Math.ceil(512 / workgroups), Math.ceil(gemm.k / 256)));
 }
 
-/** Runs one product on the webgpu backend with `tile`. */
+/** Bytes of workgroup memory the kernel of `mode` stages with `tile` (the two padded tiles of blockDiagShader). */
+export function blockDiagWorkgroupBytes(mode: Mode, tile: BlockDiagTile): number {
+  const strideA = mode !== 'weightGrad' ? 16 * tile.tm + 1 : 16 * tile.tm;
+  const strideB = mode !== 'inputGrad' ? 16 * tile.tn : 16 * tile.tn + 1;
+  return 4 * tile.tk * (strideA + strideB);
+}
+
+/** Tile staged half as deep (8 KiB of workgroup memory) for devices at WebGPU's default 16 KiB limit. */
+const shallowTile: BlockDiagTile = { tm: 8, tn: 8, tk: 8 };
+
+/**
+ * Runs one product on the webgpu backend with `tile`. The default tile needs just over 16 KiB of workgroup memory
+ * (WebGPU's guaranteed minimum); on a device that grants no more, the kernel stages 8 deep instead.
+ */
 export function runBlockDiagWebGpu(backend: object, mode: Mode, a: TensorInfo, b: TensorInfo,
-  blockShape: { nb: number; bi: number; bo: number }, tile: BlockDiagTile = blockDiagTile): TensorInfo {
+  blockShape: { nb: number; bi: number; bo: number }, tile?: BlockDiagTile): TensorInfo {
+  if (tile === undefined) {
+    const limit = (backend as { device?: GPUDevice }).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
+    tile = blockDiagWorkgroupBytes(mode, blockDiagTile) <= limit ? blockDiagTile : shallowTile;
+  }
   const gpu = backend as WebGpuBackendLike;
   const { nb, bi, bo } = blockShape;
   const rows = a.shape[0];
