@@ -6,11 +6,10 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 tf.env().set('PROD', true);
 const backend = process.env.M2_TEST_BACKEND ?? 'cpu';
 if (backend === 'wasm') {
-  const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  const { createRequire } = await import('node:module');
-  const { dirname } = await import('node:path');
-  const require = createRequire(import.meta.url);
-  wasm.setWasmPaths(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm')) + '/');
+  // The project's own wasm set-up: wasm paths, and the kernels the stock backend lacks (training) or runs slowly.
+  const { setupBackend } = await import('../src/backends/setup-backend.js');
+  await setupBackend('wasm', { threads: 1 });
+} else {
+  await tf.setBackend(backend);
 }
-await tf.setBackend(backend);
 await tf.ready();
