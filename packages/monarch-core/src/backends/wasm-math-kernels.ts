@@ -130,7 +130,7 @@ export const wasmMathKernels: readonly KernelConfig[] = [
 ];
 
 /**
- * Registers {@link wasmMathKernels} for the `wasm` backend: replaces its Erf (same results to 2e-7, gradients
+ * Registers the kernels in `wasmMathKernels` for the `wasm` backend: replaces its Erf (same results to 2e-7, gradients
  * unchanged: they are registered per kernel name) and adds the fused GELU gate used by {@link geluGate}. Idempotent.
  *
  * @returns The kernel names registered by this call ([] if already done or the wasm backend is absent).
