@@ -36,6 +36,8 @@ export { registerGradients } from './backends/register-gradients.js';
 export { registerWasmTrainingKernels, wasmTrainingKernels } from './backends/wasm-kernels.js';
 export { registerWasmViewKernels } from './backends/wasm-view-kernels.js';
 export { geluGate, registerWasmMathKernels } from './backends/wasm-math-kernels.js';
+export { guardWasmAllocations } from './backends/wasm-heap-guard.js';
+export type { WasmAllocatingBackend } from './backends/wasm-heap-guard.js';
 export { probeWebGpu, hasVulkanLoader } from './backends/webgpu-node.js';
 export type { GpuProbe } from './backends/webgpu-node.js';
 export { loadStateDictFile, detectCheckpointFormat } from './io/load-state-dict-file.js';

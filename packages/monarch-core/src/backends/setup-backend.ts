@@ -5,6 +5,7 @@ import { BackendError } from '../errors.js';
 import { importRuntime, isNode, registerGradients } from './register-gradients.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { registerWasmMathKernels } from './wasm-math-kernels.js';
+import { guardWasmAllocations } from './wasm-heap-guard.js';
 import { registerWasmViewKernels } from './wasm-view-kernels.js';
 import { WASM_MAX_THREADS, installWasmThreadsShim } from './wasm-threads-shim.js';
 import { firstLine, probeWebGpu } from './webgpu-node.js';
@@ -144,6 +145,7 @@ async function setupWasm(options: SetupBackendOptions): Promise<Omit<BackendInfo
   } finally {
     shim?.finish();
   }
+  guardWasmAllocations(); // a full 4 GiB heap: one-line error instead of silent heap corruption
   registerWasmTrainingKernels();
   registerWasmViewKernels(); // Slice/SplitV/Unpack that copy only their output, fast GatherV2/Transpose (perf)
   registerWasmMathKernels(); // fast Erf and the fused GELU gate (perf)
