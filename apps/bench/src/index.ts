@@ -17,12 +17,14 @@ export interface BenchFlags {
   json?: string;
   markdown?: string;
   plot?: string;
+  threads?: string;
 }
 
-/** Adds `--backend`, `--json`, `--markdown`, `--plot` to a suite command. */
+/** Adds `--backend`, `--threads`, `--json`, `--markdown`, `--plot` to a suite command. */
 export function withCommonFlags(command: Command): Command {
   return command
     .option('--backend <name>', 'auto | cpu | wasm | webgpu | tensorflow', 'auto')
+    .option('--threads <n>', 'wasm worker threads (default: one per CPU)')
     .option('--json <file>', 'write the rows as JSON')
     .option('--markdown <file>', 'write the rows as a markdown table')
     .option('--plot <file>', 'write an SVG plot');
@@ -38,7 +40,8 @@ export async function reportRows(flags: BenchFlags, rows: Array<Record<string, u
 
 /** Starts the requested backend and says which one runs. */
 export async function startBench(flags: BenchFlags): Promise<string> {
-  const info = await setupBackend(flags.backend);
+  const threads = flags.threads === undefined ? undefined : parseIntList('--threads', flags.threads)[0];
+  const info = await setupBackend(flags.backend, threads === undefined ? {} : { threads });
   process.stderr.write(`backend: ${info.description}\n`);
   return info.name;
 }

@@ -4,6 +4,7 @@
 // attention with the materialised [B, heads, L, L] softmax ('eager', the paper's baseline). Encoder + MLM head at
 // every position, as the original benchmark_fwd.py times it.
 import * as tf from '@tensorflow/tfjs-core';
+import { BackendError } from '@monarch-mixer/monarch-core';
 import { M2Bert } from '@monarch-mixer/m2-bert';
 import { geluExact, layerNorm } from '@monarch-mixer/m2-layers';
 import { AttentionBertBaseline, attentionBertFlops } from '../baselines/attention-bert.js';
@@ -44,7 +45,11 @@ export interface BertSuiteOptions {
   repeats?: number;
   /** Time eager attention only up to this L (longer rows get null). Default: no limit. */
   eagerMaxLength?: number;
-  /** Skip eager attention when its [B, 12, L, L] scores exceed this many bytes. Default 4 GiB. */
+  /**
+   * Skip eager attention when its [B, 12, L, L] scores exceed this many bytes. Default 4 GiB; 512 MiB on wasm, whose
+   * 32-bit heap (≤ 4 GiB in all) must hold the scores several times over: past that tfjs-wasm's allocator fails and
+   * its heap is corrupted (a `memory access out of bounds` at a later dispose) instead of an out-of-memory error.
+   */
   eagerScoreLimitBytes?: number;
   /** Skip a model at a length once one forward takes longer than this (ms). Default 120 000. */
   slowLimitMs?: number;
@@ -75,9 +80,10 @@ export function m2BertForwardFlops(batch: number, length: number, layers: number
 
 /** Runs the suite: for each L, M2 then fast attention then eager attention, in one process. */
 export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]> {
-  const { lengths, layers, batch, head: headKind = 'mlm', repeats: timedRuns = 3, eagerScoreLimitBytes = 4 * 2 ** 30, slowLimitMs = 120_000, log = () => {} } = options;
+  const { lengths, layers, batch, head: headKind = 'mlm', repeats: timedRuns = 3, slowLimitMs = 120_000, log = () => {} } = options;
   const withHead = headKind === 'mlm';
   const backend = tf.getBackend();
+  const eagerScoreLimitBytes = options.eagerScoreLimitBytes ?? (backend === 'wasm' ? 512 * 2 ** 20 : 4 * 2 ** 30);
   const rows: BertRow[] = [];
   let attentionTooSlow = false;
   let eagerTooSlow = false;
@@ -138,23 +144,26 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     // webgpu: a model with a tensor over the binding limit runs once under an error scope first; if WebGPU rejects it
     // (the error would otherwise only be printed, with garbage results), it is recorded as failed and not timed.
     const failures: string[] = [];
+    if (!eagerTooSlow && gpu === undefined && scoreBytes > eagerScoreLimitBytes && length <= (options.eagerMaxLength ?? Infinity)) {
+      failures.push(`eager attention not run: its [${batch}, ${BASE.numHeads}, ${length}, ${length}] scores (${(scoreBytes / 2 ** 30).toFixed(2)} GiB) exceed the ${(eagerScoreLimitBytes / 2 ** 30).toFixed(2)} GiB this backend's heap allows`);
+    }
     if (runEager && eagerFailedAt !== undefined) {
       failures.push(`eager attention not run: its [${batch}, ${BASE.numHeads}, ${length}, ${length}] scores (${(scoreBytes / 2 ** 30).toFixed(1)} GiB) are larger than at ${eagerFailedAt}, where it failed`);
     }
     const runnable: typeof candidates = [];
     for (const candidate of candidates) {
       // Every model runs once under the error scopes on webgpu (a silently failed run would time garbage).
-      const error = gpu !== undefined ? await webGpuFailure(gpu, candidate.run) : undefined;
+      const error = gpu !== undefined ? await webGpuFailure(gpu, candidate.run) : backend === 'wasm' ? heapFailure(candidate.run) : undefined;
       if (error === undefined) runnable.push(candidate);
       else {
         const what = candidate.key === 'eager' ? `[${batch}, ${BASE.numHeads}, ${length}, ${length}] scores` : `[${batch * length}, ${BASE.vocabSize}] logits`;
-        const tooLarge = candidate.largestBytes > gpu!.limits.maxStorageBufferBindingSize;
+        const tooLarge = gpu !== undefined && candidate.largestBytes > gpu.limits.maxStorageBufferBindingSize;
         failures.push(`${candidate.label.split(' L=')[0]} fails${tooLarge ? `: ${what} = ${(candidate.largestBytes / 2 ** 30).toFixed(1)} GiB > maxStorageBufferBindingSize ${(gpu!.limits.maxStorageBufferBindingSize / 2 ** 30).toFixed(1)} GiB` : ''} (${error})`);
         log(`L=${length}: ${failures[failures.length - 1]}`);
         if (candidate.key === 'eager' && tooLarge) eagerFailedAt = `L=${length}`;
         // A failed run's buffers (invalid ones included) went back to tfjs-webgpu's pool: drop them, or the next
         // model would be handed the invalid buffers and fail as well.
-        await releaseWebGpuPool();
+        if (gpu !== undefined) await releaseWebGpuPool();
       }
     }
     const timed = await timeInterleaved(runnable, repeats);
@@ -254,6 +263,20 @@ async function releaseWebGpuPool(): Promise<void> {
  * Runs `run` once under WebGPU validation and out-of-memory error scopes and returns the first error's message
  * (undefined when it ran). WebGPU reports such errors asynchronously instead of throwing.
  */
+/**
+ * Runs a model once on wasm: the message of the BackendError it throws when the 4 GiB heap is full (monarch-core's
+ * allocation guard), else undefined. Any other error propagates.
+ */
+function heapFailure(run: () => tf.Tensor | tf.Tensor[]): string | undefined {
+  try {
+    tf.dispose(run());
+    return undefined;
+  } catch (error) {
+    if (error instanceof BackendError) return error.message;
+    throw error;
+  }
+}
+
 async function webGpuFailure(device: GPUDevice, run: () => tf.Tensor | tf.Tensor[]): Promise<string | undefined> {
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
