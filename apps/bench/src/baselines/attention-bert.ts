@@ -155,10 +155,12 @@ export class AttentionBertBaseline {
       const perHead = Array.from({ length: heads }, (_, i) => {
         const kT = tf.matMul(w.wkT[i], xT); // [dh, L]
         const v = tf.matMul(x, w.wv[i]); // [L, dh]
-        const parts = chunks.map((xc) => {
+        // Each chunk in its own tidy: its [chunk, L] scores and softmax are freed at once, so the live memory is one
+        // chunk's scores, not all heads' (12 × L² floats would not fit the 4 GiB wasm heap at L = 8192).
+        const parts = chunks.map((xc) => tf.tidy(() => {
           const q = tf.mul(tf.matMul(xc, w.wq[i]), scale); // [chunk, dh]
           return tf.matMul(tf.softmax(tf.matMul(q, kT)), v); // [chunk, L] → [chunk, dh]
-        });
+        }));
         return parts.length === 1 ? parts[0] : tf.concat(parts, 0);
       });
       return tf.concat(perHead, 1); // [L, d]
