@@ -158,6 +158,16 @@ export abstract class M2Layer extends tfl.layers.Layer {
     return list[0]!;
   }
 
+  /**
+   * `computeOutputShape` of a layer that maps [B, L, modelDim] to the same shape: checks the (first) input shape
+   * with {@link M2Layer.checkSequenceInput} and returns it.
+   */
+  protected sequenceOutputShape(inputShape: LayerShape | LayerShape[], modelDim: number, maxLength?: number): LayerShape {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as LayerShape;
+    this.checkSequenceInput({ shape }, modelDim, maxLength);
+    return shape;
+  }
+
   /** Throws a one-line ShapeError unless `x` is [B, L, modelDim] with L ≤ maxLength (when given). */
   protected checkSequenceInput(x: { shape: readonly (number | null)[] }, modelDim: number, maxLength?: number): void {
     const who = `${this.getClassName()} '${this.name}'`;

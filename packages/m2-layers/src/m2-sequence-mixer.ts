@@ -338,9 +338,7 @@ export class M2SequenceMixer extends M2Layer {
   }
 
   override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as LayerShape;
-    this.checkSequenceInput({ shape }, this.modelDim, this.maxLength);
-    return shape;
+    return this.sequenceOutputShape(inputShape, this.modelDim, this.maxLength);
   }
 
   override getConfig(): Record<string, any> {

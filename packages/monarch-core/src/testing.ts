@@ -28,6 +28,25 @@ function isTfTensor(t: TensorLike): t is Tensor {
 }
 
 /**
+ * Seeded uniform values in [−1, 1) from a 32-bit linear congruential generator: the same numbers on every platform,
+ * cheap enough for the large random inputs of backend-vs-backend checks.
+ * @param n - How many values.
+ * @param seed - Seed (any integer).
+ * @returns A new Float32Array of length n.
+ * @example
+ * seededUniform(3, 7).length; // → 3
+ */
+export function seededUniform(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/**
  * Reads any {@link TensorLike} into a float64 copy.
  *
  * Shapes: any → same

@@ -2,7 +2,7 @@
 // kernels we add for training (UnsortedSegmentSum → gradient of gather).
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectTensorsClose } from '../testing.js';
+import { expectTensorsClose, seededUniform } from '../testing.js';
 import { setupBackend } from './setup-backend.js';
 import type { BackendInfo } from './setup-backend.js';
 
@@ -17,16 +17,7 @@ afterAll(async () => {
   await tf.setBackend(previous);
 });
 
-/** Seeded uniform values in [-1, 1). */
-function random(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+const random = seededUniform;
 
 /** Runs `f` on the cpu backend and returns its result's values and shape. */
 async function onCpu(f: () => tf.Tensor): Promise<{ shape: number[]; data: Float32Array }> {

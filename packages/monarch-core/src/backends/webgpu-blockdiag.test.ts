@@ -3,18 +3,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../errors.js';
-import { blockDiagMatmulReference, expectTensorsClose } from '../testing.js';
+import { blockDiagMatmulReference, expectTensorsClose, seededUniform } from '../testing.js';
 import { blockDiagMatmulKernel, blockDiagShader, blockDiagTile, blockDiagWorkgroupBytes } from './webgpu-blockdiag.js';
 
-function random(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+const random = seededUniform;
 
 describe('blockDiagMatmulKernel', () => {
   const [rows, nb, bi, bo] = [7, 3, 5, 4];

@@ -2,7 +2,7 @@
 // with 2^18 rows; tooling/gpu/entry.ts checks it on a GPU).
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expectTensorsClose } from '../testing.js';
+import { expectTensorsClose, seededUniform } from '../testing.js';
 import { largeSumKernel, largeTransposeKernel, tallMatMulKernel } from './webgpu-tall-matmul.js';
 
 const original = tf.getKernel(tf.BatchMatMul, 'cpu')!;
@@ -17,15 +17,7 @@ afterAll(() => {
   tf.registerKernel(originalTranspose);
 });
 
-function random(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
+const random = seededUniform;
 
 /** float64 reference of a · b (or a · bᵀ). */
 function reference(a: Float32Array, b: Float32Array, m: number, k: number, n: number, transposeB: boolean) {
