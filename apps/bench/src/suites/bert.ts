@@ -364,9 +364,9 @@ export function costExponent(points: Array<[number, number]>): number | null {
 /** A markdown section with the fitted cost exponents (time per forward ∝ L^e) and the M2/attention ratios. */
 export function bertExponents(rows: BertRow[]): string {
   const fit = (column: 'm2_tokens_per_s' | 'attention_tokens_per_s' | 'attention_eager_tokens_per_s') =>
-    costExponent(rows.filter((r) => r[column] !== null).map((r) => [r.L, (r.batch * r.L) / r[column]!]));
+    costExponent(rows.filter((r) => r[column] !== null && Number.isFinite(r[column])).map((r) => [r.L, (r.batch * r.L) / r[column]!])); // failed rows (NaN) left out
   const text = (e: number | null) => (e === null ? '–' : e.toFixed(2));
-  const ratio = (a: number, b: number | null) => (b === null ? '–' : `${(a / b).toFixed(2)}×`);
+  const ratio = (a: number, b: number | null) => (b === null || !Number.isFinite(a) ? '–' : `${(a / b).toFixed(2)}×`);
   return [
     '',
     `Fitted cost exponents (forward time ∝ L^e over L = ${rows.map((r) => r.L).join(', ')}): M2 ${text(fit('m2_tokens_per_s'))}, ` +
