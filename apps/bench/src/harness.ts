@@ -25,28 +25,30 @@ export interface TimeOptions {
   budgetMs?: number;
 }
 
+/** One run: milliseconds until its outputs are read back (asynchronous backends finish), then the outputs are freed. */
+async function timeOnce(run: () => tf.Tensor | tf.Tensor[]): Promise<number> {
+  const start = performance.now();
+  const out = run();
+  const outs = Array.isArray(out) ? out : [out];
+  await Promise.all(outs.map((t) => t.data()));
+  const ms = performance.now() - start;
+  tf.dispose(outs);
+  return ms;
+}
+
 /**
  * Times `run`, which must return the tensors it produced; they are read back (`await data()`) inside the timing,
  * so asynchronous backends are measured to completion, then disposed. Throws if live tensors grow.
  */
 export async function timeIt(label: string, run: () => tf.Tensor | tf.Tensor[], options: TimeOptions = {}): Promise<Timing> {
   const { warmup = 1, repeats = 5, budgetMs = 60_000 } = options;
-  const once = async (): Promise<number> => {
-    const start = performance.now();
-    const out = run();
-    const outs = Array.isArray(out) ? out : [out];
-    await Promise.all(outs.map((t) => t.data()));
-    const ms = performance.now() - start;
-    tf.dispose(outs);
-    return ms;
-  };
-  for (let i = 0; i < warmup; i++) await once();
+  for (let i = 0; i < warmup; i++) await timeOnce(run);
   const before = tf.memory().numTensors;
   const runsMs: number[] = [];
   let peakBytes = tf.memory().numBytes;
   const startAll = performance.now();
   for (let i = 0; i < repeats; i++) {
-    runsMs.push(await once());
+    runsMs.push(await timeOnce(run));
     peakBytes = Math.max(peakBytes, (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0, tf.memory().numBytes);
     if (i >= 1 && performance.now() - startAll > budgetMs) break;
   }
@@ -62,23 +64,14 @@ export async function timeIt(label: string, run: () => tf.Tensor | tf.Tensor[], 
  */
 export async function timeInterleaved(runs: Array<{ label: string; run: () => tf.Tensor | tf.Tensor[] }>, options: TimeOptions = {}): Promise<Timing[]> {
   const { warmup = 1, repeats = 5, budgetMs = 60_000 } = options;
-  const once = async (run: () => tf.Tensor | tf.Tensor[]): Promise<number> => {
-    const start = performance.now();
-    const out = run();
-    const outs = Array.isArray(out) ? out : [out];
-    await Promise.all(outs.map((t) => t.data()));
-    const ms = performance.now() - start;
-    tf.dispose(outs);
-    return ms;
-  };
-  for (const r of runs) for (let i = 0; i < warmup; i++) await once(r.run);
+  for (const r of runs) for (let i = 0; i < warmup; i++) await timeOnce(r.run);
   const before = tf.memory().numTensors;
   const results = runs.map(() => ({ runsMs: [] as number[], peakBytes: tf.memory().numBytes }));
   for (let i = 0; i < repeats; i++) {
     for (const [k, r] of runs.entries()) {
       const res = results[k]!;
       if (i >= 1 && res.runsMs.some((ms) => ms > budgetMs)) continue;
-      res.runsMs.push(await once(r.run));
+      res.runsMs.push(await timeOnce(r.run));
       res.peakBytes = Math.max(res.peakBytes, (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0, tf.memory().numBytes);
     }
   }
