@@ -371,17 +371,10 @@ export function convPairWithSpectra(a: Tensor3D, sa: ConvKernelSpectrum, b: Tens
   checkSkip(op, db, channels);
   const { plan } = sa;
   const { n } = plan;
-  const digits = Math.ceil(length / (n / plan.radices[0]));
-  const width = digits * (n / plan.radices[0]);
+  const { digits, width } = rowLayout(plan, length);
   return tf.tidy(() => {
-    const spectrum = (x: Tensor, s: ConvKernelSpectrum) => {
-      let rows = tf.reshape(x, [batch * channels, length]);
-      if (width > length) rows = tf.pad(rows, [[0, 0], [0, width - length]]); // [B·C, width]
-      const sx = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
-      return complexMul({ re: tf.reshape(sx.re, [batch, channels * n]), im: tf.reshape(sx.im, [batch, channels * n]) }, s.re, s.im);
-    };
-    const pa = spectrum(a, sa);
-    const pb = spectrum(b, sb);
+    const pa = spectrumProduct(a, sa);
+    const pb = spectrumProduct(b, sb);
     // A·Ŝa + i·B·Ŝb: its inverse is ya + i·yb (both real).
     const both = { re: tf.reshape(tf.sub(pa.re, pb.im), [-1, n]), im: tf.reshape(tf.add(pa.im, pb.re), [-1, n]) };
     const y = inverseDft(both, plan, { realOutput: false, digits }) as Complex; // [B·C, width]
@@ -391,6 +384,28 @@ export function convPairWithSpectra(a: Tensor3D, sa: ConvKernelSpectrum, b: Tens
     };
     return [finish(y.re, a, da), finish(y.im, b, db)];
   });
+}
+
+/** The rows a Monarch DFT of length L reads: d_1 values that hold data (`digits`) and the padded row `width`. */
+function rowLayout(plan: DftPlan, length: number): { digits: number; width: number } {
+  const rest = plan.n / plan.radices[0]; // M_1
+  const digits = Math.ceil(length / rest);
+  return { digits, width: digits * rest };
+}
+
+/**
+ * T(x) ⊙ K̂: the forward Monarch DFT of x's rows (real input, zero half skipped) times a pre-transformed kernel, in
+ * the digit-reversed layout. Shapes: x [B, C, L] → complex [B, C·N].
+ */
+function spectrumProduct(x: Tensor3D, spectrum: ConvKernelSpectrum): Complex {
+  const [batch, channels, length] = x.shape;
+  const { plan } = spectrum;
+  const { digits, width } = rowLayout(plan, length);
+  let rows: Tensor = tf.reshape(x, [batch * channels, length]);
+  if (width > length) rows = tf.pad(rows, [[0, 0], [0, width - length]]); // [B·C, width]
+  const sx = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
+  const cn = channels * plan.n;
+  return complexMul({ re: tf.reshape(sx.re, [batch, cn]), im: tf.reshape(sx.im, [batch, cn]) }, spectrum.re, spectrum.im);
 }
 
 /**
@@ -417,13 +432,9 @@ export function convWithSpectrum(u: Tensor3D, spectrum: ConvKernelSpectrum, skip
   checkSkip(op, skip, channels);
   const { plan } = spectrum;
   const { n } = plan;
-  const digits = Math.ceil(length / (n / plan.radices[0]));
-  const width = digits * (n / plan.radices[0]);
+  const { digits, width } = rowLayout(plan, length);
   return tf.tidy(() => {
-    let rows = tf.reshape(u, [batch * channels, length]);
-    if (width > length) rows = tf.pad(rows, [[0, 0], [0, width - length]]); // [B·C, width]
-    const su = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
-    const product = complexMul({ re: tf.reshape(su.re, [batch, channels * n]), im: tf.reshape(su.im, [batch, channels * n]) }, spectrum.re, spectrum.im);
+    const product = spectrumProduct(u, spectrum);
     let y = inverseDft({ re: tf.reshape(product.re, [-1, n]), im: tf.reshape(product.im, [-1, n]) }, plan, { realOutput: true, digits }) as Tensor;
     if (width > length) y = tf.slice(y, [0, 0], [-1, length]); // [B·C, L]
     const out = tf.reshape(y, [batch, channels, length]);
