@@ -12,6 +12,7 @@ import { ShapeError } from './errors.js';
 import { complexMul, forwardDft, inverseDft } from './monarch-dft.js';
 import type { Complex } from './monarch-dft.js';
 import { checkRank, checkTensor, shapeText } from './validate.js';
+import { webGpuConvKernelSpectrum, webGpuConvPairWithSpectra, webGpuConvWithSpectrum, webGpuLongConv } from './backends/webgpu-long-conv.js';
 
 /** Options of {@link fftConv}. */
 export interface FftConvOptions {
@@ -162,6 +163,8 @@ function phaseConj(a: Complex, plan: DftPlan): Complex {
  * for kr after conj-phasing); dD = Σ_{b,n} dy⊙u.
  */
 function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, order: number | undefined, reverseKernel?: Tensor2D): Tensor3D {
+  const fused = webGpuLongConv(u, kernel, skip, reverseKernel); // webgpu: fused WGSL kernels (backends/webgpu-long-conv.ts)
+  if (fused !== undefined) return fused;
   const [batch, channels, length] = u.shape;
   const kernelLength = kernel.shape[1];
   const plan = convPlan(length, order);
@@ -313,6 +316,8 @@ export function convKernelSpectrum(kf: Tensor2D, kr?: Tensor2D, options: FftConv
     }
   }
   const plan = convPlan(length, options.order);
+  const fused = webGpuConvKernelSpectrum(kf, kr, plan); // webgpu: one WGSL dispatch, the fused kernels' layout
+  if (fused !== undefined) return fused;
   const digits = Math.ceil(length / (plan.n / plan.radices[0]));
   const width = digits * (plan.n / plan.radices[0]);
   const [re, im] = tf.tidy(() => {
@@ -369,6 +374,8 @@ export function convPairWithSpectra(a: Tensor3D, sa: ConvKernelSpectrum, b: Tens
   }
   checkSkip(op, da, channels);
   checkSkip(op, db, channels);
+  const fused = webGpuConvPairWithSpectra(a, sa, b, sb, da, db); // spectra made on webgpu
+  if (fused !== undefined) return fused;
   const { plan } = sa;
   const { n } = plan;
   const { digits, width } = rowLayout(plan, length);
@@ -430,6 +437,8 @@ export function convWithSpectrum(u: Tensor3D, spectrum: ConvKernelSpectrum, skip
     throw new ShapeError(`${op}: u must have C = ${spectrum.channels} and L = ${spectrum.length} (the spectrum's), got ${shapeText(u.shape)}`, { parameter: 'u', value: u.shape });
   }
   checkSkip(op, skip, channels);
+  const fused = webGpuConvWithSpectrum(u, spectrum, skip); // spectra made on webgpu
+  if (fused !== undefined) return fused;
   const { plan } = spectrum;
   const { n } = plan;
   const { digits, width } = rowLayout(plan, length);

@@ -1,0 +1,632 @@
+// The long convolution y = irfft(rfft(u, N) · K̂)[:L] + D⊙u as fused WGSL kernels for tfjs-backend-webgpu.
+//
+// Stock tfjs runs the Monarch-DFT convolution of fft-conv.ts as ~100 small kernels (matMuls, transposes, twiddle
+// and complex products); on a GPU each costs ~0.3 ms of host time, which is what kept M2-BERT host-bound. Here one
+// workgroup holds a whole row in workgroup memory and one dispatch does the rest:
+//
+//   1. the real row x (L samples, zero-padded to N = 2M ≥ 2L, M a power of two) is read as M complex values
+//      z[m] = x[2m] + i·x[2m+1] (the interleaved row is exactly that layout: no shuffling);
+//   2. a radix-2 decimation-in-frequency FFT of z leaves Z in bit-reversed order in place;
+//   3. each thread takes the frequency pairs (k, M−k) and untangles the real signal's spectrum
+//      X[k] = E[k] + ω_N^k·O[k], E = (Z[k] + Z̄[M−k])/2, O = (Z[k] − Z̄[M−k])/2i (k = 0…M, X[M] included),
+//      multiplies by the kernel spectrum K̂[k] (conjugated for the gradient), and folds the product Y back into
+//      the half-length form W[k] = (Y[k] + Ȳ[M−k]) + i·ω_N^{−k}·(Y[k] − Ȳ[M−k]) of a real inverse transform;
+//   4. a radix-2 decimation-in-time inverse FFT (bit-reversed in, natural out) gives y[2m] + i·y[2m+1] = IFFT(W)[m],
+//      and the first L samples are written with the skip term D⊙u added.
+// No permutation is ever materialised: the bit-reversed order of step 2 is the input order of step 4.
+//
+// Three kernels:
+//   M2FusedLongConv        u [B, C, L] × K̂ [C, M+1, 2] (+ D [C]) → y [B, C, L]; with `conjugate`, the input
+//                          gradient du = corr(dy, k) + D⊙dy from the same spectrum.
+//   M2FusedConvSpectrum    kernels → K̂ [C, M+1, 2]: the kernel row on the N-point circle (kf at lags 0…, kr or a
+//                          kernel longer than L at negative lags) transformed the same way; only k = 0…M is kept.
+//   M2FusedConvKernelGrad  Σ_b corr(dy_b, u_b) per channel (each workgroup loops over the batch, accumulating
+//                          Ĝ·Ū in registers), inverse-transformed and scattered straight into the kernels' gradient
+//                          rows, plus dD = Σ_{b,n} dy⊙u.
+// A row must fit in workgroup memory: 8·M bytes (M = 4096, L ≤ 4096, needs 32 KiB, which SwiftShader and an H200
+// grant). Longer rows, other backends and non-float32 inputs take fft-conv.ts's Monarch path.
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelFunc, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
+import type { DftPlan } from '../dft-plan.js';
+import { BackendError } from '../errors.js';
+
+/** Names of the fused long-convolution kernels (registered for the webgpu backend). */
+export const LONG_CONV_KERNELS = {
+  conv: 'M2FusedLongConv',
+  spectrum: 'M2FusedConvSpectrum',
+  kernelGrad: 'M2FusedConvKernelGrad',
+} as const;
+
+/**
+ * The spectrum of a long-convolution kernel as the fused kernels store it: the kernel's real N-point DFT at
+ * k = 0…M (N = 2M), as [C, M+1, 2] (re, im interleaved). A `ConvKernelSpectrum` made on webgpu carries this one
+ * tensor as both its `re` and its `im` (rank 3 tells it apart from the Monarch layout's rank-1 [C·N] tensors).
+ */
+export interface FusedSpectrumLayout {
+  /** Half the transform size: N = 2M ≥ 2L, M a power of two. */
+  m: number;
+  /** The packed spectrum [C, M+1, 2]. */
+  packed: Tensor3D;
+}
+
+/**
+ * Sizes of the fused transform for sequence length L: M = the power of two ≥ L, N = 2M, and the workgroup memory
+ * one row needs (8·M bytes).
+ *
+ * @param length - L ≥ 1.
+ * @returns `{ m, n, bytes }`.
+ * @example
+ * fusedConvSize(4096); // → { m: 4096, n: 8192, bytes: 32768 }
+ */
+export function fusedConvSize(length: number): { m: number; n: number; bytes: number } {
+  let m = 1;
+  while (m < length) m *= 2;
+  return { m, n: 2 * m, bytes: 8 * m };
+}
+
+/** Threads per workgroup for half-length M. */
+function threadsFor(m: number): number {
+  return Math.min(256, Math.max(32, m >> 1));
+}
+
+/** The kinds of shader this file generates. */
+export type LongConvShaderKind = 'conv' | 'spectrum' | 'kernelGrad';
+
+/** Compile-time switches of a shader. */
+export interface LongConvShaderOptions {
+  /** conv: multiply by conj(K̂) (the input gradient). */
+  conjugate?: boolean;
+  /** conv: add D⊙x; kernelGrad: also output dD. */
+  skip?: boolean;
+  /** spectrum: a reverse kernel kr is an input. */
+  reverse?: boolean;
+}
+
+/**
+ * WGSL (tfjs-webgpu program user code) of one fused kernel for half-length M = 2^log. Inputs by kind:
+ * conv `X, K, W (, D)`; spectrum `KF (, KR), W`; kernelGrad `U, G, W`. `W` holds ω_N^j = (cos, −sin)(2πj/N) for
+ * j < M. Uniforms: rows, channels, seqLen, kLen, rLen, batch.
+ *
+ * @param kind - Which kernel.
+ * @param m - Half the transform size (a power of two).
+ * @param options - Compile-time switches.
+ * @returns The shader body.
+ * @example
+ * longConvShader('conv', 1024, { skip: true }).includes('fn main()'); // → true
+ */
+export function longConvShader(kind: LongConvShaderKind, m: number, options: LongConvShaderOptions = {}): string {
+  const log = Math.round(Math.log2(m));
+  const n = 2 * m;
+  const threads = threadsFor(m);
+  const halfM = m >> 1;
+  const pairsPerThread = Math.ceil((halfM + 1) / threads);
+  const common = `
+  var<workgroup> m2buf : array<f32, ${n}>;
+  const m2Scale : f32 = ${1 / n};
+  struct M2Pair { a : vec2<f32>, b : vec2<f32>, };
+
+  fn m2Get(i : u32) -> vec2<f32> { return vec2<f32>(m2buf[2u * i], m2buf[2u * i + 1u]); }
+  fn m2Set(i : u32, v : vec2<f32>) { m2buf[2u * i] = v.x; m2buf[2u * i + 1u] = v.y; }
+  fn m2Mul(a : vec2<f32>, b : vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
+  fn m2Conj(a : vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x, -a.y); }
+  fn m2Tw(j : u32) -> vec2<f32> { return vec2<f32>(W[2u * j], W[2u * j + 1u]); }
+  fn m2Rev(k : u32) -> u32 { return ${log === 0 ? '0u' : `reverseBits(k) >> ${32 - log}u`}; }
+
+  // Radix-2 decimation in frequency over the M complex values: natural order in, bit-reversed order out.
+  fn m2Forward(t : u32) {
+    for (var s : u32 = ${log}u; s > 0u; s = s - 1u) {
+      let sh = s - 1u;
+      let span = 1u << sh;
+      for (var j = t; j < ${halfM}u; j = j + ${threads}u) {
+        let pos = j & (span - 1u);
+        let i0 = ((j >> sh) << s) | pos;
+        let a = m2Get(i0);
+        let b = m2Get(i0 + span);
+        m2Set(i0, a + b);
+        m2Set(i0 + span, m2Mul(a - b, m2Tw(pos << (${log}u - sh))));
+      }
+      workgroupBarrier();
+    }
+  }
+
+  // Radix-2 decimation in time with conjugate twiddles: bit-reversed order in, natural order out (unscaled).
+  fn m2Inverse(t : u32) {
+    for (var s : u32 = 1u; s <= ${log}u; s = s + 1u) {
+      let sh = s - 1u;
+      let span = 1u << sh;
+      for (var j = t; j < ${halfM}u; j = j + ${threads}u) {
+        let pos = j & (span - 1u);
+        let i0 = ((j >> sh) << s) | pos;
+        let a = m2Get(i0);
+        let b = m2Mul(m2Get(i0 + span), m2Conj(m2Tw(pos << (${log}u - sh))));
+        m2Set(i0, a + b);
+        m2Set(i0 + span, a - b);
+      }
+      workgroupBarrier();
+    }
+  }
+
+  // X[k] and X[M−k] of the real 2M-point signal whose half-length transform Z sits bit-reversed in m2buf.
+  fn m2RealSpectrum(k : u32) -> M2Pair {
+    let q = (${m}u - k) & ${m - 1}u;
+    let zk = m2Get(m2Rev(k));
+    let zq = m2Conj(m2Get(m2Rev(q)));
+    let e = 0.5 * (zk + zq);
+    let d = 0.5 * (zk - zq);
+    let wo = m2Mul(m2Tw(k), vec2<f32>(d.y, -d.x));
+    return M2Pair(e + wo, m2Conj(e - wo));
+  }
+
+  // Stores the half-length inverse input W[k], W[M−k] (bit-reversed) of the hermitian spectrum Y[k], Y[M−k].
+  fn m2StoreInverse(k : u32, yk : vec2<f32>, ym : vec2<f32>) {
+    let q = (${m}u - k) & ${m - 1}u;
+    let s = yk + m2Conj(ym);
+    let d = m2Mul(yk - m2Conj(ym), m2Conj(m2Tw(k)));
+    m2Set(m2Rev(k), s + vec2<f32>(-d.y, d.x));
+    if (k != 0u && q != k) { m2Set(m2Rev(q), m2Conj(s) + vec2<f32>(d.y, d.x)); }
+  }
+  `;
+  // The workgroup's row (or channel): 2-D dispatch grids hold more than 65535 rows.
+  const rowIndex = 'workgroupId.x + workgroupId.y * numWorkgroups.x';
+
+  if (kind === 'conv') {
+    const k = options.conjugate ? 'm2Conj(vec2<f32>(K[2u * i], K[2u * i + 1u]))' : 'vec2<f32>(K[2u * i], K[2u * i + 1u])';
+    return `${common}
+  fn m2K(i : u32) -> vec2<f32> { return ${k}; }
+
+  fn main() {
+    let t = localIndex;
+    let rows = u32(uniforms.rows);
+    let r = ${rowIndex};
+    let row = min(r, rows - 1u);
+    let c = row % u32(uniforms.channels);
+    let len = u32(uniforms.seqLen);
+    let base = row * len;
+    for (var j = t; j < ${n}u; j = j + ${threads}u) {
+      var v = 0.0;
+      if (j < len) { v = X[base + j]; }
+      m2buf[j] = v;
+    }
+    workgroupBarrier();
+    m2Forward(t);
+    let kBase = c * ${m + 1}u;
+    for (var p = t; p <= ${halfM}u; p = p + ${threads}u) {
+      let x = m2RealSpectrum(p);
+      m2StoreInverse(p, m2Mul(x.a, m2K(kBase + p)), m2Mul(x.b, m2K(kBase + ${m}u - p)));
+    }
+    workgroupBarrier();
+    m2Inverse(t);
+    ${options.skip ? 'let dc = D[c];' : ''}
+    if (r < rows) {
+      for (var j = t; j < len; j = j + ${threads}u) {
+        result[base + j] = m2buf[j] * m2Scale${options.skip ? ' + dc * X[base + j]' : ''};
+      }
+    }
+  }
+  `;
+  }
+
+  if (kind === 'spectrum') {
+    return `${common}
+  // The kernel on the N-point circle: kf at lags 0…, a kernel longer than L wraps to negative lags, kr[t] at −(t+1).
+  fn m2Placed(c : u32, j : u32, len : u32, kLen : u32, rLen : u32) -> f32 {
+    if (j < min(kLen, len)) { return KF[c * kLen + j]; }
+    if (kLen > len && j >= ${n}u - len) {
+      let i = j + 2u * len - ${n}u;
+      if (i < kLen) { return KF[c * kLen + i]; }
+      return 0.0;
+    }
+    ${options.reverse ? `if (j >= ${n}u - rLen) { return KR[c * rLen + ${n - 1}u - j]; }` : ''}
+    return 0.0;
+  }
+
+  fn main() {
+    let t = localIndex;
+    let channels = u32(uniforms.channels);
+    let r = ${rowIndex};
+    let c = min(r, channels - 1u);
+    let len = u32(uniforms.seqLen);
+    let kLen = u32(uniforms.kLen);
+    let rLen = u32(uniforms.rLen);
+    for (var j = t; j < ${n}u; j = j + ${threads}u) { m2buf[j] = m2Placed(c, j, len, kLen, rLen); }
+    workgroupBarrier();
+    m2Forward(t);
+    if (r < channels) {
+      for (var p = t; p <= ${halfM}u; p = p + ${threads}u) {
+        let x = m2RealSpectrum(p);
+        let o = (c * ${m + 1}u + p) * 2u;
+        result[o] = x.a.x;
+        result[o + 1u] = x.a.y;
+        if (p != ${m}u - p) {
+          let o2 = (c * ${m + 1}u + ${m}u - p) * 2u;
+          result[o2] = x.b.x;
+          result[o2 + 1u] = x.b.y;
+        }
+      }
+    }
+  }
+  `;
+  }
+
+  // kernelGrad: Σ_b Ĝ_b·conj(Û_b) accumulated per thread for its frequency pairs p = t + i·threads.
+  const skip = options.skip === true;
+  return `${common}
+  ${skip ? `var<workgroup> m2red : array<f32, ${threads}>;` : ''}
+
+  fn main() {
+    let t = localIndex;
+    let channels = u32(uniforms.channels);
+    let r = ${rowIndex};
+    let c = min(r, channels - 1u);
+    let len = u32(uniforms.seqLen);
+    let kLen = u32(uniforms.kLen);
+    let rLen = u32(uniforms.rLen);
+    let batch = u32(uniforms.batch);
+    var ua : array<vec2<f32>, ${pairsPerThread}>;
+    var ub : array<vec2<f32>, ${pairsPerThread}>;
+    var accA : array<vec2<f32>, ${pairsPerThread}>;
+    var accB : array<vec2<f32>, ${pairsPerThread}>;
+    var dsum = 0.0;
+    for (var b = 0u; b < batch; b = b + 1u) {
+      let base = (b * channels + c) * len;
+      for (var j = t; j < ${n}u; j = j + ${threads}u) {
+        var v = 0.0;
+        if (j < len) { v = U[base + j]; }
+        m2buf[j] = v;
+      }
+      workgroupBarrier();
+      m2Forward(t);
+      for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
+        let p = t + i * ${threads}u;
+        if (p <= ${halfM}u) {
+          let x = m2RealSpectrum(p);
+          ua[i] = x.a;
+          ub[i] = x.b;
+        }
+      }
+      workgroupBarrier();
+      for (var j = t; j < ${n}u; j = j + ${threads}u) {
+        var v = 0.0;
+        if (j < len) {
+          v = G[base + j];
+          ${skip ? 'dsum = dsum + v * U[base + j];' : ''}
+        }
+        m2buf[j] = v;
+      }
+      workgroupBarrier();
+      m2Forward(t);
+      for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
+        let p = t + i * ${threads}u;
+        if (p <= ${halfM}u) {
+          let x = m2RealSpectrum(p);
+          accA[i] = accA[i] + m2Mul(x.a, m2Conj(ua[i]));
+          accB[i] = accB[i] + m2Mul(x.b, m2Conj(ub[i]));
+        }
+      }
+      workgroupBarrier();
+    }
+    for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
+      let p = t + i * ${threads}u;
+      if (p <= ${halfM}u) { m2StoreInverse(p, accA[i], accB[i]); }
+    }
+    workgroupBarrier();
+    m2Inverse(t);
+    let width = kLen + rLen + ${skip ? 1 : 0}u;
+    if (r < channels) {
+      for (var j = t; j < kLen; j = j + ${threads}u) {
+        var pos = j;
+        if (j >= len) { pos = j + ${n}u - 2u * len; }
+        result[c * width + j] = m2buf[pos] * m2Scale;
+      }
+      for (var j = t; j < rLen; j = j + ${threads}u) { result[c * width + kLen + j] = m2buf[${n - 1}u - j] * m2Scale; }
+    }
+    ${skip ? `m2red[t] = dsum;
+    workgroupBarrier();
+    if (t == 0u && r < channels) {
+      var total = 0.0;
+      for (var i = 0u; i < ${threads}u; i = i + 1u) { total = total + m2red[i]; }
+      result[c * width + width - 1u] = total;
+    }` : ''}
+  }
+  `;
+}
+
+/** A tfjs-webgpu program (duck-typed WebGPUProgram) of one fused kernel. */
+class LongConvProgram {
+  readonly uniforms = 'rows : i32, channels : i32, seqLen : i32, kLen : i32, rLen : i32, batch : i32,';
+  readonly workgroupSize: [number, number, number];
+  readonly dispatchLayout: { x: number[]; y: number[] };
+  readonly dispatch: [number, number, number];
+  readonly shaderKey: string;
+
+  constructor(
+    private readonly kind: LongConvShaderKind,
+    readonly variableNames: string[],
+    readonly outputShape: number[],
+    private readonly m: number,
+    private readonly options: LongConvShaderOptions,
+    workgroups: number,
+  ) {
+    this.workgroupSize = [threadsFor(m), 1, 1];
+    // Not a flat layout (tfjs would then call main with a global index); the kernels index rows themselves.
+    this.dispatchLayout = { x: [outputShape.length - 1], y: outputShape.slice(0, -1).map((_, i) => i) };
+    const x = Math.min(workgroups, 65535);
+    this.dispatch = [x, Math.ceil(workgroups / x), 1];
+    const flags = `${options.conjugate ? 'c' : ''}${options.skip ? 's' : ''}${options.reverse ? 'r' : ''}`;
+    this.shaderKey = `m2LongConv_${kind}_${m}_${flags}`;
+  }
+
+  getUserCode(): string {
+    return longConvShader(this.kind, this.m, this.options);
+  }
+}
+
+/** The parts of tfjs-backend-webgpu's backend used here. */
+interface WebGpuBackendLike {
+  runWebGPUProgram(program: object, inputs: TensorInfo[], outputDtype: tf.DataType,
+    uniforms?: Array<{ type: string; data: number[] }>): TensorInfo;
+  device?: GPUDevice;
+}
+
+function runProgram(backend: object, program: LongConvProgram, inputs: TensorInfo[],
+  sizes: { rows?: number; channels: number; seqLen: number; kLen?: number; rLen?: number; batch?: number }): TensorInfo {
+  const values = [sizes.rows ?? 0, sizes.channels, sizes.seqLen, sizes.kLen ?? 0, sizes.rLen ?? 0, sizes.batch ?? 0];
+  return (backend as WebGpuBackendLike).runWebGPUProgram(program, inputs, 'float32', values.map((v) => ({ type: 'int32', data: [v] })));
+}
+
+/** Attributes of the kernels (numbers and booleans only). */
+interface LongConvAttrs {
+  m: number;
+  conjugate?: boolean;
+  skip?: boolean;
+  length?: number;
+  kernelLength?: number;
+  reverseLength?: number;
+}
+
+const kernelFuncs: Record<keyof typeof LONG_CONV_KERNELS, KernelFunc> = {
+  conv: ({ inputs, backend, attrs }) => {
+    const { x, k, w, d } = inputs as { x: TensorInfo; k: TensorInfo; w: TensorInfo; d?: TensorInfo };
+    const { m, conjugate = false } = attrs as unknown as LongConvAttrs;
+    const [batch, channels, seqLen] = x.shape;
+    const skip = d !== undefined;
+    const program = new LongConvProgram('conv', skip ? ['X', 'K', 'W', 'D'] : ['X', 'K', 'W'], [batch, channels, seqLen], m, { conjugate, skip }, batch * channels);
+    return runProgram(backend, program, skip ? [x, k, w, d] : [x, k, w], { rows: batch * channels, channels, seqLen });
+  },
+  spectrum: ({ inputs, backend, attrs }) => {
+    const { kf, kr, w } = inputs as { kf: TensorInfo; kr?: TensorInfo; w: TensorInfo };
+    const { m, length } = attrs as unknown as LongConvAttrs;
+    const [channels, kLen] = kf.shape;
+    const reverse = kr !== undefined;
+    const program = new LongConvProgram('spectrum', reverse ? ['KF', 'KR', 'W'] : ['KF', 'W'], [channels, m + 1, 2], m, { reverse }, channels);
+    return runProgram(backend, program, reverse ? [kf, kr, w] : [kf, w], { channels, seqLen: length!, kLen, rLen: reverse ? kr.shape[1] : 0 });
+  },
+  kernelGrad: ({ inputs, backend, attrs }) => {
+    const { u, g, w } = inputs as { u: TensorInfo; g: TensorInfo; w: TensorInfo };
+    const { m, skip = false, kernelLength = 0, reverseLength = 0 } = attrs as unknown as LongConvAttrs;
+    const [batch, channels, seqLen] = u.shape;
+    const width = kernelLength + reverseLength + (skip ? 1 : 0);
+    const program = new LongConvProgram('kernelGrad', ['U', 'G', 'W'], [channels, width], m, { skip }, channels);
+    return runProgram(backend, program, [u, g, w], { channels, seqLen, kLen: kernelLength, rLen: reverseLength, batch });
+  },
+};
+
+let registered = false;
+
+/**
+ * Registers the fused long-convolution kernels for the webgpu backend, once. Called on first use.
+ *
+ * @example
+ * registerLongConvKernels();
+ */
+export function registerLongConvKernels(): void {
+  if (registered) return;
+  registered = true;
+  for (const kind of Object.keys(LONG_CONV_KERNELS) as Array<keyof typeof LONG_CONV_KERNELS>) {
+    const kernelName = LONG_CONV_KERNELS[kind];
+    if (tf.getKernel(kernelName, 'webgpu') === undefined) tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: kernelFuncs[kind] });
+  }
+}
+
+/** ω_N^j = (cos, −sin)(2πj/N) for j < M, interleaved, one tensor per backend instance and M. */
+const twiddleTables = new WeakMap<object, Map<number, Tensor1D>>();
+
+function twiddleTable(m: number): Tensor1D {
+  const backend = tf.backend();
+  let tables = twiddleTables.get(backend);
+  if (tables === undefined) {
+    tables = new Map();
+    twiddleTables.set(backend, tables);
+  }
+  let table = tables.get(m);
+  if (table === undefined || table.isDisposed) {
+    const values = new Float32Array(2 * m);
+    for (let j = 0; j < m; j++) {
+      const angle = (Math.PI * j) / m; // 2π·j/N
+      values[2 * j] = Math.cos(angle);
+      values[2 * j + 1] = -Math.sin(angle);
+    }
+    table = tf.keep(tf.tensor1d(values, 'float32'));
+    tables.set(m, table);
+  }
+  return table;
+}
+
+/** Whether the fused kernels can run a length-L convolution now: webgpu active, the row fits in workgroup memory. */
+function fusedUsable(length: number, tensors: Array<Tensor | undefined>): boolean {
+  if (tf.getBackend() !== 'webgpu') return false;
+  if (typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return false;
+  if (tensors.some((t) => t !== undefined && t.dtype !== 'float32')) return false;
+  const limit = (tf.backend() as unknown as WebGpuBackendLike).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
+  return fusedConvSize(length).bytes <= limit;
+}
+
+/** conv kernel: x [B, C, L] with the packed spectrum (+ D). */
+function runConv(x: Tensor, packed: Tensor, m: number, skip: Tensor | undefined, conjugate: boolean): Tensor3D {
+  const inputs: tf.NamedTensorMap = { x, k: packed, w: twiddleTable(m) };
+  if (skip !== undefined) inputs.d = skip;
+  return tf.engine().runKernel(LONG_CONV_KERNELS.conv, inputs, { m, conjugate } as unknown as tf.NamedAttrMap) as Tensor3D;
+}
+
+/** spectrum kernel: kf [C, Lk] (+ kr [C, L]) → packed [C, M+1, 2]. */
+function runSpectrum(kf: Tensor, kr: Tensor | undefined, length: number, m: number): Tensor3D {
+  const inputs: tf.NamedTensorMap = { kf, w: twiddleTable(m) };
+  if (kr !== undefined) inputs.kr = kr;
+  return tf.engine().runKernel(LONG_CONV_KERNELS.spectrum, inputs, { m, length } as unknown as tf.NamedAttrMap) as Tensor3D;
+}
+
+/**
+ * The fused long convolution of fft-conv.ts's `fftConv` / `causalConv` / `bidirectionalConv` (inputs already
+ * checked there), differentiable: forward = spectrum + conv (2 dispatches); backward = conv with conj(K̂) for du
+ * and one kernel-gradient dispatch for dkernel, dkr and dD (plus the slices that split its rows).
+ *
+ * Shapes: u [B, C, L] × kernel [C, Lk ≤ 2L] (+ reverseKernel [C, L]) (+ skip [C]) → [B, C, L]
+ * @param u - Input, channel-first.
+ * @param kernel - Kernel on the 2L circle (lags 0… then negative lags), as in `fftConv`.
+ * @param skip - Optional D [C].
+ * @param reverseKernel - Optional kr [C, L] (bidirectional: kr[t] at lag −(t+1)).
+ * @returns y, or undefined when the fused path does not apply (not webgpu, L too long for one workgroup, not
+ *   float32): the caller then runs the Monarch path.
+ * @example
+ * const y = webGpuLongConv(u, kf, d, kr) ?? bidirectionalConv(u, kf, kr, d);
+ */
+export function webGpuLongConv(u: Tensor3D, kernel: Tensor2D, skip?: Tensor1D, reverseKernel?: Tensor2D): Tensor3D | undefined {
+  const [batch, channels, length] = u.shape;
+  if (batch * channels === 0 || !fusedUsable(length, [u, kernel, skip, reverseKernel])) return undefined;
+  registerLongConvKernels();
+  const { m } = fusedConvSize(length);
+  const kernelLength = kernel.shape[1];
+  const reverseLength = reverseKernel === undefined ? 0 : reverseKernel.shape[1];
+  const hasReverse = reverseKernel !== undefined;
+  const hasSkip = skip !== undefined;
+  const inputs: Tensor[] = [u, kernel];
+  if (reverseKernel !== undefined) inputs.push(reverseKernel);
+  if (skip !== undefined) inputs.push(skip);
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const save = args[args.length - 1] as (tensors: Tensor[]) => void;
+    const [uIn, kIn] = args as Tensor[];
+    const krIn = hasReverse ? (args[2] as Tensor) : undefined;
+    const dIn = hasSkip ? (args[hasReverse ? 3 : 2] as Tensor) : undefined;
+    const packed = runSpectrum(kIn, krIn, length, m); // [C, M+1, 2]
+    const value = runConv(uIn, packed, m, dIn, false);
+    save([uIn, packed, ...(dIn === undefined ? [] : [dIn])]);
+    return {
+      value,
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [uSaved, packedSaved, dSaved] = saved;
+        const du = runConv(dy, packedSaved, m, dSaved, true);
+        const attrs = { m, skip: hasSkip, kernelLength, reverseLength } as unknown as tf.NamedAttrMap;
+        const rows = tf.engine().runKernel(LONG_CONV_KERNELS.kernelGrad, { u: uSaved, g: dy, w: twiddleTable(m) }, attrs) as Tensor2D; // [C, Lk + Lr (+ 1)]
+        const sizes = [kernelLength, ...(hasReverse ? [reverseLength] : []), ...(hasSkip ? [1] : [])];
+        const parts = sizes.length === 1 ? [rows] : tf.split(rows, sizes, 1);
+        const grads: Tensor[] = [du, parts[0]];
+        if (hasReverse) grads.push(parts[1]);
+        if (hasSkip) grads.push(tf.reshape(parts[parts.length - 1], [channels]));
+        return grads;
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(...inputs) as Tensor3D;
+}
+
+/**
+ * Whether a kernel spectrum is in the fused kernels' layout ({@link FusedSpectrumLayout}: made on webgpu).
+ *
+ * @param spectrum - `re` / `im` of a ConvKernelSpectrum.
+ * @returns The layout, or undefined for the Monarch layout.
+ */
+export function fusedSpectrumOf(spectrum: { re: Tensor; im: Tensor }): FusedSpectrumLayout | undefined {
+  if (spectrum.re.rank !== 3 || spectrum.re !== spectrum.im) return undefined;
+  return { m: spectrum.re.shape[1]! - 1, packed: spectrum.re as Tensor3D };
+}
+
+/**
+ * `convKernelSpectrum` on webgpu: one dispatch, the fused layout (both `re` and `im` are the packed [C, M+1, 2]
+ * tensor). Undefined when the fused path does not apply.
+ *
+ * Shapes: kf [C, L] (+ kr [C, L]) → spectrum of [C, M+1, 2]
+ * @param kf - Forward kernel [C, L].
+ * @param kr - Optional reverse kernel [C, L].
+ * @param plan - The Monarch plan of L (kept in the spectrum for its consumers' checks).
+ * @returns The spectrum, or undefined.
+ * @example
+ * webGpuConvKernelSpectrum(kf, kr, longConvPlan(L));
+ */
+export function webGpuConvKernelSpectrum(kf: Tensor2D, kr: Tensor2D | undefined, plan: DftPlan):
+  { length: number; channels: number; plan: DftPlan; re: Tensor; im: Tensor } | undefined {
+  const [channels, length] = kf.shape;
+  if (channels === 0 || !fusedUsable(length, [kf, kr])) return undefined;
+  registerLongConvKernels();
+  const packed = runSpectrum(kf, kr, length, fusedConvSize(length).m);
+  return { length, channels, plan, re: packed, im: packed };
+}
+
+/** conv(x) + D⊙x with a fused-layout spectrum, differentiable with respect to x and D. */
+function convWithPacked(x: Tensor3D, spectrum: FusedSpectrumLayout, skip: Tensor1D | undefined): Tensor3D {
+  const { m, packed } = spectrum;
+  const hasSkip = skip !== undefined;
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const save = args[args.length - 1] as (tensors: Tensor[]) => void;
+    const xIn = args[0] as Tensor;
+    const dIn = hasSkip ? (args[1] as Tensor) : undefined;
+    save(hasSkip ? [xIn, dIn!] : []);
+    return {
+      value: runConv(xIn, packed, m, dIn, false),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const du = runConv(dy, packed, m, saved[1], true);
+        return hasSkip ? [du, tf.sum(tf.mul(dy, saved[0]), [0, 2])] : [du];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(...(hasSkip ? [x, skip] : [x])) as Tensor3D;
+}
+
+/** A one-line error for a fused-layout spectrum used off webgpu. */
+function foreignSpectrum(op: string): BackendError {
+  return new BackendError(`${op}: this kernel spectrum was made by the webgpu kernels (layout [C, M+1, 2]) but the backend is now ${tf.getBackend()}; make the spectrum again with convKernelSpectrum on this backend.`, { parameter: 'spectrum' });
+}
+
+/**
+ * `convWithSpectrum` for a fused-layout spectrum (one dispatch; differentiable with respect to u and skip).
+ *
+ * Shapes: u [B, C, L] × spectrum (+ skip [C]) → [B, C, L]
+ * @param u - Input, checked by the caller.
+ * @param spectrum - From {@link webGpuConvKernelSpectrum} (any other layout: undefined is returned).
+ * @param skip - Optional D [C].
+ * @returns y, or undefined for a Monarch-layout spectrum.
+ * @throws BackendError if the spectrum is in the fused layout but the backend is not webgpu.
+ * @example
+ * webGpuConvWithSpectrum(u, convKernelSpectrum(kf, kr), d);
+ */
+export function webGpuConvWithSpectrum(u: Tensor3D, spectrum: { re: Tensor; im: Tensor }, skip?: Tensor1D): Tensor3D | undefined {
+  const fused = fusedSpectrumOf(spectrum);
+  if (fused === undefined) return undefined;
+  if (tf.getBackend() !== 'webgpu') throw foreignSpectrum('convWithSpectrum');
+  registerLongConvKernels();
+  return convWithPacked(u, fused, skip);
+}
+
+/**
+ * `convPairWithSpectra` for fused-layout spectra: two dispatches (each convolution is one).
+ *
+ * Shapes: a, b [B, C, L] × two spectra (+ skips [C]) → [ya, yb]
+ * @param a - First input.
+ * @param sa - Its spectrum.
+ * @param b - Second input.
+ * @param sb - Its spectrum.
+ * @param da - Optional skip of the first.
+ * @param db - Optional skip of the second.
+ * @returns [ya, yb], or undefined for Monarch-layout spectra.
+ * @throws BackendError if the spectra are in the fused layout but the backend is not webgpu.
+ * @example
+ * webGpuConvPairWithSpectra(h, sa, u, sb, da, db);
+ */
+export function webGpuConvPairWithSpectra(a: Tensor3D, sa: { re: Tensor; im: Tensor }, b: Tensor3D, sb: { re: Tensor; im: Tensor },
+  da?: Tensor1D, db?: Tensor1D): [Tensor3D, Tensor3D] | undefined {
+  const fa = fusedSpectrumOf(sa);
+  const fb = fusedSpectrumOf(sb);
+  if (fa === undefined && fb === undefined) return undefined;
+  if (fa === undefined || fb === undefined || tf.getBackend() !== 'webgpu') throw foreignSpectrum('convPairWithSpectra');
+  registerLongConvKernels();
+  return [convWithPacked(a, fa, da), convWithPacked(b, fb, db)];
+}
