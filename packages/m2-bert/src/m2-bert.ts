@@ -179,10 +179,14 @@ export class M2Bert {
     try {
       return tf.tidy(() => {
         const hiddenStates: Tensor3D[] = [];
-        let h = this.embed(ids, types, training);
+        // The embeddings' temporaries and each layer's input are freed as soon as they are used (a long input's
+        // activations would otherwise pile up until the end of this tidy; a gradient tape keeps what it needs).
+        let h = tf.tidy(() => this.embed(ids, types, training));
         hiddenStates.push(h);
         for (const layer of this.layers) {
-          h = layer.forward(h, training);
+          const next = layer.forward(h, training);
+          if (!options.outputHiddenStates) h.dispose();
+          h = next;
           hiddenStates.push(h);
         }
         const output: M2BertOutput = { lastHiddenState: h };

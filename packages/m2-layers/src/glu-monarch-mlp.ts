@@ -7,6 +7,7 @@ import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import { ConfigError, geluGate, ShapeError } from '@monarch-mixer/monarch-core';
 import { BlockdiagLinear, positiveInteger } from './blockdiag-linear.js';
 import { M2Layer } from './m2-layer.js';
+import { recordingGradients } from './inference-cache.js';
 import type { LayerShape } from './m2-layer.js';
 
 /** Arguments of {@link GluMonarchMlp}. */
@@ -82,6 +83,22 @@ export class GluMonarchMlp extends M2Layer {
 
   /** The MLP's math on a checked input. Shapes: s [..., d] → [..., d]. */
   forward(s: Tensor, training = false): Tensor {
+    // Tokens are independent here: long inputs run in row chunks, each chunk's [rows, 2I] intermediates freed before
+    // the next (at L = 32768 the whole [L, I] gate, value and product would need 1.5 GiB of the 4 GiB wasm heap).
+    const rows = s.size / this.modelDim;
+    const chunkRows = Math.max(1, Math.floor(MLP_CHUNK_BYTES / (4 * 2 * this.intermediateDim)));
+    if (rows > chunkRows && !training && !recordingGradients()) {
+      return tf.tidy(() => {
+        const flat = tf.reshape(s, [rows, this.modelDim]); // [rows, d]
+        const parts: Tensor[] = [];
+        for (let start = 0; start < rows; start += chunkRows) {
+          parts.push(tf.tidy(() => this.forward(tf.slice(flat, [start, 0], [Math.min(chunkRows, rows - start), this.modelDim])))); // [chunk, d]
+        }
+        const joined = tf.concat(parts, 0); // [rows, d]
+        tf.dispose(parts);
+        return tf.reshape(joined, s.shape);
+      });
+    }
     return tf.tidy(() => {
       const I = this.intermediateDim;
       const [gate, value] = this.gateAndValue(s); // 2 × [..., I]
@@ -132,6 +149,9 @@ export class GluMonarchMlp extends M2Layer {
     }
   }
 }
+
+/** Bytes of one chunk's [rows, 2I] gate-and-value activation above which inference runs the MLP in row chunks. */
+const MLP_CHUNK_BYTES = 64 * 2 ** 20;
 
 /** Checks a dropout rate in [0, 1); returns it. */
 export function dropoutRate(who: string, rate: unknown): number {

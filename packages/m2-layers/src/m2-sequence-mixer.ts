@@ -223,20 +223,41 @@ export class M2SequenceMixer extends M2Layer {
     return tf.tidy(() => {
       const [batch, length] = input.shape;
       const u = this.preNorm ? layerNorm(input, this.normWeight!.read(), this.normBias!.read(), this.preNormEps) : input;
+      // Each step runs in its own tidy and frees what it consumed, so the live set stays at a few [B, L, d]
+      // activations (one tidy around everything kept ~50 of them, plus the convolutions' spectra, until the end: at
+      // L = 16384 that overflowed the 4 GiB wasm heap). Freed tensors that a gradient needs are kept by the tape.
       // in_linear's output rows are [x1; x2; v]: slicing the small weights is cheaper than splitting the activation.
-      const z = [0, 1, 2].map((part) => this.inLinearPart(u, part)); // 3 × [B, L, d]
-      const [x1, x2, v] = z.map((part, i) => this.shortConv(part, i)); // 3 × [B, L, d]
-      const h = tf.transpose(tf.mul(v!, x1!), [0, 2, 1]) as Tensor3D; // [B, d, L]: channel-first for the long conv
+      const z: Tensor[] = [];
+      const [x1, x2, v] = [0, 1, 2].map((part) =>
+        tf.tidy(() => {
+          const zi = this.inLinearPart(u, part); // [B, L, d]
+          if (state) z.push(tf.keep(zi));
+          return this.shortConv(zi, part); // [B, L, d]
+        }),
+      );
+      const h = tf.tidy(() => tf.transpose(tf.mul(v!, x1!), [0, 2, 1]) as Tensor3D); // [B, d, L]: channel-first for the long conv
+      tf.dispose([v!, x1!]);
       const ut = tf.transpose(u, [0, 2, 1]) as Tensor3D; // [B, d, L]
       let y: Tensor;
       if (this.residualFilter && !recordingGradients()) {
         // Inference: both convolutions share one inverse transform (their outputs are real: one is its real part).
         const [main, residual] = convPairWithSpectra(h, this.kernelSpectrum(this.filter, length), ut, this.kernelSpectrum(this.residualFilter, length), this.filter.skipWeight() as Tensor1D, this.residualFilter.skipWeight() as Tensor1D);
-        y = tf.add(tf.mul(main, tf.transpose(x2!, [0, 2, 1])), residual); // [B, d, L]
+        if (!state) tf.dispose([h, ut]);
+        y = tf.tidy(() => tf.add(tf.mul(main, tf.transpose(x2!, [0, 2, 1])), residual)); // [B, d, L]
+        tf.dispose([main, residual]);
       } else {
-        y = tf.mul(this.longConv(this.filter, h, length), tf.transpose(x2!, [0, 2, 1])); // [B, d, L]
-        if (this.residualFilter) y = tf.add(y, this.longConv(this.residualFilter, ut, length));
+        const main = this.longConv(this.filter, h, length);
+        y = tf.tidy(() => tf.mul(main, tf.transpose(x2!, [0, 2, 1]))); // [B, d, L]
+        tf.dispose(main);
+        if (this.residualFilter) {
+          const residual = this.longConv(this.residualFilter, ut, length);
+          const sum = tf.add(y, residual);
+          tf.dispose([y, residual]);
+          y = sum;
+        }
+        if (!state) tf.dispose([h, ut]);
       }
+      tf.dispose(x2!);
       if (state) {
         const last = tf.concat(z, 2); // [B, L, 3d]: in_linear output before the short conv
         const padded = tf.pad(last, [[0, 0], [Math.max(0, 2 - length), 0], [0, 0]]); // [B, max(L, 2), 3d]
@@ -246,9 +267,12 @@ export class M2SequenceMixer extends M2Layer {
         state.mainHistory = tf.keep(h);
         state.residualHistory = this.residualFilter ? tf.keep(ut) : undefined;
         state.position = length;
+        tf.dispose(z);
       }
       const [outWeightT] = this.transposedWeights('out_linear', this.outWeight!.read(), () => [tf.transpose(this.outWeight!.read())]); // [d, d]
-      return tf.reshape(tf.add(tf.matMul(tf.reshape(tf.transpose(y, [0, 2, 1]), [batch * length, this.modelDim]), outWeightT!), this.outBias!.read()), [batch, length, this.modelDim]) as Tensor3D; // [B, L, d]
+      const rows = tf.tidy(() => tf.reshape(tf.transpose(y, [0, 2, 1]), [batch * length, this.modelDim])); // [B·L, d]
+      tf.dispose(y);
+      return tf.reshape(tf.add(tf.matMul(rows, outWeightT!), this.outBias!.read()), [batch, length, this.modelDim]) as Tensor3D; // [B, L, d]
     });
   }
 
@@ -381,10 +405,17 @@ export class M2SequenceMixer extends M2Layer {
     const taps = tf.slice(tf.reshape(this.shortWeight!.read(), [3 * d, 3]), [part * d, 0], [d, 3]); // [d, 3]
     const tap = (k: number) => tf.reshape(tf.slice(taps, [0, k], [d, 1]), [d]); // [d]
     const padded = tf.pad(z, [[0, 0], [2, 0], [0, 0]]); // [B, L+2, d]
-    const back2 = tf.slice(padded, [0, 0, 0], [batch, length, d]); // z[t−2]
-    const back1 = tf.slice(padded, [0, 1, 0], [batch, length, d]); // z[t−1]
     const bias = tf.slice(this.shortBias!.read(), [part * d], [d]);
-    return tf.add(tf.addN([tf.mul(back2, tap(0)), tf.mul(back1, tap(1)), tf.mul(z, tap(2))]), bias);
+    // One tap at a time, each in its own tidy: two [B, L, d] temporaries live at once instead of six.
+    const shifted = (k: number) => tf.mul(tf.slice(padded, [0, k, 0], [batch, length, d]), tap(k)); // z[t−2+k]·w_k
+    let acc = tf.tidy(() => tf.add(tf.mul(z, tap(2)), bias));
+    for (const k of [1, 0]) {
+      const next = tf.tidy(() => tf.add(acc, shifted(k)));
+      acc.dispose();
+      acc = next;
+    }
+    padded.dispose();
+    return acc;
   }
 
   /** The filter's kernel spectrum at `length`, computed once per weights and length (inference only). */

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { fixtureTensor, readFixture } from '../test/read-fixture.js';
 import { ShapeError } from './errors.js';
-import { convKernelSpectrum, convPairWithSpectra, convWithSpectrum, disposeConvSpectrum } from './fft-conv.js';
+import { convKernelSpectrum, convPairWithSpectra, convWithSpectrum, disposeConvSpectrum, setSpectrumChunkBytes } from './fft-conv.js';
 import { bidirectionalConvReference, causalConvReference, expectTensorsClose } from './testing.js';
 
 const golden = readFixture('longconv.safetensors');
@@ -97,5 +97,41 @@ describe('convPairWithSpectra', () => {
     expect(() => convPairWithSpectra(x, s, x, other)).toThrow(/sb must be a spectrum for C = 2, L = 8/);
     disposeConvSpectrum(s);
     disposeConvSpectrum(other);
+  });
+});
+
+describe('channel chunks (long inputs run the inference convolutions a few channels at a time)', () => {
+  it('convKernelSpectrum, convWithSpectrum and convPairWithSpectra in chunks equal the float64 direct sums, without leaking tensors', () => {
+    const length = 50;
+    const a = tf.randomNormal([2, 5, length], 0, 1, 'float32', 21) as tf.Tensor3D;
+    const b = tf.randomNormal([2, 5, length], 0, 1, 'float32', 22) as tf.Tensor3D;
+    const kf = tf.randomNormal([5, length], 0, 1, 'float32', 23) as tf.Tensor2D;
+    const kr = tf.randomNormal([5, length], 0, 1, 'float32', 24) as tf.Tensor2D;
+    const kf2 = tf.randomNormal([5, length], 0, 1, 'float32', 25) as tf.Tensor2D;
+    const da = tf.randomNormal([5], 0, 1, 'float32', 26) as tf.Tensor1D;
+    const db = tf.randomNormal([5], 0, 1, 'float32', 27) as tf.Tensor1D;
+    // One real [B·C, N] part is 2·5·100·4 = 4000 bytes: 1700 bytes per chunk → 3 chunks of 2, 2 and 1 channels.
+    const previous = setSpectrumChunkBytes(1700);
+    try {
+      const sa = convKernelSpectrum(kf, kr);
+      const sb = convKernelSpectrum(kf2);
+      tf.dispose([convPairWithSpectra(a, sa, b, sb, da, db), convWithSpectrum(a, sa, da)].flat()); // builds the cached DFT constants
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 2; i++) {
+        tf.tidy(() => {
+          const [ya, yb] = convPairWithSpectra(a, sa, b, sb, da, db);
+          expectTensorsClose(ya, bidirectionalConvReference(a, kf, kr, da), 1e-5, 'ya');
+          expectTensorsClose(yb, causalConvReference(b, kf2, db), 1e-5, 'yb');
+          expectTensorsClose(convWithSpectrum(a, sa, da), bidirectionalConvReference(a, kf, kr, da), 1e-5, 'convWithSpectrum');
+          expectTensorsClose(convWithSpectrum(b, sb), causalConvReference(b, kf2), 1e-5, 'causal, no D');
+        });
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      disposeConvSpectrum(sa);
+      disposeConvSpectrum(sb);
+    } finally {
+      setSpectrumChunkBytes(previous);
+      tf.dispose([a, b, kf, kr, kf2, da, db]);
+    }
   });
 });

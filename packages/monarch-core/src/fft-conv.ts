@@ -320,16 +320,35 @@ export function convKernelSpectrum(kf: Tensor2D, kr?: Tensor2D, options: FftConv
   if (fused !== undefined) return fused;
   const digits = Math.ceil(length / (plan.n / plan.radices[0]));
   const width = digits * (plan.n / plan.radices[0]);
-  const [re, im] = tf.tidy(() => {
-    const pad = (t: Tensor) => (width > length ? tf.pad(t, [[0, 0], [0, width - length]]) : t);
-    let sk = forwardDft(pad(kf), plan, { realInput: true, digits }); // [C, N]
-    if (kr !== undefined) {
-      const sr = phaseConj(forwardDft(pad(kr), plan, { realInput: true, digits }), plan);
-      sk = { re: tf.add(sk.re, sr.re), im: tf.add(sk.im, sr.im) };
-    }
-    return [tf.keep(tf.reshape(sk.re, [channels * plan.n])), tf.keep(tf.reshape(sk.im, [channels * plan.n]))];
-  });
-  return { length, channels, plan, re: re!, im: im! };
+  const chunkSpectrumOf = (c0: number, cs: number) =>
+    tf.tidy(() => {
+      const rows = (t: Tensor) => {
+        const part = cs === channels ? t : tf.slice(t, [c0, 0], [cs, length]); // [Cc, L]
+        return width > length ? tf.pad(part, [[0, 0], [0, width - length]]) : part; // [Cc, width]
+      };
+      let sk = forwardDft(rows(kf), plan, { realInput: true, digits }); // [Cc, N]
+      if (kr !== undefined) {
+        const sr = phaseConj(forwardDft(rows(kr), plan, { realInput: true, digits }), plan);
+        const sum = { re: tf.add(sk.re, sr.re), im: tf.add(sk.im, sr.im) };
+        tf.dispose([sk.re, sk.im, sr.re, sr.im]);
+        sk = sum;
+      }
+      return [tf.reshape(sk.re, [cs * plan.n]), tf.reshape(sk.im, [cs * plan.n])];
+    });
+  // Channel chunks as in byChannelChunks: the transforms' working set stays a few times one chunk's spectrum.
+  const count = Math.min(channels, Math.ceil((4 * channels * plan.n) / spectrumChunkBytes));
+  const size = Math.ceil(channels / count);
+  const parts: Tensor[][] = [];
+  for (let c0 = 0; c0 < channels; c0 += size) parts.push(chunkSpectrumOf(c0, Math.min(size, channels - c0)));
+  const join = (i: number) => {
+    if (parts.length === 1) return parts[0][i];
+    const joined = tf.concat(parts.map((p) => p[i]));
+    tf.dispose(parts.map((p) => p[i]));
+    return joined;
+  };
+  const re = tf.keep(join(0));
+  const im = tf.keep(join(1));
+  return { length, channels, plan, re, im };
 }
 
 /**
@@ -376,21 +395,81 @@ export function convPairWithSpectra(a: Tensor3D, sa: ConvKernelSpectrum, b: Tens
   checkSkip(op, db, channels);
   const fused = webGpuConvPairWithSpectra(a, sa, b, sb, da, db); // spectra made on webgpu
   if (fused !== undefined) return fused;
-  const { plan } = sa;
-  const { n } = plan;
-  const { digits, width } = rowLayout(plan, length);
-  return tf.tidy(() => {
-    const pa = spectrumProduct(a, sa);
-    const pb = spectrumProduct(b, sb);
-    // A·Ŝa + i·B·Ŝb: its inverse is ya + i·yb (both real).
-    const both = { re: tf.reshape(tf.sub(pa.re, pb.im), [-1, n]), im: tf.reshape(tf.add(pa.im, pb.re), [-1, n]) };
-    const y = inverseDft(both, plan, { realOutput: false, digits }) as Complex; // [B·C, width]
-    const finish = (t: Tensor, x: Tensor, d: Tensor1D | undefined) => {
-      const out = tf.reshape(width > length ? tf.slice(t, [0, 0], [-1, length]) : t, [batch, channels, length]);
-      return (d === undefined ? out : tf.add(out, tf.mul(x, tf.reshape(d, [channels, 1])))) as Tensor3D;
-    };
-    return [finish(y.re, a, da), finish(y.im, b, db)];
+  return tf.tidy(() =>
+    byChannelChunks(batch, channels, sa.plan.n, [a, b], (c0, cs, [ac, bc]) => {
+      const { plan } = sa;
+      const { n } = plan;
+      const { digits } = rowLayout(plan, length);
+      // Each step in its own tidy, each input freed once used: the live set stays at two spectra.
+      const pa = tf.tidy(() => spectrumProduct(ac as Tensor3D, plan, chunkSpectrum(sa, c0, cs)));
+      const pb = tf.tidy(() => spectrumProduct(bc as Tensor3D, plan, chunkSpectrum(sb, c0, cs)));
+      // A·Ŝa + i·B·Ŝb: its inverse is ya + i·yb (both real).
+      const both = tf.tidy(() => ({ re: tf.reshape(tf.sub(pa.re, pb.im), [-1, n]), im: tf.reshape(tf.add(pa.im, pb.re), [-1, n]) }));
+      tf.dispose([pa.re, pa.im, pb.re, pb.im]);
+      const y = inverseDft(both, plan, { realOutput: false, digits, consume: true }) as Complex; // [B·Cc, width]
+      return [finishRows(y.re, ac, length, chunkSkip(da, c0, cs)), finishRows(y.im, bc, length, chunkSkip(db, c0, cs))];
+    }),
+  ) as [Tensor3D, Tensor3D];
+}
+
+/** Bytes of one real [B·C, N] spectrum part above which the inference convolutions run in channel chunks. */
+let spectrumChunkBytes = 32 * 2 ** 20;
+
+/**
+ * Sets the channel-chunk size of the inference convolutions (test hook: small values force the chunked path).
+ * @param bytes - Bytes of one real [B·Cc, N] spectrum part per chunk.
+ * @returns The previous value.
+ */
+export function setSpectrumChunkBytes(bytes: number): number {
+  const previous = spectrumChunkBytes;
+  spectrumChunkBytes = bytes;
+  return previous;
+}
+
+/**
+ * Runs `f` on channel chunks of [B, C, L] inputs (each chunk's outputs [B, Cc, L]) and concatenates the outputs
+ * along C, so that one chunk's [B·Cc, N] spectra stay under the chunk size (32 MiB): the transforms' working
+ * set is then a few times that, not a few times the whole [B·C, N] spectrum (L = 32768 fits the wasm heap).
+ */
+function byChannelChunks(batch: number, channels: number, n: number, inputs: Tensor[], f: (c0: number, cs: number, chunk: Tensor[]) => Tensor[]): Tensor[] {
+  const count = Math.min(channels, Math.ceil((4 * batch * channels * n) / spectrumChunkBytes));
+  if (count <= 1) return f(0, channels, inputs);
+  const outs: Tensor[][] = [];
+  const size = Math.ceil(channels / count);
+  for (let c0 = 0; c0 < channels; c0 += size) {
+    const cs = Math.min(size, channels - c0);
+    outs.push(
+      tf.tidy(() => {
+        const [b, , l] = inputs[0].shape;
+        return f(c0, cs, inputs.map((t) => tf.slice(t, [0, c0, 0], [b, cs, l]))); // [B, Cc, L] each
+      }),
+    );
+  }
+  return outs[0].map((_, i) => {
+    const parts = outs.map((o) => o[i]);
+    const joined = tf.concat(parts, 1); // [B, C, L]
+    tf.dispose(parts);
+    return joined;
   });
+}
+
+/** Channels [c0, c0 + cs) of a kernel spectrum ([C·N] flat, so a contiguous range). */
+function chunkSpectrum(s: ConvKernelSpectrum, c0: number, cs: number): Complex {
+  if (c0 === 0 && cs === s.channels) return { re: s.re, im: s.im };
+  const n = s.plan.n;
+  return { re: tf.slice(s.re, [c0 * n], [cs * n]), im: tf.slice(s.im, [c0 * n], [cs * n]) };
+}
+
+function chunkSkip(d: Tensor1D | undefined, c0: number, cs: number): Tensor1D | undefined {
+  return d === undefined || (c0 === 0 && cs === d.shape[0]) ? d : tf.slice(d, [c0], [cs]);
+}
+
+/** Inverse-transform rows [B·C, width] → [B, C, L] (first L of each row) + D⊙x. */
+function finishRows(rows: Tensor, x: Tensor, length: number, d: Tensor1D | undefined): Tensor3D {
+  const [batch, channels] = x.shape;
+  const width = rows.shape[1] as number;
+  const out = tf.reshape(width > length ? tf.slice(rows, [0, 0], [-1, length]) : rows, [batch, channels, length]);
+  return (d === undefined ? out : tf.add(out, tf.mul(x, tf.reshape(d, [channels, 1])))) as Tensor3D;
 }
 
 /** The rows a Monarch DFT of length L reads: d_1 values that hold data (`digits`) and the padded row `width`. */
@@ -401,18 +480,25 @@ function rowLayout(plan: DftPlan, length: number): { digits: number; width: numb
 }
 
 /**
- * T(x) ⊙ K̂: the forward Monarch DFT of x's rows (real input, zero half skipped) times a pre-transformed kernel, in
- * the digit-reversed layout. Shapes: x [B, C, L] → complex [B, C·N].
+ * T(x) ⊙ K̂: the forward Monarch DFT of x's rows (real input, zero half skipped) times a pre-transformed kernel
+ * (complex [C·N]), in the digit-reversed layout. Shapes: x [B, C, L] → complex [B, C·N].
  */
-function spectrumProduct(x: Tensor3D, spectrum: ConvKernelSpectrum): Complex {
+function spectrumProduct(x: Tensor3D, plan: DftPlan, kernel: Complex): Complex {
   const [batch, channels, length] = x.shape;
-  const { plan } = spectrum;
   const { digits, width } = rowLayout(plan, length);
   let rows: Tensor = tf.reshape(x, [batch * channels, length]);
   if (width > length) rows = tf.pad(rows, [[0, 0], [0, width - length]]); // [B·C, width]
   const sx = forwardDft(rows, plan, { realInput: true, digits }); // [B·C, N] digit-reversed
   const cn = channels * plan.n;
-  return complexMul({ re: tf.reshape(sx.re, [batch, cn]), im: tf.reshape(sx.im, [batch, cn]) }, spectrum.re, spectrum.im);
+  return complexMulFreeing({ re: tf.reshape(sx.re, [batch, cn]), im: tf.reshape(sx.im, [batch, cn]) }, kernel.re, kernel.im);
+}
+
+/** complexMul that frees `a` as soon as it is used and keeps only the two results alive (a spectrum-sized temporary at a time). */
+function complexMulFreeing(a: Complex, tr: Tensor, ti: Tensor): Complex {
+  const re = tf.tidy(() => tf.sub(tf.mul(a.re, tr), tf.mul(a.im, ti)));
+  const im = tf.tidy(() => tf.add(tf.mul(a.re, ti), tf.mul(a.im, tr)));
+  tf.dispose([a.re, a.im]);
+  return { re, im };
 }
 
 /**
@@ -439,14 +525,17 @@ export function convWithSpectrum(u: Tensor3D, spectrum: ConvKernelSpectrum, skip
   checkSkip(op, skip, channels);
   const fused = webGpuConvWithSpectrum(u, spectrum, skip); // spectra made on webgpu
   if (fused !== undefined) return fused;
-  const { plan } = spectrum;
-  const { n } = plan;
-  const { digits, width } = rowLayout(plan, length);
-  return tf.tidy(() => {
-    const product = spectrumProduct(u, spectrum);
-    let y = inverseDft({ re: tf.reshape(product.re, [-1, n]), im: tf.reshape(product.im, [-1, n]) }, plan, { realOutput: true, digits }) as Tensor;
-    if (width > length) y = tf.slice(y, [0, 0], [-1, length]); // [B·C, L]
-    const out = tf.reshape(y, [batch, channels, length]);
-    return (skip === undefined ? out : tf.add(out, tf.mul(u, tf.reshape(skip, [channels, 1])))) as Tensor3D;
-  });
+  return tf.tidy(
+    () =>
+      byChannelChunks(batch, channels, spectrum.plan.n, [u], (c0, cs, [uc]) => {
+        const { plan } = spectrum;
+        const { n } = plan;
+        const { digits } = rowLayout(plan, length);
+        const product = tf.tidy(() => spectrumProduct(uc as Tensor3D, plan, chunkSpectrum(spectrum, c0, cs)));
+        const flat = { re: tf.reshape(product.re, [-1, n]), im: tf.reshape(product.im, [-1, n]) };
+        tf.dispose([product.re, product.im]);
+        const y = inverseDft(flat, plan, { realOutput: true, digits, consume: true }) as Tensor; // [B·Cc, width]
+        return [finishRows(y, uc, length, chunkSkip(skip, c0, cs))];
+      })[0] as Tensor3D,
+  );
 }

@@ -36,19 +36,19 @@ function forwardReal(x: Tensor, r: number, digits: number): Complex {
   return { re: constMatMul(x, 'cos', r, digits, r, 1), im: constMatMul(x, 'negsin', r, digits, r, 1) };
 }
 
-/** Forward DFT factor (c − i·s) on complex input digits d < D: [·, D] → [·, r]. */
+/** Forward DFT factor (c − i·s) on complex input digits d < D: [·, D] → [·, r]. Each part in its own tidy (one temporary pair at a time). */
 function forwardComplex(x: Complex, r: number, digits: number): Complex {
   return {
-    re: tf.add(constMatMul(x.re, 'cos', r, digits, r, 1), constMatMul(x.im, 'sin', r, digits, r, 1)),
-    im: tf.add(constMatMul(x.re, 'negsin', r, digits, r, 1), constMatMul(x.im, 'cos', r, digits, r, 1)),
+    re: tf.tidy(() => tf.add(constMatMul(x.re, 'cos', r, digits, r, 1), constMatMul(x.im, 'sin', r, digits, r, 1))),
+    im: tf.tidy(() => tf.add(constMatMul(x.re, 'negsin', r, digits, r, 1), constMatMul(x.im, 'cos', r, digits, r, 1))),
   };
 }
 
 /** Inverse DFT factor (c + i·s)·scale: complex [·, r] → complex [·, r]. */
 function inverseComplex(x: Complex, r: number, scale: number, digits = r): Complex {
   return {
-    re: tf.add(constMatMul(x.re, 'cos', r, r, digits, scale), constMatMul(x.im, 'negsin', r, r, digits, scale)),
-    im: tf.add(constMatMul(x.re, 'sin', r, r, digits, scale), constMatMul(x.im, 'cos', r, r, digits, scale)),
+    re: tf.tidy(() => tf.add(constMatMul(x.re, 'cos', r, r, digits, scale), constMatMul(x.im, 'negsin', r, r, digits, scale))),
+    im: tf.tidy(() => tf.add(constMatMul(x.re, 'sin', r, r, digits, scale), constMatMul(x.im, 'cos', r, r, digits, scale))),
   };
 }
 
@@ -67,6 +67,21 @@ export function complexMul(a: Complex, tr: Tensor, ti: Tensor, conjugate = false
 
 function mapComplex(a: Complex, f: (t: Tensor) => Tensor): Complex {
   return { re: f(a.re), im: f(a.im) };
+}
+
+/**
+ * A twiddle stage's data movement with a small live set: a ⊙ t (or ⊙ conj t) part by part, then `after` on each
+ * part, each step in its own tidy; `a` is disposed once multiplied when `owned` (tensors the caller handed over).
+ */
+function twiddleThen(a: Complex, tr: Tensor, ti: Tensor, conjugate: boolean, owned: boolean, after: (t: Tensor) => Tensor): Complex {
+  const re = tf.tidy(() => (conjugate ? tf.add(tf.mul(a.re, tr), tf.mul(a.im, ti)) : tf.sub(tf.mul(a.re, tr), tf.mul(a.im, ti))));
+  const im = tf.tidy(() => (conjugate ? tf.sub(tf.mul(a.im, tr), tf.mul(a.re, ti)) : tf.add(tf.mul(a.re, ti), tf.mul(a.im, tr))));
+  if (owned) tf.dispose([a.re, a.im]);
+  const outRe = tf.tidy(() => after(re));
+  re.dispose();
+  const outIm = tf.tidy(() => after(im));
+  im.dispose();
+  return { re: outRe, im: outIm };
 }
 
 /** Options for {@link forwardDft}. */
@@ -101,11 +116,11 @@ export function forwardDft(x: Complex | Tensor, plan: DftPlan, options: ForwardO
     const restNext = rest / next;
     const [o, m] = [outer, rest];
     cur = stage(cur, true, () => {
-      // Twiddle ω_{rest·r}^{b·k}: data [outer, rest·r] × [rest·r].
+      // Twiddle ω_{rest·r}^{b·k}: data [outer, rest·r] × [rest·r], then [outer, d_next, rest', k] → [outer, k, rest', d_next].
       const tw = twiddles(m, r);
-      const twiddled = complexMul(mapComplex(cur, (t) => tf.reshape(t, [o, m * r])), tw.re, tw.im);
-      // [outer, d_next, rest', k] → [outer, k, rest', d_next]
-      return mapComplex(twiddled, (t) => tf.reshape(tf.transpose(tf.reshape(t, [o, next, restNext, r]), [0, 3, 2, 1]), [-1, next]));
+      const flat = mapComplex(cur, (t) => tf.reshape(t, [o, m * r]));
+      tf.dispose([cur.re, cur.im]); // the reshaped views keep the data until twiddleThen frees them
+      return twiddleThen(flat, tw.re, tw.im, false, true, (t) => tf.reshape(tf.transpose(tf.reshape(t, [o, next, restNext, r]), [0, 3, 2, 1]), [-1, next]));
     });
     outer *= r;
     rest = restNext;
@@ -121,6 +136,8 @@ export interface InverseOptions {
   digits: number;
   /** Overall scale. Default 1/N (the inverse DFT); 1 gives the plain adjoint of {@link forwardDft}. */
   scale?: number;
+  /** Dispose the input as soon as the first stage has used it (the caller no longer needs it). Default false. */
+  consume?: boolean;
 }
 
 /**
@@ -145,7 +162,8 @@ export function inverseDft(x: Complex, plan: DftPlan, options: InverseOptions): 
   }
   const total = options.scale ?? 1 / n;
   let cur: Complex = mapComplex(x, (t) => tf.reshape(t, [-1, radices[p - 1]]));
-  let owned = false;
+  let owned = options.consume === true;
+  if (owned) tf.dispose([x.re, x.im]); // the reshaped views keep the data until the first stage frees them
   for (let i = p - 1; i >= 0; i--) {
     const r = radices[i];
     if (i < p - 1) {
@@ -153,9 +171,13 @@ export function inverseDft(x: Complex, plan: DftPlan, options: InverseOptions): 
       const restNext = rests[i] / next;
       cur = stage(cur, owned, () => {
         // Undo the transpose: [outer, k, rest', d_next] → [outer, d_next, rest', k], then the conjugate twiddle.
-        const back = mapComplex(cur, (t) => tf.reshape(tf.transpose(tf.reshape(t, [outers[i], r, restNext, next]), [0, 3, 2, 1]), [outers[i], rests[i] * r]));
+        const back = (t: Tensor) => tf.reshape(tf.transpose(tf.reshape(t, [outers[i], r, restNext, next]), [0, 3, 2, 1]), [outers[i], rests[i] * r]);
+        const re = tf.tidy(() => back(cur.re));
+        if (owned) cur.re.dispose();
+        const im = tf.tidy(() => back(cur.im));
+        if (owned) cur.im.dispose();
         const tw = twiddles(rests[i], r);
-        return mapComplex(complexMul(back, tw.re, tw.im, true), (t) => tf.reshape(t, [-1, r]));
+        return twiddleThen({ re, im }, tw.re, tw.im, true, true, (t) => tf.reshape(t, [-1, r]));
       });
       owned = true;
     }
