@@ -1,5 +1,6 @@
-// Bundles the GPU entry (tooling/gpu/entry.ts) and the m2 CLI (apps/cli/src/main.ts) into single ESM files
-// for the H200 machine, which has Node (carried) but no node_modules. Usage: node tooling/gpu/build.mjs OUTDIR
+// Bundles the GPU entry (tooling/gpu/entry.ts), the m2 CLI (apps/cli/src/main.ts) and the training reference
+// (tooling/gpu/training-reference.ts) into single ESM files for the H200 machine, which has Node (carried) but no
+// node_modules. Usage: node tooling/gpu/build.mjs OUTDIR
 //
 // esbuild comes from tsx's dependencies (no extra install). `webgpu` stays external: its dawn.node is carried
 // beside the bundle in OUTDIR/node_modules/webgpu. tfjs-node(-gpu) are optional and never bundled.
@@ -42,6 +43,9 @@ const common = {
 const entries = [
   { in: join(root, 'tooling/gpu/entry.ts'), out: 'gpu-entry.mjs', required: true },
   { in: join(root, 'apps/cli/src/main.ts'), out: 'm2.mjs', required: false },
+  // The CPU reference of the training check (run here, not on the device; tooling/gpu is no package, so its bare
+  // imports resolve only through this bundle's nodePaths).
+  { in: join(root, 'tooling/gpu/training-reference.ts'), out: 'training-reference.mjs', required: false },
 ];
 for (const entry of entries) {
   const outfile = join(outDir, entry.out);

@@ -1,0 +1,185 @@
+// The M2-BERT-base training check shared by the CPU reference (tooling/gpu/training-reference.ts, run here) and the
+// webgpu run on the H200 (tooling/gpu/entry.ts --train-only): the same initial weights, the same batch and the same
+// Adam steps on every backend, so the losses can be compared across machines.
+//
+// - Initial weights: the model's own initialisation, built on the cpu backend with Math.random replaced by a seeded
+//   Mulberry32 stream (`seededWeights`), then copied by key into a model on the backend under test; `weightDigest`
+//   (sha256 of every weight's bytes in key order) proves every backend started from the same numbers.
+// - Batch: seeded token ids in [1000, 30000) and about 15 % of the positions labelled with their own id (others −100).
+// - Steps: Adam(1e-3), batch 1, no dropout, one `optimizer.minimize` per step.
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs-core';
+import { Mulberry32, mixSeed } from '@monarch-mixer/monarch-core';
+import { M2Bert } from '@monarch-mixer/m2-bert';
+
+/** What defines one training check: the reference fixture records it and the device run refuses another. */
+export interface TrainingSetup {
+  /** Sequence length (also the model's maxPositionEmbeddings and longConvLMax). */
+  length: number;
+  /** Adam steps. */
+  steps: number;
+  /** Seed of the initial weights. */
+  weightSeed: number;
+  /** Seed of the batch. */
+  batchSeed: number;
+  /** Adam learning rate. */
+  learningRate: number;
+}
+
+/** The default check: M2-BERT-base at L = 2048, 3 Adam steps at 1e-3. */
+export const DEFAULT_TRAINING_SETUP: TrainingSetup = { length: 2048, steps: 3, weightSeed: 1, batchSeed: 2, learningRate: 1e-3 };
+
+/** M2-BERT-base (80M) with an MLM head, no dropout, positions and long convolutions sized to `length`. */
+export function trainingConfig(length: number) {
+  return { preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, hiddenDropout: 0, head: 'masked-lm' } as const;
+}
+
+/** Every named weight's shape and float32 values, by key. */
+export type WeightValues = Map<string, { shape: number[]; values: Float32Array }>;
+
+/**
+ * The seeded initial weights: M2-BERT-base built on the `cpu` backend (plain JavaScript arithmetic, so the same
+ * float32 values on every machine with the same Node) with Math.random replaced by a seeded Mulberry32 stream while
+ * it is built (tfjs's random initialisers take their seed from Math.random when none is given and draw in
+ * JavaScript). Built on cpu because some weights are computed with tensor ops (the Hyena filters' positional
+ * embeddings and modulation use sin, cos and exp), whose last bits differ between backends.
+ */
+export async function seededWeights(length: number, seed: number): Promise<WeightValues> {
+  const previous = tf.getBackend();
+  await tf.setBackend('cpu');
+  const original = Math.random;
+  const rng = new Mulberry32(mixSeed(seed));
+  Math.random = () => rng.next();
+  let model: M2Bert | undefined;
+  try {
+    model = new M2Bert(trainingConfig(length));
+  } finally {
+    Math.random = original;
+  }
+  const weights: WeightValues = new Map();
+  try {
+    for (const [key, variable] of model.namedWeights()) weights.set(key, { shape: variable.shape, values: (await variable.data()) as Float32Array });
+  } finally {
+    model.dispose();
+    await tf.setBackend(previous);
+  }
+  return weights;
+}
+
+/** M2-BERT-base on the active backend with the given weights (assigned by key; a missing key throws). */
+export function modelWithWeights(length: number, weights: WeightValues): M2Bert {
+  const model = new M2Bert(trainingConfig(length));
+  for (const [key, variable] of model.namedWeights()) {
+    const weight = weights.get(key);
+    if (weight === undefined) throw new Error(`training check: no seeded weight ${key}`);
+    tf.tidy(() => variable.assign(tf.tensor(weight.values, weight.shape, 'float32')));
+  }
+  return model;
+}
+
+/** sha256 (hex) of every weight's key, shape and float32 bytes, in key order. */
+export function weightDigest(weights: WeightValues): string {
+  const hash = createHash('sha256');
+  for (const key of [...weights.keys()].sort()) {
+    const { shape, values } = weights.get(key)!;
+    hash.update(`${key}:${shape.join('x')};`);
+    hash.update(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+  return hash.digest('hex');
+}
+
+/** The weights a model holds now, read back by key (to digest what a backend really got). */
+export async function modelWeights(model: M2Bert): Promise<WeightValues> {
+  const weights: WeightValues = new Map();
+  for (const [key, variable] of model.namedWeights()) weights.set(key, { shape: variable.shape, values: (await variable.data()) as Float32Array });
+  return weights;
+}
+
+/** The fixed batch: ids [1, L] in [1000, 30000), labels [1, L] (the id at ~15 % of positions, −100 elsewhere). */
+export function trainingBatch(length: number, seed: number): { inputIds: number[][]; labels: number[][] } {
+  const rng = new Mulberry32(mixSeed(seed));
+  const ids: number[] = [];
+  const labels: number[] = [];
+  for (let i = 0; i < length; i++) {
+    const id = 1000 + rng.int(29000);
+    ids.push(id);
+    labels.push(rng.next() < 0.15 ? id : -100);
+  }
+  return { inputIds: [ids], labels: [labels] };
+}
+
+/** One step's record. */
+export interface StepRecord {
+  /** Loss before the step's update (the loss `minimize` returns). */
+  loss: number;
+  /** Wall time of the step, ms (the loss read back included). */
+  ms: number;
+}
+
+/**
+ * Runs `setup.steps` Adam steps on `model` (on the active backend) and calls `onStep` after each one.
+ * @returns The losses and times of every step.
+ */
+export async function runTrainingSteps(
+  model: M2Bert,
+  setup: TrainingSetup,
+  onStep: (step: number, record: StepRecord) => void = () => {},
+): Promise<StepRecord[]> {
+  const batch = trainingBatch(setup.length, setup.batchSeed);
+  const optimizer = tf.train.adam(setup.learningRate);
+  const variables = model.trainableVariables();
+  const records: StepRecord[] = [];
+  try {
+    for (let step = 0; step < setup.steps; step++) {
+      const start = performance.now();
+      const loss = optimizer.minimize(() => model.forward(batch, { training: true }).loss as tf.Scalar, true, variables)!;
+      const value = (await loss.data())[0]!;
+      loss.dispose();
+      const record = { loss: value, ms: performance.now() - start };
+      records.push(record);
+      onStep(step, record);
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  return records;
+}
+
+/**
+ * Replaces tfjs-backend-cpu's UnsortedSegmentSum (the gradient of the embedding gather) by a single pass over the
+ * rows. tfjs's own kernel runs equal → cast → multiply → sum over the whole input once per segment: with the
+ * 30 522-row word embedding and a [2048, 768] gradient that is ~30 000 full passes, which is why the CPU reference
+ * never finished a step in earlier runs (~5 minutes at L = 256 without finishing).
+ * @returns Whether the kernel was replaced (false when it already was).
+ */
+export function registerFastCpuSegmentSum(): boolean {
+  const existing = tf.getKernel(tf.UnsortedSegmentSum, 'cpu');
+  if (existing && (existing as { fast?: boolean }).fast) return false;
+  if (existing) tf.unregisterKernel(tf.UnsortedSegmentSum, 'cpu');
+  const config = {
+    kernelName: tf.UnsortedSegmentSum,
+    backendName: 'cpu',
+    fast: true,
+    kernelFunc: ({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) => {
+      const { x, segmentIds } = inputs as { x: tf.TensorInfo; segmentIds: tf.TensorInfo };
+      const numSegments = (attrs as { numSegments: number }).numSegments;
+      const cpu = backend as { readSync: (id: unknown) => tf.TypedArray; makeTensorInfo: (shape: number[], dtype: tf.DataType, values: tf.TypedArray) => tf.TensorInfo };
+      const values = cpu.readSync(x.dataId);
+      const ids = cpu.readSync(segmentIds.dataId);
+      const rows = ids.length;
+      const width = values.length / Math.max(rows, 1); // x is [segmentIds.shape, …inner]
+      const inner = x.shape.slice(segmentIds.shape.length);
+      const out = x.dtype === 'int32' ? new Int32Array(numSegments * width) : new Float32Array(numSegments * width);
+      for (let r = 0; r < rows; r++) {
+        const s = ids[r]!;
+        if (s < 0 || s >= numSegments) continue;
+        const src = r * width;
+        const dst = s * width;
+        for (let j = 0; j < width; j++) out[dst + j]! += values[src + j]!;
+      }
+      return cpu.makeTensorInfo([numSegments, ...inner], x.dtype, out);
+    },
+  };
+  tf.registerKernel(config as unknown as tf.KernelConfig);
+  return true;
+}
