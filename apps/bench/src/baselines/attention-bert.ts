@@ -119,10 +119,15 @@ export class AttentionBertBaseline {
       let h = tf.add(tf.gather(this.words, tf.reshape(ids, [-1])), tf.tile(tf.slice(this.positions, [0, 0], [length, d]), [batch, 1])); // [B·L, d]
       h = layerNorm(h, this.embLnG, this.embLnB);
       for (const w of this.layers) {
-        const attended = mode === 'eager' ? this.eagerAttention(h, w, batch, length) : this.fastAttention(h, w, batch, length);
-        h = layerNorm(tf.add(tf.add(tf.matMul(attended, w.wo), w.bo), h), w.ln1g, w.ln1b);
-        const mlp = tf.add(tf.matMul(gelu(tf.add(tf.matMul(h, w.w1), w.b1)), w.w2), w.b2);
-        h = layerNorm(tf.add(mlp, h), w.ln2g, w.ln2b);
+        // One tidy per layer (and per step inside eager attention): a layer's temporaries are freed before the next.
+        const input = h;
+        h = tf.tidy(() => {
+          const attended = mode === 'eager' ? this.eagerAttention(input, w, batch, length) : this.fastAttention(input, w, batch, length);
+          const x = layerNorm(tf.add(tf.add(tf.matMul(attended, w.wo), w.bo), input), w.ln1g, w.ln1b);
+          const mlp = tf.add(tf.matMul(gelu(tf.add(tf.matMul(x, w.w1), w.b1)), w.w2), w.b2);
+          return layerNorm(tf.add(mlp, x), w.ln2g, w.ln2b);
+        });
+        input.dispose();
       }
       if (!withHead) return tf.reshape(h, [batch, length, d]) as tf.Tensor3D;
       const t = layerNorm(gelu(tf.add(tf.matMul(h, this.head.w), this.head.b)), this.head.lnG, this.head.lnB);
@@ -130,17 +135,29 @@ export class AttentionBertBaseline {
     });
   }
 
-  /** Batched attention with the [B, heads, L, L] score tensor materialised. h: [B·L, d] → [B·L, d]. */
+  /**
+   * Batched attention with the [B, heads, L, L] score tensor materialised, as HuggingFace's eager BertSelfAttention
+   * computes it: scores = Q·Kᵀ, scores / √dh, softmax, · V. Each step frees its input as soon as it is used (what
+   * PyTorch's reference counting does), so at most two score-sized tensors are alive: at L = 4096 (0.75 GiB of
+   * scores) this fits the 4 GiB wasm heap. h: [B·L, d] → [B·L, d].
+   */
   private eagerAttention(h: tf.Tensor, w: LayerWeights, batch: number, length: number): tf.Tensor {
     const heads = this.shape.numHeads;
     const dh = this.shape.hiddenSize / heads;
-    const split = (x: tf.Tensor) => tf.transpose(tf.reshape(x, [batch, length, heads, dh]), [0, 2, 1, 3]); // [B, H, L, dh]
-    const q = split(tf.add(tf.matMul(h, w.wqAll), w.bq));
-    const k = split(tf.add(tf.matMul(h, w.wkAll), w.bk));
-    const v = split(tf.add(tf.matMul(h, w.wvAll), w.bv));
-    const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)); // [B, H, L, L]
-    const out = tf.matMul(tf.softmax(scores), v); // [B, H, L, dh]
-    return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [batch * length, heads * dh]);
+    const split = (x: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.transpose(tf.reshape(tf.add(tf.matMul(h, x as tf.Tensor2D), b), [batch, length, heads, dh]), [0, 2, 1, 3])); // [B, H, L, dh]
+    const q = split(w.wqAll, w.bq);
+    const k = split(w.wkAll, w.bk);
+    const v = split(w.wvAll, w.bv);
+    const then = (input: tf.Tensor[], f: () => tf.Tensor) => {
+      const out = f();
+      tf.dispose(input);
+      return out;
+    };
+    const scores = then([q, k], () => tf.matMul(q, k, false, true)); // [B, H, L, L]
+    const scaled = then([scores], () => tf.div(scores, Math.sqrt(dh)));
+    const probs = then([scaled], () => tf.softmax(scaled));
+    const out = then([probs, v], () => tf.matMul(probs, v)); // [B, H, L, dh]
+    return then([out], () => tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [batch * length, heads * dh]));
   }
 
   /** Per-(batch, head) 2-D attention with pre-split weights and chunked queries. h: [B·L, d] → [B·L, d]. */
