@@ -1,10 +1,11 @@
 // The block-diagonal kernels' semantics and gradient wiring, on the cpu backend (plain-loop kernels). The WGSL
-// versions are checked against these on the H200 by tooling/gpu/entry.ts.
+// versions run below on webgpu through SwiftShader (and on the H200 in tooling/gpu/entry.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../errors.js';
 import { blockDiagMatmulReference, expectTensorsClose, seededUniform } from '../testing.js';
-import { blockDiagMatmulKernel, blockDiagShader, blockDiagTile, blockDiagWorkgroupBytes } from './webgpu-blockdiag.js';
+import { readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
+import { blockDiagMatmulKernel, blockDiagShader, blockDiagTile, blockDiagWorkgroupBytes, runBlockDiagWebGpu } from './webgpu-blockdiag.js';
 
 const random = seededUniform;
 
@@ -66,5 +67,48 @@ describe('blockDiagMatmulKernel', () => {
     }
     // The default tile's forward and input-gradient kernels pad one tile by a float per row: 16 448 bytes.
     expect(blockDiagWorkgroupBytes('forward', blockDiagTile)).toBe(16 * (129 + 128) * 4);
+  });
+});
+
+// The WGSL kernels themselves, executed on webgpu through SwiftShader (a CPU Vulkan driver).
+const gpu = await swiftShaderWebGpu();
+
+describe.skipIf(!gpu.available)(`blockDiagMatmulKernel's WGSL on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+  const [rows, nb, bi, bo] = [37, 3, 20, 12]; // no multiple of any tile
+  const x = random(rows * nb * bi, 11);
+  const w = random(nb * bi * bo, 12);
+  const dy = random(rows * nb * bo, 13);
+  const wt = new Float64Array(nb * bo * bi); // W_bᵀ as blocks [nb, bo, bi]
+  for (let k = 0; k < nb; k++) for (let i = 0; i < bi; i++) for (let o = 0; o < bo; o++) wt[(k * bo + o) * bi + i] = w[(k * bi + i) * bo + o];
+  const dw = new Float64Array(nb * bi * bo);
+  for (let r = 0; r < rows; r++) for (let k = 0; k < nb; k++) for (let i = 0; i < bi; i++) for (let o = 0; o < bo; o++) {
+    dw[(k * bi + i) * bo + o] += x[r * nb * bi + k * bi + i] * dy[r * nb * bo + k * bo + o];
+  }
+  const forward = blockDiagMatmulReference({ shape: [rows, nb * bi], data: x }, { shape: [nb, bi, bo], data: w });
+  const inputGrad = blockDiagMatmulReference({ shape: [rows, nb * bo], data: dy }, { shape: [nb, bo, bi], data: wt });
+
+  it('forward, input and weight gradients equal float64 references', async () => {
+    await tf.setBackend('webgpu');
+    const [xt, wt3, dyt] = [tf.tensor2d(x, [rows, nb * bi]), tf.tensor3d(w, [nb, bi, bo]), tf.tensor2d(dy, [rows, nb * bo])];
+    const y = blockDiagMatmulKernel(xt, wt3);
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(blockDiagMatmulKernel(a as tf.Tensor2D, b as tf.Tensor3D), dyt)))([xt, wt3]);
+    const [yv, gxv, gwv] = await Promise.all([y, gx!, gw!].map(readTensor));
+    tf.dispose([xt, wt3, dyt, y, gx!, gw!]);
+    await tf.setBackend('cpu');
+    expectTensorsClose(yv!, forward, 1e-6);
+    expectTensorsClose(gxv!, inputGrad, 1e-6);
+    expectTensorsClose(gwv!, { shape: [nb, bi, bo], data: dw }, 1e-6);
+  });
+
+  it('the 8 KiB fallback tile (devices with 16 KiB of workgroup memory) gives the same products', async () => {
+    await tf.setBackend('webgpu');
+    const backend = tf.backend();
+    const [xt, wt3] = [tf.tensor2d(x, [rows, nb * bi]), tf.tensor3d(w, [nb, bi, bo])];
+    const info = runBlockDiagWebGpu(backend, 'forward', xt, wt3, { nb, bi, bo }, { tm: 8, tn: 8, tk: 8 });
+    const y = tf.engine().makeTensorFromTensorInfo(info);
+    const yv = await readTensor(y);
+    tf.dispose([xt, wt3, y]);
+    await tf.setBackend('cpu');
+    expectTensorsClose(yv, forward, 1e-6);
   });
 });

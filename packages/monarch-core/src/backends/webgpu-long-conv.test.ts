@@ -7,7 +7,8 @@ import { countDispatches, readTensor, swiftShaderWebGpu } from '../../test/webgp
 import { BackendError } from '../errors.js';
 import { bidirectionalConv, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, disposeConvSpectrum, fftConv } from '../fft-conv.js';
 import { bidirectionalConvReference, causalConvReference, longConvReference, relativeL2, seededUniform } from '../testing.js';
-import { fusedConvSize, LONG_CONV_KERNELS, longConvShader } from './webgpu-long-conv.js';
+import { fourStepPlan, fourStepShader } from './webgpu-long-conv-four-step.js';
+import { fusedConvSize, LONG_CONV_KERNELS, longConvShader, setFusedConvWorkgroupBytes } from './webgpu-long-conv.js';
 
 const gpu = await swiftShaderWebGpu();
 const skipReason = gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`;
@@ -68,9 +69,10 @@ describe.skipIf(!gpu.available)(`fused long convolution on webgpu (SwiftShader)$
     await tf.setBackend('cpu');
   });
 
-  /** Gradients of Σ dy ⊙ f(u, kernels, D) on one backend, read back. */
-  async function gradients(backend: string, p: Problem) {
+  /** Gradients of Σ dy ⊙ f(u, kernels, D) on one backend, read back (webgpu with `rowBytes` of workgroup memory). */
+  async function gradients(backend: string, p: Problem, rowBytes?: number) {
     await tf.setBackend(backend);
+    setFusedConvWorkgroupBytes(rowBytes);
     const { batch, channels, length } = p;
     const u = tf.tensor3d(p.u, [batch, channels, length]);
     const kf = tf.tensor2d(p.kf, [channels, length]);
@@ -90,6 +92,7 @@ describe.skipIf(!gpu.available)(`fused long convolution on webgpu (SwiftShader)$
     tf.dispose(all);
     const leaked = tf.memory().numTensors - before;
     tf.dispose([u, kf, kr, kLong, d, dy]);
+    setFusedConvWorkgroupBytes(undefined);
     await tf.setBackend('cpu');
     return { values, fusedDispatches: counted.byProgram.get('LongConvProgram'), leaked };
   }
@@ -109,6 +112,36 @@ describe.skipIf(!gpu.available)(`fused long convolution on webgpu (SwiftShader)$
       expect(g.shape, names[i]).toEqual(reference.values[i]!.shape);
       expect(relativeL2(g, reference.values[i]!), names[i]).toBeLessThan(1e-4);
     });
+  });
+
+  it.each([
+    [1, 2, 5, 32], // M = 8 as M1 = 4 columns of M2 = 2
+    [3, 2, 37, 256], // M = 64 as 8 × 8
+    [2, 3, 257, 1024], // M = 512 as 16 × 32, 8 columns per workgroup
+  ])('B = %i, C = %i, L = %i with %i bytes of workgroup memory: the four-step passes give the same forward and gradients', async (batch, channels, length, rowBytes) => {
+    const p = problem(batch, channels, length, 200 + length);
+    const shape = [batch, channels, length];
+    await tf.setBackend('webgpu');
+    setFusedConvWorkgroupBytes(rowBytes);
+    const [u, kf, kr, d] = [tf.tensor3d(p.u, [batch, channels, length]), tf.tensor2d(p.kf, [channels, length]), tf.tensor2d(p.kr, [channels, length]), tf.tensor1d(p.d)];
+    const kLong = tf.tensor2d(p.kLong, [channels, p.longLength]);
+    const spectrum = convKernelSpectrum(kf, kr);
+    const { result: outputs, byProgram } = countDispatches(() => [bidirectionalConv(u, kf, kr, d), fftConv(u, kLong), convWithSpectrum(u, spectrum, d)]);
+    expect(byProgram.get('LongConvProgram')).toBe(5 + 5 + 3); // spectrum 2 passes, convolution 3
+    const [bidir, long, cached] = await Promise.all(outputs.map(readTensor));
+    tf.dispose([u, kf, kr, d, kLong, ...outputs]);
+    disposeConvSpectrum(spectrum);
+    setFusedConvWorkgroupBytes(undefined);
+    await tf.setBackend('cpu');
+    const bidirRef = bidirectionalConvReference(view(p.u, shape), view(p.kf, [channels, length]), view(p.kr, [channels, length]), view(p.d, [channels]));
+    expect(relativeL2(bidir!, bidirRef)).toBeLessThan(1e-5);
+    expect(relativeL2(cached!, bidirRef)).toBeLessThan(1e-5);
+    expect(relativeL2(long!, longConvReference(view(p.u, shape), view(p.kLong, [channels, p.longLength])))).toBeLessThan(1e-5);
+    const reference = await gradients('cpu', p);
+    const fused = await gradients('webgpu', p, rowBytes);
+    expect(fused.leaked).toBe(0);
+    expect(fused.fusedDispatches).toBe(5 + 3 + 4); // forward; du (3 passes); kernel gradient (2 column passes of u and dy, rows, columns)
+    fused.values.forEach((g, i) => expect(relativeL2(g, reference.values[i]!), `gradient ${i}`).toBeLessThan(1e-4));
   });
 
   it('cached spectra: convWithSpectrum (1 dispatch) and convPairWithSpectra (2) equal float64 sums; u and D gradients equal cpu\'s', async () => {
@@ -193,5 +226,16 @@ describe('fused long convolution shaders (no GPU needed)', () => {
       for (const line of code.split('\n').filter((l) => l.includes('workgroupBarrier'))) expect(line.trim()).toBe('workgroupBarrier();');
     }
     expect(Object.values(LONG_CONV_KERNELS)).toEqual(['M2FusedLongConv', 'M2FusedConvSpectrum', 'M2FusedConvKernelGrad']);
+  });
+
+  it('splits long rows so that two rows of M2 fit the workgroup memory and column workgroups hold ≤ 2048 values', () => {
+    expect(fourStepPlan(8192, 32768)).toEqual({ m: 8192, m1: 4, m2: 2048, columns: 512 });
+    expect(fourStepPlan(16384, 49152)).toEqual({ m: 16384, m1: 8, m2: 2048, columns: 256 });
+    expect(fourStepPlan(32768, 16384)).toEqual({ m: 32768, m1: 32, m2: 1024, columns: 64 });
+    for (const pass of [{ pass: 'columns', source: 'signal' }, { pass: 'rows', mode: 'kernelGrad' }, { pass: 'columnsInverse', mode: 'signal', skip: true }] as const) {
+      const code = fourStepShader(fourStepPlan(32768, 16384), pass);
+      const words = Number(/var<workgroup> m2buf : array<f32, (\d+)>/.exec(code)![1]);
+      expect(4 * words).toBeLessThanOrEqual(16384);
+    }
   });
 });

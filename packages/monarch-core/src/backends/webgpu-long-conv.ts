@@ -29,6 +29,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import type { DftPlan } from '../dft-plan.js';
 import { BackendError } from '../errors.js';
+import { FOUR_STEP_THREADS, fourStepPlan, fourStepShader } from './webgpu-long-conv-four-step.js';
+import type { FourStepPass, FourStepPlan } from './webgpu-long-conv-four-step.js';
 
 /** Names of the fused long-convolution kernels (registered for the webgpu backend). */
 export const LONG_CONV_KERNELS = {
@@ -337,28 +339,40 @@ class LongConvProgram {
   readonly workgroupSize: [number, number, number];
   readonly dispatchLayout: { x: number[]; y: number[] };
   readonly dispatch: [number, number, number];
-  readonly shaderKey: string;
 
   constructor(
-    private readonly kind: LongConvShaderKind,
     readonly variableNames: string[],
     readonly outputShape: number[],
-    private readonly m: number,
-    private readonly options: LongConvShaderOptions,
+    threads: number,
     workgroups: number,
+    readonly shaderKey: string,
+    private readonly code: () => string,
   ) {
-    this.workgroupSize = [threadsFor(m), 1, 1];
+    this.workgroupSize = [threads, 1, 1];
     // Not a flat layout (tfjs would then call main with a global index); the kernels index rows themselves.
     this.dispatchLayout = { x: [outputShape.length - 1], y: outputShape.slice(0, -1).map((_, i) => i) };
     const x = Math.min(workgroups, 65535);
     this.dispatch = [x, Math.ceil(workgroups / x), 1];
-    const flags = `${options.conjugate ? 'c' : ''}${options.skip ? 's' : ''}${options.reverse ? 'r' : ''}`;
-    this.shaderKey = `m2LongConv_${kind}_${m}_${flags}`;
   }
 
   getUserCode(): string {
-    return longConvShader(this.kind, this.m, this.options);
+    return this.code();
   }
+}
+
+/** A one-workgroup-per-row kernel. */
+function singlePassProgram(kind: LongConvShaderKind, variableNames: string[], outputShape: number[], m: number,
+  options: LongConvShaderOptions, workgroups: number): LongConvProgram {
+  const flags = `${options.conjugate ? 'c' : ''}${options.skip ? 's' : ''}${options.reverse ? 'r' : ''}`;
+  return new LongConvProgram(variableNames, outputShape, threadsFor(m), workgroups, `m2LongConv_${kind}_${m}_${flags}`,
+    () => longConvShader(kind, m, options));
+}
+
+/** One pass of the four-step kernels. */
+function fourStepProgram(which: FourStepPass, variableNames: string[], outputShape: number[], plan: FourStepPlan,
+  workgroups: number): LongConvProgram {
+  const key = `m2LongConv4_${plan.m}_${plan.m1}_${plan.m2}_${plan.columns}_${Object.values(which).join('_')}`;
+  return new LongConvProgram(variableNames, outputShape, FOUR_STEP_THREADS, workgroups, key, () => fourStepShader(plan, which));
 }
 
 /** The parts of tfjs-backend-webgpu's backend used here. */
@@ -374,9 +388,12 @@ function runProgram(backend: object, program: LongConvProgram, inputs: TensorInf
   return (backend as WebGpuBackendLike).runWebGPUProgram(program, inputs, 'float32', values.map((v) => ({ type: 'int32', data: [v] })));
 }
 
-/** Attributes of the kernels (numbers and booleans only). */
+/** Attributes of the kernels. `m1` > 0 selects the four-step passes (m1, m2, columns: the {@link FourStepPlan}). */
 interface LongConvAttrs {
   m: number;
+  m1: number;
+  m2: number;
+  columns: number;
   conjugate?: boolean;
   skip?: boolean;
   length?: number;
@@ -384,30 +401,84 @@ interface LongConvAttrs {
   reverseLength?: number;
 }
 
+function fourStepOf(attrs: LongConvAttrs): FourStepPlan | undefined {
+  return attrs.m1 > 0 ? { m: attrs.m, m1: attrs.m1, m2: attrs.m2, columns: attrs.columns } : undefined;
+}
+
+/** Runs one four-step pass with the backend and frees nothing (the caller frees scratch tensors). */
+function pass(backend: object, which: FourStepPass, plan: FourStepPlan, inputs: Array<[string, TensorInfo]>, outputShape: number[],
+  workgroups: number, sizes: Parameters<typeof runProgram>[3]): TensorInfo {
+  const program = fourStepProgram(which, inputs.map(([name]) => name), outputShape, plan, workgroups);
+  return runProgram(backend, program, inputs.map(([, t]) => t), sizes);
+}
+
+function disposeInfo(backend: object, info: TensorInfo): void {
+  (backend as { disposeData(dataId: object, force?: boolean): boolean }).disposeData(info.dataId, true);
+}
+
 const kernelFuncs: Record<keyof typeof LONG_CONV_KERNELS, KernelFunc> = {
   conv: ({ inputs, backend, attrs }) => {
     const { x, k, w, d } = inputs as { x: TensorInfo; k: TensorInfo; w: TensorInfo; d?: TensorInfo };
-    const { m, conjugate = false } = attrs as unknown as LongConvAttrs;
+    const a = attrs as unknown as LongConvAttrs;
     const [batch, channels, seqLen] = x.shape;
+    const rows = batch * channels;
     const skip = d !== undefined;
-    const program = new LongConvProgram('conv', skip ? ['X', 'K', 'W', 'D'] : ['X', 'K', 'W'], [batch, channels, seqLen], m, { conjugate, skip }, batch * channels);
-    return runProgram(backend, program, skip ? [x, k, w, d] : [x, k, w], { rows: batch * channels, channels, seqLen });
+    const plan = fourStepOf(a);
+    if (plan === undefined) {
+      const program = singlePassProgram('conv', skip ? ['X', 'K', 'W', 'D'] : ['X', 'K', 'W'], [batch, channels, seqLen], a.m, { conjugate: a.conjugate, skip }, rows);
+      return runProgram(backend, program, skip ? [x, k, w, d] : [x, k, w], { rows, channels, seqLen });
+    }
+    const scratch = [rows, plan.m1, plan.m2, 2];
+    const sizes = { rows, channels, seqLen };
+    const columns = pass(backend, { pass: 'columns', source: 'signal' }, plan, [['X', x], ['W', w]], scratch, rows * (plan.m2 / plan.columns), sizes);
+    const product = pass(backend, { pass: 'rows', mode: 'conv', conjugate: a.conjugate === true }, plan, [['S', columns], ['K', k], ['W', w]], scratch, rows * (plan.m1 / 2 + 1), sizes);
+    disposeInfo(backend, columns);
+    const inverseInputs: Array<[string, TensorInfo]> = skip ? [['S', product], ['W', w], ['X', x], ['D', d]] : [['S', product], ['W', w]];
+    const y = pass(backend, { pass: 'columnsInverse', mode: 'signal', skip }, plan, inverseInputs, [batch, channels, seqLen], rows * (plan.m2 / plan.columns), sizes);
+    disposeInfo(backend, product);
+    return y;
   },
   spectrum: ({ inputs, backend, attrs }) => {
     const { kf, kr, w } = inputs as { kf: TensorInfo; kr?: TensorInfo; w: TensorInfo };
-    const { m, length } = attrs as unknown as LongConvAttrs;
+    const a = attrs as unknown as LongConvAttrs;
     const [channels, kLen] = kf.shape;
     const reverse = kr !== undefined;
-    const program = new LongConvProgram('spectrum', reverse ? ['KF', 'KR', 'W'] : ['KF', 'W'], [channels, m + 1, 2], m, { reverse }, channels);
-    return runProgram(backend, program, reverse ? [kf, kr, w] : [kf, w], { channels, seqLen: length!, kLen, rLen: reverse ? kr.shape[1] : 0 });
+    const sizes = { rows: channels, channels, seqLen: a.length!, kLen, rLen: reverse ? kr.shape[1] : 0 };
+    const plan = fourStepOf(a);
+    if (plan === undefined) {
+      const program = singlePassProgram('spectrum', reverse ? ['KF', 'KR', 'W'] : ['KF', 'W'], [channels, a.m + 1, 2], a.m, { reverse }, channels);
+      return runProgram(backend, program, reverse ? [kf, kr, w] : [kf, w], sizes);
+    }
+    const kernels: Array<[string, TensorInfo]> = reverse ? [['KF', kf], ['KR', kr], ['W', w]] : [['KF', kf], ['W', w]];
+    const columns = pass(backend, { pass: 'columns', source: 'kernel', reverse }, plan, kernels, [channels, plan.m1, plan.m2, 2], channels * (plan.m2 / plan.columns), sizes);
+    const packed = pass(backend, { pass: 'rows', mode: 'spectrum' }, plan, [['S', columns], ['W', w]], [channels, a.m + 1, 2], channels * (plan.m1 / 2 + 1), sizes);
+    disposeInfo(backend, columns);
+    return packed;
   },
   kernelGrad: ({ inputs, backend, attrs }) => {
     const { u, g, w } = inputs as { u: TensorInfo; g: TensorInfo; w: TensorInfo };
-    const { m, skip = false, kernelLength = 0, reverseLength = 0 } = attrs as unknown as LongConvAttrs;
+    const a = attrs as unknown as LongConvAttrs;
+    const { skip = false, kernelLength = 0, reverseLength = 0 } = a;
     const [batch, channels, seqLen] = u.shape;
-    const width = kernelLength + reverseLength + (skip ? 1 : 0);
-    const program = new LongConvProgram('kernelGrad', ['U', 'G', 'W'], [channels, width], m, { skip }, channels);
-    return runProgram(backend, program, [u, g, w], { channels, seqLen, kLen: kernelLength, rLen: reverseLength, batch });
+    const plan = fourStepOf(a);
+    if (plan === undefined) {
+      const width = kernelLength + reverseLength + (skip ? 1 : 0);
+      const program = singlePassProgram('kernelGrad', ['U', 'G', 'W'], [channels, width], a.m, { skip }, channels);
+      return runProgram(backend, program, [u, g, w], { channels, seqLen, kLen: kernelLength, rLen: reverseLength, batch });
+    }
+    // Four-step: dD is left to the caller (the scratch passes never see u and dy side by side).
+    const rows = batch * channels;
+    const scratch = [rows, plan.m1, plan.m2, 2];
+    const sizes = { rows, channels, seqLen, kLen: kernelLength, rLen: reverseLength, batch };
+    const su = pass(backend, { pass: 'columns', source: 'signal' }, plan, [['X', u], ['W', w]], scratch, rows * (plan.m2 / plan.columns), sizes);
+    const sg = pass(backend, { pass: 'columns', source: 'signal' }, plan, [['X', g], ['W', w]], scratch, rows * (plan.m2 / plan.columns), sizes);
+    const correlation = pass(backend, { pass: 'rows', mode: 'kernelGrad' }, plan, [['SU', su], ['SG', sg], ['W', w]], [channels, plan.m1, plan.m2, 2], channels * (plan.m1 / 2 + 1), sizes);
+    disposeInfo(backend, su);
+    disposeInfo(backend, sg);
+    const out = pass(backend, { pass: 'columnsInverse', mode: 'kernelGrad' }, plan, [['S', correlation], ['W', w]], [channels, kernelLength + reverseLength],
+      channels * (plan.m2 / plan.columns), { ...sizes, rows: channels });
+    disposeInfo(backend, correlation);
+    return out;
   },
 };
 
@@ -428,51 +499,89 @@ export function registerLongConvKernels(): void {
   }
 }
 
-/** ω_N^j = (cos, −sin)(2πj/N) for j < M, interleaved, one tensor per backend instance and M. */
-const twiddleTables = new WeakMap<object, Map<number, Tensor1D>>();
+/** ω_N^j = (cos, −sin)(2πj/N) for j < count, interleaved, one tensor per backend instance, N and count. */
+const twiddleTables = new WeakMap<object, Map<string, Tensor1D>>();
 
-function twiddleTable(m: number): Tensor1D {
+function twiddleTable(n: number, count: number): Tensor1D {
   const backend = tf.backend();
   let tables = twiddleTables.get(backend);
   if (tables === undefined) {
     tables = new Map();
     twiddleTables.set(backend, tables);
   }
-  let table = tables.get(m);
+  const key = `${n}:${count}`;
+  let table = tables.get(key);
   if (table === undefined || table.isDisposed) {
-    const values = new Float32Array(2 * m);
-    for (let j = 0; j < m; j++) {
-      const angle = (Math.PI * j) / m; // 2π·j/N
+    const values = new Float32Array(2 * count);
+    for (let j = 0; j < count; j++) {
+      const angle = (2 * Math.PI * j) / n;
       values[2 * j] = Math.cos(angle);
       values[2 * j + 1] = -Math.sin(angle);
     }
     table = tf.keep(tf.tensor1d(values, 'float32'));
-    tables.set(m, table);
+    tables.set(key, table);
   }
   return table;
 }
 
-/** Whether the fused kernels can run a length-L convolution now: webgpu active, the row fits in workgroup memory. */
-function fusedUsable(length: number, tensors: Array<Tensor | undefined>): boolean {
-  if (tf.getBackend() !== 'webgpu') return false;
-  if (typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return false;
-  if (tensors.some((t) => t !== undefined && t.dtype !== 'float32')) return false;
-  const limit = (tf.backend() as unknown as WebGpuBackendLike).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
-  return fusedConvSize(length).bytes <= limit;
+/** How a length-L convolution runs: one workgroup per row, or the four-step passes. */
+interface FusedPlan {
+  m: number;
+  fourStep?: FourStepPlan;
+}
+
+let rowBytesOverride: number | undefined;
+
+/**
+ * Test hook: pretends the device grants only `bytes` of workgroup memory per workgroup (so that short rows take the
+ * four-step passes); undefined restores the device's limit.
+ *
+ * @param bytes - Workgroup memory to plan with, or undefined.
+ * @example
+ * setFusedConvWorkgroupBytes(1024); // rows with M > 128 now take the four-step passes
+ */
+export function setFusedConvWorkgroupBytes(bytes: number | undefined): void {
+  rowBytesOverride = bytes;
+}
+
+/**
+ * The plan of a length-L convolution on the active backend, or undefined when the fused kernels do not apply:
+ * the backend is not webgpu, `M2_FUSED_LONG_CONV=0`, an input is not float32, or a scratch tensor of the four-step
+ * passes would exceed the device's storage-binding limit.
+ */
+function fusedPlan(length: number, rows: number, tensors: Array<Tensor | undefined>, optional = true): FusedPlan | undefined {
+  if (tf.getBackend() !== 'webgpu') return undefined;
+  if (optional && typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return undefined;
+  if (tensors.some((t) => t !== undefined && t.dtype !== 'float32')) return undefined;
+  const limits = (tf.backend() as unknown as WebGpuBackendLike).device?.limits;
+  const rowBytes = rowBytesOverride ?? limits?.maxComputeWorkgroupStorageSize ?? 16384;
+  const { m, bytes } = fusedConvSize(length);
+  if (bytes <= rowBytes) return { m };
+  if (8 * m * rows > (limits?.maxStorageBufferBindingSize ?? 2 ** 27)) return undefined;
+  return { m, fourStep: fourStepPlan(m, rowBytes) };
+}
+
+function planAttrs(plan: FusedPlan): { m: number; m1: number; m2: number; columns: number } {
+  const f = plan.fourStep;
+  return { m: plan.m, m1: f?.m1 ?? 0, m2: f?.m2 ?? 0, columns: f?.columns ?? 0 };
+}
+
+function tableFor(plan: FusedPlan): Tensor1D {
+  return twiddleTable(2 * plan.m, plan.fourStep === undefined ? plan.m : 2 * plan.m);
 }
 
 /** conv kernel: x [B, C, L] with the packed spectrum (+ D). */
-function runConv(x: Tensor, packed: Tensor, m: number, skip: Tensor | undefined, conjugate: boolean): Tensor3D {
-  const inputs: tf.NamedTensorMap = { x, k: packed, w: twiddleTable(m) };
+function runConv(x: Tensor, packed: Tensor, plan: FusedPlan, skip: Tensor | undefined, conjugate: boolean): Tensor3D {
+  const inputs: tf.NamedTensorMap = { x, k: packed, w: tableFor(plan) };
   if (skip !== undefined) inputs.d = skip;
-  return tf.engine().runKernel(LONG_CONV_KERNELS.conv, inputs, { m, conjugate } as unknown as tf.NamedAttrMap) as Tensor3D;
+  return tf.engine().runKernel(LONG_CONV_KERNELS.conv, inputs, { ...planAttrs(plan), conjugate } as unknown as tf.NamedAttrMap) as Tensor3D;
 }
 
 /** spectrum kernel: kf [C, Lk] (+ kr [C, L]) → packed [C, M+1, 2]. */
-function runSpectrum(kf: Tensor, kr: Tensor | undefined, length: number, m: number): Tensor3D {
-  const inputs: tf.NamedTensorMap = { kf, w: twiddleTable(m) };
+function runSpectrum(kf: Tensor, kr: Tensor | undefined, length: number, plan: FusedPlan): Tensor3D {
+  const inputs: tf.NamedTensorMap = { kf, w: tableFor(plan) };
   if (kr !== undefined) inputs.kr = kr;
-  return tf.engine().runKernel(LONG_CONV_KERNELS.spectrum, inputs, { m, length } as unknown as tf.NamedAttrMap) as Tensor3D;
+  return tf.engine().runKernel(LONG_CONV_KERNELS.spectrum, inputs, { ...planAttrs(plan), length } as unknown as tf.NamedAttrMap) as Tensor3D;
 }
 
 /**
@@ -492,9 +601,9 @@ function runSpectrum(kf: Tensor, kr: Tensor | undefined, length: number, m: numb
  */
 export function webGpuLongConv(u: Tensor3D, kernel: Tensor2D, skip?: Tensor1D, reverseKernel?: Tensor2D): Tensor3D | undefined {
   const [batch, channels, length] = u.shape;
-  if (batch * channels === 0 || !fusedUsable(length, [u, kernel, skip, reverseKernel])) return undefined;
+  const plan = batch * channels === 0 ? undefined : fusedPlan(length, batch * channels, [u, kernel, skip, reverseKernel]);
+  if (plan === undefined) return undefined;
   registerLongConvKernels();
-  const { m } = fusedConvSize(length);
   const kernelLength = kernel.shape[1];
   const reverseLength = reverseKernel === undefined ? 0 : reverseKernel.shape[1];
   const hasReverse = reverseKernel !== undefined;
@@ -507,21 +616,24 @@ export function webGpuLongConv(u: Tensor3D, kernel: Tensor2D, skip?: Tensor1D, r
     const [uIn, kIn] = args as Tensor[];
     const krIn = hasReverse ? (args[2] as Tensor) : undefined;
     const dIn = hasSkip ? (args[hasReverse ? 3 : 2] as Tensor) : undefined;
-    const packed = runSpectrum(kIn, krIn, length, m); // [C, M+1, 2]
-    const value = runConv(uIn, packed, m, dIn, false);
+    const packed = runSpectrum(kIn, krIn, length, plan); // [C, M+1, 2]
+    const value = runConv(uIn, packed, plan, dIn, false);
     save([uIn, packed, ...(dIn === undefined ? [] : [dIn])]);
     return {
       value,
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
         const [uSaved, packedSaved, dSaved] = saved;
-        const du = runConv(dy, packedSaved, m, dSaved, true);
-        const attrs = { m, skip: hasSkip, kernelLength, reverseLength } as unknown as tf.NamedAttrMap;
-        const rows = tf.engine().runKernel(LONG_CONV_KERNELS.kernelGrad, { u: uSaved, g: dy, w: twiddleTable(m) }, attrs) as Tensor2D; // [C, Lk + Lr (+ 1)]
-        const sizes = [kernelLength, ...(hasReverse ? [reverseLength] : []), ...(hasSkip ? [1] : [])];
+        const du = runConv(dy, packedSaved, plan, dSaved, true);
+        // The single-pass kernel also sums dD in its rows; the four-step passes leave it to two stock ops.
+        const skipInRows = hasSkip && plan.fourStep === undefined;
+        const attrs = { ...planAttrs(plan), skip: skipInRows, kernelLength, reverseLength } as unknown as tf.NamedAttrMap;
+        const rows = tf.engine().runKernel(LONG_CONV_KERNELS.kernelGrad, { u: uSaved, g: dy, w: tableFor(plan) }, attrs) as Tensor2D; // [C, Lk + Lr (+ 1)]
+        const sizes = [kernelLength, ...(hasReverse ? [reverseLength] : []), ...(skipInRows ? [1] : [])];
         const parts = sizes.length === 1 ? [rows] : tf.split(rows, sizes, 1);
         const grads: Tensor[] = [du, parts[0]];
         if (hasReverse) grads.push(parts[1]);
-        if (hasSkip) grads.push(tf.reshape(parts[parts.length - 1], [channels]));
+        if (skipInRows) grads.push(tf.reshape(parts[parts.length - 1], [channels]));
+        else if (hasSkip) grads.push(tf.sum(tf.mul(dy, uSaved), [0, 2]));
         return grads;
       },
     };
@@ -555,30 +667,33 @@ export function fusedSpectrumOf(spectrum: { re: Tensor; im: Tensor }): FusedSpec
 export function webGpuConvKernelSpectrum(kf: Tensor2D, kr: Tensor2D | undefined, plan: DftPlan):
   { length: number; channels: number; plan: DftPlan; re: Tensor; im: Tensor } | undefined {
   const [channels, length] = kf.shape;
-  if (channels === 0 || !fusedUsable(length, [kf, kr])) return undefined;
+  const fused = channels === 0 ? undefined : fusedPlan(length, channels, [kf, kr]);
+  if (fused === undefined) return undefined;
   registerLongConvKernels();
-  const packed = runSpectrum(kf, kr, length, fusedConvSize(length).m);
+  const packed = runSpectrum(kf, kr, length, fused);
   return { length, channels, plan, re: packed, im: packed };
 }
 
 /** conv(x) + D⊙x with a fused-layout spectrum, differentiable with respect to x and D. */
-function convWithPacked(x: Tensor3D, spectrum: FusedSpectrumLayout, skip: Tensor1D | undefined): Tensor3D {
-  const { m, packed } = spectrum;
+function convWithPacked(op: string, x: Tensor3D, spectrum: FusedSpectrumLayout, skip: Tensor1D | undefined): Tensor3D {
+  const { packed } = spectrum;
   const hasSkip = skip !== undefined;
-  const op = tf.customGrad(((...args: unknown[]) => {
+  const plan = fusedPlan(x.shape[2], x.shape[0] * x.shape[1], [x, skip], false);
+  if (plan === undefined) throw new BackendError(`${op}: the fused webgpu kernels cannot run this convolution (u ${x.dtype} [${x.shape.join(', ')}]) and its spectrum exists only in their layout; make the spectrum with M2_FUSED_LONG_CONV unset and float32 inputs.`, { parameter: 'u' });
+  const run = tf.customGrad(((...args: unknown[]) => {
     const save = args[args.length - 1] as (tensors: Tensor[]) => void;
     const xIn = args[0] as Tensor;
     const dIn = hasSkip ? (args[1] as Tensor) : undefined;
     save(hasSkip ? [xIn, dIn!] : []);
     return {
-      value: runConv(xIn, packed, m, dIn, false),
+      value: runConv(xIn, packed, plan, dIn, false),
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const du = runConv(dy, packed, m, saved[1], true);
+        const du = runConv(dy, packed, plan, saved[1], true);
         return hasSkip ? [du, tf.sum(tf.mul(dy, saved[0]), [0, 2])] : [du];
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return op(...(hasSkip ? [x, skip] : [x])) as Tensor3D;
+  return run(...(hasSkip ? [x, skip] : [x])) as Tensor3D;
 }
 
 /** A one-line error for a fused-layout spectrum used off webgpu. */
@@ -603,7 +718,7 @@ export function webGpuConvWithSpectrum(u: Tensor3D, spectrum: { re: Tensor; im: 
   if (fused === undefined) return undefined;
   if (tf.getBackend() !== 'webgpu') throw foreignSpectrum('convWithSpectrum');
   registerLongConvKernels();
-  return convWithPacked(u, fused, skip);
+  return convWithPacked('convWithSpectrum', u, fused, skip);
 }
 
 /**
@@ -628,5 +743,5 @@ export function webGpuConvPairWithSpectra(a: Tensor3D, sa: { re: Tensor; im: Ten
   if (fa === undefined && fb === undefined) return undefined;
   if (fa === undefined || fb === undefined || tf.getBackend() !== 'webgpu') throw foreignSpectrum('convPairWithSpectra');
   registerLongConvKernels();
-  return [convWithPacked(a, fa, da), convWithPacked(b, fb, db)];
+  return [convWithPacked('convPairWithSpectra', a, fa, da), convWithPacked('convPairWithSpectra', b, fb, db)];
 }
