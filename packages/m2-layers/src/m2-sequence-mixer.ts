@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { bidirectionalConv, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, InvalidArgumentError, longConvPlan, ShapeError } from '@monarch-mixer/monarch-core';
+import { bidirectionalConv, canFuseMixer, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, InvalidArgumentError, longConvPlan, mixerParams, ShapeError, webGpuMixerCore } from '@monarch-mixer/monarch-core';
 import type { ConvKernelSpectrum } from '@monarch-mixer/monarch-core';
 import { positiveInteger } from './blockdiag-linear.js';
 import { HyenaFilter } from './hyena-filter.js';
@@ -223,6 +223,9 @@ export class M2SequenceMixer extends M2Layer {
     return tf.tidy(() => {
       const [batch, length] = input.shape;
       const u = this.preNorm ? layerNorm(input, this.normWeight!.read(), this.normBias!.read(), this.preNormEps) : input;
+      // webgpu inference: short convolutions, gate, both long convolutions and their sum as one WGSL dispatch.
+      const fused = !state && !recordingGradients() && canFuseMixer(length) ? this.fusedCore(u as Tensor3D, length) : undefined;
+      if (fused !== undefined) return fused;
       // Each step runs in its own tidy and frees what it consumed, so the live set stays at a few [B, L, d]
       // activations (one tidy around everything kept ~50 of them, plus the convolutions' spectra, until the end: at
       // L = 16384 that overflowed the 4 GiB wasm heap). Freed tensors that a gradient needs are kept by the tape.
@@ -274,6 +277,26 @@ export class M2SequenceMixer extends M2Layer {
       tf.dispose(y);
       return tf.reshape(tf.add(tf.matMul(rows, outWeightT!), this.outBias!.read()), [batch, length, this.modelDim]) as Tensor3D; // [B, L, d]
     });
+  }
+
+  /**
+   * The mixer on webgpu at inference through monarch-core's fused kernel (webGpuMixerCore): one in_linear matMul,
+   * one dispatch for short convolutions + gate + long convolutions, out_linear. Undefined when the kernel declines.
+   */
+  private fusedCore(u: Tensor3D, length: number): Tensor3D | undefined {
+    const [batch] = u.shape;
+    const d = this.modelDim;
+    const filters = this.residualFilter ? [this.filter, this.residualFilter] : [this.filter];
+    const skips = filters.map((f) => f.skipWeight());
+    const [params] = derivedTensors(this, 'fused_mixer_params', [this.shortWeight!.read(), this.shortBias!.read(), ...skips], '', () =>
+      [mixerParams(this.shortWeight!.read(), this.shortBias!.read(), skips[0]!, skips[1])]);
+    const [inWeightT] = this.transposedWeights('in_linear_all', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
+    const z = tf.reshape(tf.add(tf.matMul(tf.reshape(u, [batch * length, d]), inWeightT!), this.inBias!.read()), [batch, length, 3 * d]) as Tensor3D; // [B, L, 3d]
+    const spectra = filters.map((f) => this.kernelSpectrum(f, length));
+    const y = webGpuMixerCore(z, this.residualFilter ? u : undefined, params as Tensor1D, spectra[0]!, spectra[1]); // [B, L, d]
+    if (y === undefined) return undefined;
+    const [outWeightT] = this.transposedWeights('out_linear', this.outWeight!.read(), () => [tf.transpose(this.outWeight!.read())]); // [d, d]
+    return tf.reshape(tf.add(tf.matMul(tf.reshape(y, [batch * length, d]), outWeightT!), this.outBias!.read()), [batch, length, d]) as Tensor3D; // [B, L, d]
   }
 
   /**

@@ -46,6 +46,7 @@ export type { DirLock, DirLockInfo } from './io/atomic-file.js';
 export { fft, ifft, rfft, irfft } from './dft.js';
 export { fftConv, causalConv, bidirectionalConv, longConvPlan, convKernelSpectrum, convWithSpectrum, convPairWithSpectra, disposeConvSpectrum } from './fft-conv.js';
 export type { FftConvOptions, ConvKernelSpectrum } from './fft-conv.js';
+export { canFuseMixer, mixerParams, webGpuMixerCore } from './backends/webgpu-mixer.js';
 export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';
 export type { DftPlan } from './dft-plan.js';
 export { blockDiagMatmulKernel, registerBlockDiagKernels, blockDiagTile, BLOCK_DIAG_KERNELS } from './backends/webgpu-blockdiag.js';

@@ -66,8 +66,8 @@ export function fusedConvSize(length: number): { m: number; n: number; bytes: nu
   return { m, n: 2 * m, bytes: 8 * m };
 }
 
-/** Threads per workgroup for half-length M. */
-function threadsFor(m: number): number {
+/** Threads per workgroup of the one-workgroup-per-row kernels for half-length M. */
+export function threadsFor(m: number): number {
   return Math.min(256, Math.max(32, m >> 1));
 }
 
@@ -85,23 +85,18 @@ export interface LongConvShaderOptions {
 }
 
 /**
- * WGSL (tfjs-webgpu program user code) of one fused kernel for half-length M = 2^log. Inputs by kind:
- * conv `X, K, W (, D)`; spectrum `KF (, KR), W`; kernelGrad `U, G, W`. `W` holds ω_N^j = (cos, −sin)(2πj/N) for
- * j < M. Uniforms: rows, channels, seqLen, kLen, rLen, batch.
+ * The helpers every one-workgroup-per-row kernel shares (for half-length M): the row buffer `m2buf` (2M floats),
+ * complex helpers, the twiddle read `m2Tw` (from input `W`), bit reversal, the forward (DIF) and inverse (DIT)
+ * FFTs over the whole row, and the real-signal untangling `m2RealSpectrum` / `m2StoreInverse`.
  *
- * @param kind - Which kernel.
  * @param m - Half the transform size (a power of two).
- * @param options - Compile-time switches.
- * @returns The shader body.
- * @example
- * longConvShader('conv', 1024, { skip: true }).includes('fn main()'); // → true
+ * @returns WGSL declarations.
  */
-export function longConvShader(kind: LongConvShaderKind, m: number, options: LongConvShaderOptions = {}): string {
+export function singlePassCommon(m: number): string {
   const log = Math.round(Math.log2(m));
   const n = 2 * m;
   const threads = threadsFor(m);
   const halfM = m >> 1;
-  const pairsPerThread = Math.ceil((halfM + 1) / threads);
   const common = `
   var<workgroup> m2buf : array<f32, ${n}>;
   const m2Scale : f32 = ${1 / n};
@@ -168,6 +163,27 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
     if (k != 0u && q != k) { m2Set(m2Rev(q), m2Conj(s) + vec2<f32>(d.y, d.x)); }
   }
   `;
+  return common;
+}
+
+/**
+ * WGSL (tfjs-webgpu program user code) of one fused kernel for half-length M = 2^log. Inputs by kind:
+ * conv `X, K, W (, D)`; spectrum `KF (, KR), W`; kernelGrad `U, G, W`. `W` holds ω_N^j = (cos, −sin)(2πj/N) for
+ * j < M. Uniforms: rows, channels, seqLen, kLen, rLen, batch.
+ *
+ * @param kind - Which kernel.
+ * @param m - Half the transform size (a power of two).
+ * @param options - Compile-time switches.
+ * @returns The shader body.
+ * @example
+ * longConvShader('conv', 1024, { skip: true }).includes('fn main()'); // → true
+ */
+export function longConvShader(kind: LongConvShaderKind, m: number, options: LongConvShaderOptions = {}): string {
+  const n = 2 * m;
+  const threads = threadsFor(m);
+  const halfM = m >> 1;
+  const pairsPerThread = Math.ceil((halfM + 1) / threads);
+  const common = singlePassCommon(m);
   // The workgroup's row (or channel): 2-D dispatch grids hold more than 65535 rows.
   const rowIndex = 'workgroupId.x + workgroupId.y * numWorkgroups.x';
 
@@ -333,8 +349,8 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
   `;
 }
 
-/** A tfjs-webgpu program (duck-typed WebGPUProgram) of one fused kernel. */
-class LongConvProgram {
+/** A tfjs-webgpu program (duck-typed WebGPUProgram) of one fused kernel (also used by webgpu-mixer.ts). */
+export class LongConvProgram {
   readonly uniforms = 'rows : i32, channels : i32, seqLen : i32, kLen : i32, rLen : i32, batch : i32,';
   readonly workgroupSize: [number, number, number];
   readonly dispatchLayout: { x: number[]; y: number[] };
@@ -376,13 +392,14 @@ function fourStepProgram(which: FourStepPass, variableNames: string[], outputSha
 }
 
 /** The parts of tfjs-backend-webgpu's backend used here. */
-interface WebGpuBackendLike {
+export interface WebGpuBackendLike {
   runWebGPUProgram(program: object, inputs: TensorInfo[], outputDtype: tf.DataType,
     uniforms?: Array<{ type: string; data: number[] }>): TensorInfo;
   device?: GPUDevice;
 }
 
-function runProgram(backend: object, program: LongConvProgram, inputs: TensorInfo[],
+/** Runs a program with the uniforms rows, channels, seqLen, kLen, rLen, batch. */
+export function runProgram(backend: object, program: LongConvProgram, inputs: TensorInfo[],
   sizes: { rows?: number; channels: number; seqLen: number; kLen?: number; rLen?: number; batch?: number }): TensorInfo {
   const values = [sizes.rows ?? 0, sizes.channels, sizes.seqLen, sizes.kLen ?? 0, sizes.rLen ?? 0, sizes.batch ?? 0];
   return (backend as WebGpuBackendLike).runWebGPUProgram(program, inputs, 'float32', values.map((v) => ({ type: 'int32', data: [v] })));
@@ -502,7 +519,8 @@ export function registerLongConvKernels(): void {
 /** ω_N^j = (cos, −sin)(2πj/N) for j < count, interleaved, one tensor per backend instance, N and count. */
 const twiddleTables = new WeakMap<object, Map<string, Tensor1D>>();
 
-function twiddleTable(n: number, count: number): Tensor1D {
+/** The kept table of ω_N^j for j < count (input `W` of the kernels). */
+export function twiddleTable(n: number, count: number): Tensor1D {
   const backend = tf.backend();
   let tables = twiddleTables.get(backend);
   if (tables === undefined) {

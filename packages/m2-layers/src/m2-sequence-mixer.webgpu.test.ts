@@ -1,0 +1,42 @@
+// M2SequenceMixer on webgpu (through SwiftShader, a CPU Vulkan driver) equals the cpu backend: at inference the
+// mixer core runs as monarch-core's fused WGSL kernel (webGpuMixerCore), under a gradient tape as fused long
+// convolutions. Skipped, with the reason in the name, where SwiftShader is missing.
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { countDispatches, readTensor, swiftShaderWebGpu } from '../../monarch-core/test/webgpu-swiftshader.js';
+import { relativeL2 } from '@monarch-mixer/monarch-core/testing';
+import { M2SequenceMixer } from './index.js';
+
+const gpu = await swiftShaderWebGpu();
+afterAll(() => tf.setBackend('cpu'));
+
+describe.skipIf(!gpu.available)(`M2SequenceMixer on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+  it.each([
+    [{ bidirectional: true, preNorm: true, residualLongConv: true }],
+    [{ bidirectional: false, preNorm: false, residualLongConv: false }],
+  ])('inference (one fused mixer dispatch) and gradients equal the stock-op path (%o)', async (options) => {
+    await tf.setBackend('cpu');
+    const mixer = new M2SequenceMixer({ modelDim: 8, maxLength: 40, filterOrder: 4, embDim: 3, ...options });
+    const x = tf.randomNormal([2, 40, 8], 0, 1, 'float32', 3) as tf.Tensor3D;
+    const run = () => mixer.apply(x) as tf.Tensor;
+    const gradient = () => tf.grad((input: tf.Tensor) => tf.sum(tf.square(mixer.apply(input) as tf.Tensor)))(x);
+    const expected = await Promise.all([run(), gradient()].map(readTensor));
+    await tf.setBackend('webgpu');
+    run().dispose(); // the kernel spectra are cached by the first inference
+    const { result: y, byProgram } = countDispatches(run);
+    expect(byProgram.get('LongConvProgram')).toBe(1);
+    const got = await Promise.all([y, gradient()].map(readTensor));
+    process.env.M2_FUSED_LONG_CONV = '0';
+    const unfused = await Promise.all([run(), gradient()].map(readTensor));
+    delete process.env.M2_FUSED_LONG_CONV;
+    await tf.setBackend('cpu');
+    // The fused kernels vs the same layer through stock tfjs-webgpu ops (the Monarch path): same numbers.
+    expect(relativeL2(got[0]!, unfused[0]!)).toBeLessThan(1e-5);
+    expect(relativeL2(got[1]!, unfused[1]!)).toBeLessThan(1e-4);
+    // vs the cpu backend: SwiftShader's transcendental functions (the implicit filter's sin and exp) alone differ by
+    // ~1e-3 here (the unfused webgpu path differs from cpu by as much).
+    expect(relativeL2(got[0]!, expected[0]!)).toBeLessThan(5e-3);
+    expect(relativeL2(got[1]!, expected[1]!)).toBeLessThan(5e-3);
+    mixer.dispose();
+  });
+});

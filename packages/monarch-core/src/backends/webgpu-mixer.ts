@@ -1,0 +1,215 @@
+// The core of M2's sequence mixer at inference as ONE WGSL dispatch on webgpu (m2-architecture.md §1.6):
+//
+//   x1, x2, v = causal 3-tap depthwise convolutions (+ bias) of the in_linear output z's three channel blocks
+//   h = v ⊙ x1
+//   y = (conv(h, k_main) + D_main ⊙ h) ⊙ x2 + conv(u, k_res) + D_res ⊙ u
+//
+// with both long convolutions from cached kernel spectra (fused layout, webgpu-long-conv.ts). Stock ops need ~45
+// kernels for this per layer (short-convolution slices, pads and products, the gate, four transposes, the pair of
+// convolutions, the combination); here one workgroup per (batch, channel) row reads z and u in their natural
+// channel-last layouts, keeps the row in workgroup memory for both FFT round trips and writes y channel-last.
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelFunc, Tensor, Tensor1D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
+import { ShapeError } from '../errors.js';
+import { fusedConvSize, fusedSpectrumOf, LongConvProgram, runProgram, singlePassCommon, threadsFor, twiddleTable } from './webgpu-long-conv.js';
+import type { WebGpuBackendLike } from './webgpu-long-conv.js';
+
+/** Name of the fused mixer kernel (registered for the webgpu backend). */
+export const MIXER_KERNEL = 'M2FusedMixerCore';
+
+/**
+ * WGSL of the fused mixer core for half-length M. Inputs `Z` [B, L, 3d], `P` (see {@link mixerParams}), `KM`
+ * [d, M+1, 2], `W`, and with a residual convolution `U` [B, L, d], `KR` [d, M+1, 2]. Uniforms: rows = B·d,
+ * channels = d, seqLen = L.
+ *
+ * @param m - Half the transform size (a power of two ≥ L).
+ * @param residual - Whether the residual long convolution of u is added.
+ * @returns The shader body.
+ * @example
+ * mixerShader(1024, true).includes('fn main()'); // → true
+ */
+export function mixerShader(m: number, residual: boolean): string {
+  const n = 2 * m;
+  const threads = threadsFor(m);
+  const perThread = Math.ceil(m / threads); // row positions j = t + i·threads < M ≥ L held per thread
+  const spectrumProduct = (k: string) => `
+    for (var p = t; p <= ${m >> 1}u; p = p + ${threads}u) {
+      let x = m2RealSpectrum(p);
+      let ia = 2u * (kBase + p);
+      let ib = 2u * (kBase + ${m}u - p);
+      m2StoreInverse(p, m2Mul(x.a, vec2<f32>(${k}[ia], ${k}[ia + 1u])), m2Mul(x.b, vec2<f32>(${k}[ib], ${k}[ib + 1u])));
+    }
+    workgroupBarrier();
+    m2Inverse(t);`;
+  // Stores the held values of positions j < M (zeros past L) and zeros in [M, N).
+  const fill = `
+    for (var i = 0u; i < ${perThread}u; i = i + 1u) {
+      let j = t + i * ${threads}u;
+      if (j < ${m}u) { m2buf[j] = held[i]; }
+    }
+    for (var j = ${m}u + t; j < ${n}u; j = j + ${threads}u) { m2buf[j] = 0.0; }
+    workgroupBarrier();
+    m2Forward(t);`;
+  return `${singlePassCommon(m)}
+  // Causal 3-tap convolution (+ bias) of channel block 'part' of z at position j: b + w0·z[j−2] + w1·z[j−1] + w2·z[j].
+  fn m2Short(b : u32, j : u32, part : u32, c : u32) -> f32 {
+    let d = u32(uniforms.channels);
+    let len = u32(uniforms.seqLen);
+    let col = part * d + c;
+    let row = b * len;
+    var acc = P[9u * d + col] + P[3u * col + 2u] * Z[(row + j) * 3u * d + col];
+    if (j >= 1u) { acc = acc + P[3u * col + 1u] * Z[(row + j - 1u) * 3u * d + col]; }
+    if (j >= 2u) { acc = acc + P[3u * col] * Z[(row + j - 2u) * 3u * d + col]; }
+    return acc;
+  }
+
+  fn main() {
+    let t = localIndex;
+    let rows = u32(uniforms.rows);
+    let d = u32(uniforms.channels);
+    let len = u32(uniforms.seqLen);
+    let r = workgroupId.x + workgroupId.y * numWorkgroups.x;
+    let row = min(r, rows - 1u);
+    let b = row / d;
+    let c = row % d;
+    let kBase = c * ${m + 1}u;
+    var held : array<f32, ${perThread}>;
+    var acc : array<f32, ${perThread}>;
+    // h = v ⊙ x1
+    for (var i = 0u; i < ${perThread}u; i = i + 1u) {
+      let j = t + i * ${threads}u;
+      var h = 0.0;
+      if (j < len) { h = m2Short(b, j, 2u, c) * m2Short(b, j, 0u, c); }
+      held[i] = h;
+    }
+    ${fill}
+    ${spectrumProduct('KM')}
+    let dMain = P[12u * d + c];
+    for (var i = 0u; i < ${perThread}u; i = i + 1u) {
+      let j = t + i * ${threads}u;
+      if (j < len) { acc[i] = (m2buf[j] * m2Scale + dMain * held[i]) * m2Short(b, j, 1u, c); }
+    }
+    ${residual ? `workgroupBarrier();
+    for (var i = 0u; i < ${perThread}u; i = i + 1u) {
+      let j = t + i * ${threads}u;
+      var v = 0.0;
+      if (j < len) { v = U[(b * len + j) * d + c]; }
+      held[i] = v;
+    }
+    ${fill}
+    ${spectrumProduct('KR')}
+    let dRes = P[13u * d + c];
+    for (var i = 0u; i < ${perThread}u; i = i + 1u) {
+      let j = t + i * ${threads}u;
+      if (j < len) { acc[i] = acc[i] + m2buf[j] * m2Scale + dRes * held[i]; }
+    }` : ''}
+    if (r < rows) {
+      for (var i = 0u; i < ${perThread}u; i = i + 1u) {
+        let j = t + i * ${threads}u;
+        if (j < len) { result[(b * len + j) * d + c] = acc[i]; }
+      }
+    }
+  }
+  `;
+}
+
+const mixerKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { z, p, km, u, kr } = inputs as { z: TensorInfo; p: TensorInfo; km: TensorInfo; u?: TensorInfo; kr?: TensorInfo };
+  const { m } = attrs as unknown as { m: number };
+  const [batch, length, threeD] = z.shape;
+  const d = threeD / 3;
+  const residual = u !== undefined && kr !== undefined;
+  const w = twiddleTable(2 * m, m);
+  const names = residual ? ['Z', 'P', 'KM', 'W', 'U', 'KR'] : ['Z', 'P', 'KM', 'W'];
+  const program = new LongConvProgram(names, [batch, length, d], threadsFor(m), batch * d, `m2Mixer_${m}_${residual ? 'r' : ''}`, () => mixerShader(m, residual));
+  return runProgram(backend, program, residual ? [z, p, km, w, u, kr] : [z, p, km, w], { rows: batch * d, channels: d, seqLen: length });
+};
+
+let registered = false;
+
+/** Registers the fused mixer kernel for webgpu, once (called on first use). */
+function registerMixerKernel(): void {
+  if (registered) return;
+  registered = true;
+  if (tf.getKernel(MIXER_KERNEL, 'webgpu') === undefined) tf.registerKernel({ kernelName: MIXER_KERNEL, backendName: 'webgpu', kernelFunc: mixerKernel });
+}
+
+/**
+ * Packs the mixer's per-channel parameters for {@link webGpuMixerCore} into one vector (cache it with the weights):
+ * [short-conv taps (3d·3, row-major [3d, 3]) | short-conv bias (3d) | D_main (d) | D_res (d, zeros if none)].
+ *
+ * Shapes: shortWeight [3d, 1, 3] or [3d, 3], shortBias [3d], mainSkip [d], residualSkip [d] → [14d]
+ * @param shortWeight - Depthwise short-convolution taps (tap k multiplies z[t − 2 + k]).
+ * @param shortBias - Its bias.
+ * @param mainSkip - D of the gated long convolution.
+ * @param residualSkip - D of the residual long convolution, if any.
+ * @returns The packed vector.
+ * @throws ShapeError if the sizes do not fit one d.
+ * @example
+ * mixerParams(tf.zeros([6, 1, 3]), tf.zeros([6]), tf.ones([2])).shape; // → [28]
+ */
+export function mixerParams(shortWeight: Tensor, shortBias: Tensor, mainSkip: Tensor, residualSkip?: Tensor): Tensor1D {
+  const d = mainSkip.size;
+  if (shortWeight.size !== 9 * d || shortBias.size !== 3 * d || (residualSkip !== undefined && residualSkip.size !== d)) {
+    throw new ShapeError(`mixerParams: expected shortWeight of 3d·3, shortBias of 3d and skips of d = ${d} values, got ${shortWeight.size}, ${shortBias.size} and ${residualSkip?.size ?? '-'}`, { parameter: 'shortWeight' });
+  }
+  return tf.tidy(() => tf.concat([tf.reshape(shortWeight, [-1]), tf.reshape(shortBias, [-1]), tf.reshape(mainSkip, [-1]),
+    residualSkip === undefined ? tf.zeros([d]) : tf.reshape(residualSkip, [-1])]) as Tensor1D);
+}
+
+/**
+ * Whether {@link webGpuMixerCore} can run a length-L mixer now (webgpu active, one row fits a workgroup's memory,
+ * not switched off by `M2_FUSED_LONG_CONV=0`): check it before computing its inputs.
+ *
+ * @param length - L.
+ * @returns True when the fused mixer core applies.
+ * @example
+ * if (canFuseMixer(4096)) y = webGpuMixerCore(z, u, params, sm, sr);
+ */
+export function canFuseMixer(length: number): boolean {
+  if (tf.getBackend() !== 'webgpu') return false;
+  if (typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return false;
+  const limit = (tf.backend() as unknown as WebGpuBackendLike).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
+  return fusedConvSize(length).bytes <= limit;
+}
+
+/**
+ * M2's sequence-mixer core at inference as one WGSL dispatch (see the top of this file): from the in_linear output
+ * z [B, L, 3d] (blocks x1 | x2 | v, before the short convolutions) and the normed input u, returns
+ * y = (conv(v⊙x1) + D⊙(v⊙x1))⊙x2 + conv(u) + D_res⊙u, channel-last. Not differentiable (inference only).
+ *
+ * Shapes: z [B, L, 3d], u [B, L, d], params [14d], spectra of [d, L] kernels → y [B, L, d]
+ * @param z - in_linear output, blocks [x1 | x2 | v] on the last axis.
+ * @param u - The mixer's (normed) input, for the residual convolution; omit without one.
+ * @param params - From {@link mixerParams}.
+ * @param main - Spectrum of the gated convolution's kernels (convKernelSpectrum made on webgpu).
+ * @param residual - Spectrum of the residual convolution's kernels, with u.
+ * @returns y, or undefined when the fused kernel does not apply (backend not webgpu, spectra not in the fused layout,
+ *   a row longer than one workgroup's memory, not float32): then compose the stock ops.
+ * @example
+ * const y = webGpuMixerCore(z, u, params, mainSpectrum, residualSpectrum) ?? slowPath();
+ */
+export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Tensor1D,
+  main: { re: Tensor; im: Tensor }, residual?: { re: Tensor; im: Tensor }): Tensor3D | undefined {
+  if (tf.getBackend() !== 'webgpu') return undefined;
+  if (typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return undefined;
+  const [batch, length, threeD] = z.shape;
+  const d = threeD / 3;
+  const km = fusedSpectrumOf(main);
+  const kr = residual === undefined ? undefined : fusedSpectrumOf(residual);
+  if (km === undefined || (residual !== undefined) !== (u !== undefined) || (residual !== undefined && kr === undefined)) return undefined;
+  if ([z, u, params].some((t) => t !== undefined && t.dtype !== 'float32')) return undefined;
+  const { m, bytes } = fusedConvSize(length);
+  const limit = (tf.backend() as unknown as WebGpuBackendLike).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
+  if (bytes > limit || km.m !== m || (kr !== undefined && kr.m !== m)) return undefined;
+  if (!Number.isInteger(d) || params.size !== 14 * d || km.packed.shape[0] !== d || (u !== undefined && (u.shape[0] !== batch || u.shape[1] !== length || u.shape[2] !== d))) {
+    throw new ShapeError(`webGpuMixerCore: expected z [B, L, 3d], u [B, L, d], params [14d] and spectra for d channels, got z [${z.shape.join(', ')}], u [${u?.shape.join(', ') ?? '-'}], params [${params.size}], spectrum channels ${km.packed.shape[0]}`, { parameter: 'z' });
+  }
+  registerMixerKernel();
+  const inputs: tf.NamedTensorMap = { z, p: params, km: km.packed };
+  if (u !== undefined && kr !== undefined) {
+    inputs.u = u;
+    inputs.kr = kr.packed;
+  }
+  return tf.engine().runKernel(MIXER_KERNEL, inputs, { m } as unknown as tf.NamedAttrMap) as Tensor3D;
+}
