@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { bidirectionalConv, canFuseMixer, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, InvalidArgumentError, longConvPlan, mixerParams, ShapeError, webGpuMixerCore } from '@monarch-mixer/monarch-core';
+import { bidirectionalConv, canFuseMixer, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, InvalidArgumentError, longConvPlan, mixerParams, ShapeError, webGpuMixerCore, webGpuShortConv } from '@monarch-mixer/monarch-core';
 import type { ConvKernelSpectrum } from '@monarch-mixer/monarch-core';
 import { positiveInteger } from './blockdiag-linear.js';
 import { HyenaFilter } from './hyena-filter.js';
@@ -231,7 +231,8 @@ export class M2SequenceMixer extends M2Layer {
       // L = 16384 that overflowed the 4 GiB wasm heap). Freed tensors that a gradient needs are kept by the tape.
       // in_linear's output rows are [x1; x2; v]: slicing the small weights is cheaper than splitting the activation.
       const z: Tensor[] = [];
-      const [x1, x2, v] = [0, 1, 2].map((part) =>
+      // webgpu (training): one in_linear matMul and one fused short-convolution dispatch (with its WGSL gradient).
+      const [x1, x2, v] = (state ? undefined : this.fusedShortConvs(u)) ?? [0, 1, 2].map((part) =>
         tf.tidy(() => {
           const zi = this.inLinearPart(u, part); // [B, L, d]
           if (state) z.push(tf.keep(zi));
@@ -276,6 +277,18 @@ export class M2SequenceMixer extends M2Layer {
       const rows = tf.tidy(() => tf.reshape(tf.transpose(y, [0, 2, 1]), [batch * length, this.modelDim])); // [B·L, d]
       tf.dispose(y);
       return tf.reshape(tf.add(tf.matMul(rows, outWeightT!), this.outBias!.read()), [batch, length, this.modelDim]) as Tensor3D; // [B, L, d]
+    });
+  }
+
+  /** x1, x2, v after their short convolutions via monarch-core's WGSL kernel (webgpu), or undefined elsewhere. */
+  private fusedShortConvs(u: Tensor): Tensor[] | undefined {
+    if (tf.getBackend() !== 'webgpu') return undefined;
+    const [batch, length, d] = u.shape as [number, number, number];
+    return tf.tidy(() => {
+      const [inWeightT] = this.transposedWeights('in_linear_all', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
+      const z = tf.reshape(tf.add(tf.matMul(tf.reshape(u, [batch * length, d]), inWeightT!), this.inBias!.read()), [batch, length, 3 * d]) as Tensor3D; // [B, L, 3d]
+      const zc = webGpuShortConv(z, this.shortWeight!.read(), this.shortBias!.read() as Tensor1D); // [B, L, 3d]
+      return zc === undefined ? undefined : tf.split(zc, 3, 2); // x1, x2, v
     });
   }
 

@@ -25,7 +25,9 @@ describe.skipIf(!gpu.available)(`M2SequenceMixer on webgpu (SwiftShader)${gpu.av
     run().dispose(); // the kernel spectra are cached by the first inference
     const { result: y, byProgram } = countDispatches(run);
     expect(byProgram.get('LongConvProgram')).toBe(1);
-    const got = await Promise.all([y, gradient()].map(readTensor));
+    const training = countDispatches(gradient);
+    expect(training.byProgram.get('LongConvProgram')).toBe(options.residualLongConv ? 11 : 7); // per long conv: spectrum, conv, du, dkernel; short conv: forward, dz, dw
+    const got = await Promise.all([y, training.result].map(readTensor));
     process.env.M2_FUSED_LONG_CONV = '0';
     const unfused = await Promise.all([run(), gradient()].map(readTensor));
     delete process.env.M2_FUSED_LONG_CONV;
