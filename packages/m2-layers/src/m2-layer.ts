@@ -4,8 +4,8 @@ import type { Tensor } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { ConfigError, ShapeError } from '@monarch-mixer/monarch-core';
-import { clearInferenceCache } from './inference-cache.js';
+import { ConfigError, ShapeError, webGpuLayerNorm } from '@monarch-mixer/monarch-core';
+import { clearInferenceCache, recordingGradients } from './inference-cache.js';
 
 /** The shape of a layer input as tfjs-layers passes it to `build` (null = unknown). */
 export type LayerShape = (number | null)[];
@@ -224,6 +224,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
  * layerNorm(tf.tensor2d([[1, 3]]), tf.ones([2]), tf.zeros([2]), 1e-5); // → ≈ [[-1, 1]]
  */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+  const fused = webGpuLayerNorm(x, weight, bias, eps, recordingGradients()); // webgpu inference: one WGSL dispatch
+  if (fused !== undefined) return fused;
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
     return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);

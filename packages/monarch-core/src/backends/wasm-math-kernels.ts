@@ -4,6 +4,7 @@
 // the three extra elementwise passes on top of that.
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
+import { registerWebGpuNormKernels } from './webgpu-norm.js';
 
 /** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
 interface WasmBackendLike {
@@ -106,7 +107,9 @@ function geluOps(x: Tensor): Tensor {
  */
 export function geluGate(gate: Tensor, value: Tensor): Tensor {
   tf.util.assertShapesMatch(gate.shape, value.shape, 'geluGate: gate and value');
-  const fused = tf.getBackend() === 'wasm' && tf.getKernel(GELU_GATE, 'wasm') !== undefined && gate.dtype === 'float32' && value.dtype === 'float32';
+  const backendName = tf.getBackend();
+  if (backendName === 'webgpu') registerWebGpuNormKernels(); // the WGSL twin of the wasm kernel (webgpu-norm.ts)
+  const fused = (backendName === 'wasm' || backendName === 'webgpu') && tf.getKernel(GELU_GATE, backendName) !== undefined && gate.dtype === 'float32' && value.dtype === 'float32';
   const op = tf.customGrad(((g: Tensor, v: Tensor, save: (t: Tensor[]) => void) => {
     save([g, v]);
     const out = fused ? (tf.engine().runKernel(GELU_GATE, { gate: g, value: v }) as Tensor) : tf.tidy(() => tf.mul(geluOps(g), v));

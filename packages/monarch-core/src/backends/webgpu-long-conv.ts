@@ -351,7 +351,7 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
 
 /** A tfjs-webgpu program (duck-typed WebGPUProgram) of one fused kernel (also used by webgpu-mixer.ts). */
 export class LongConvProgram {
-  readonly uniforms = 'rows : i32, channels : i32, seqLen : i32, kLen : i32, rLen : i32, batch : i32,';
+  readonly uniforms: string = 'rows : i32, channels : i32, seqLen : i32, kLen : i32, rLen : i32, batch : i32,';
   readonly workgroupSize: [number, number, number];
   readonly dispatchLayout: { x: number[]; y: number[] };
   readonly dispatch: [number, number, number];
@@ -372,7 +372,8 @@ export class LongConvProgram {
   }
 
   getUserCode(): string {
-    return this.code();
+    // tfjs calls main with a global index when the layout has no y part (rank-1 outputs); the kernels ignore it.
+    return this.outputShape.length > 1 ? this.code() : this.code().replace('fn main() {', 'fn main(_globalIndex : i32) {');
   }
 }
 
