@@ -7,21 +7,28 @@
 // 3. Timings (median of warm runs, synchronised by reading one element of the last result): dense matMul,
 //    block-diagonal products at M2-BERT-base shapes (stock tfjs vs our kernel, several tiles), the long conv.
 // Writes everything as JSON to argv[2] (default ./gpu-results.json) and prints a short table last.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { bidirectionalConv, blockDiagMatmul, monarchMatmul, setupBackend } from '@monarch-mixer/monarch-core';
+import {
+  bidirectionalConv, blockDiagMatmul, causalConv, convKernelSpectrum, convPairWithSpectra, disposeConvSpectrum, fftConv, monarchMatmul, setupBackend,
+} from '@monarch-mixer/monarch-core';
 import { M2Bert } from '@monarch-mixer/m2-bert';
 import {
   blockDiagMatmulKernel, registerBlockDiagKernels, runBlockDiagWebGpu,
 } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
 import type { BlockDiagTile } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
+import {
+  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
+} from './training-check.js';
+import type { TrainingSetup } from './training-check.js';
 
 type Row = Record<string, unknown>;
 const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; training?: Row; errors: Row[] } = {
   started: new Date().toISOString(), node: process.version, checks: [], timings: [], errors: [],
 };
-const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--train-(steps|length|reference|threads)$/)) ?? 'gpu-results.json';
+const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-length|train-fixtures|train-paths|conv-lengths)$/)) ?? 'gpu-results.json';
 const save = () => writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
 /** Seeded normal-ish values (sum of uniforms), so cpu and webgpu see the same inputs. */
@@ -161,79 +168,217 @@ async function longSequences(): Promise<void> {
   }
 }
 
+/**
+ * webgpu vs cpu on the long convolutions at M2-BERT-base width (768 channels): on webgpu the fused WGSL kernels
+ * (webgpu-long-conv.ts) for L ≤ 4096, the Monarch path beyond. Channels are independent, so the cpu side runs only the
+ * first `cpuChannels` channels and the webgpu outputs are sliced to them (rank 3: axis 1; rank 2 and 1: axis 0).
+ * Tolerances (relative L2): forward 1e-5, gradients 1e-4.
+ */
+async function longConvChecks(lengths: number[]): Promise<void> {
+  const C = 768;
+  const c = 4;
+  const B = 2;
+  for (const L of lengths) {
+    const u = random(B * C * L, 51);
+    const dy = random(B * C * L, 52);
+    const kf = random(C * L, 53, 0.02);
+    const kr = random(C * L, 54, 0.02);
+    const k2 = random(C * 2 * L, 55, 0.02);
+    const d = random(C, 56);
+    // The first `ch` channels of a [B, C, W] / [C, W] / [C] array.
+    const first3 = (a: Float32Array, ch: number, batch = B) => {
+      if (ch === C) return a;
+      const out = new Float32Array(batch * ch * L);
+      for (let b = 0; b < batch; b++) out.set(a.subarray(b * C * L, (b * C + ch) * L), b * ch * L);
+      return out;
+    };
+    const first2 = (a: Float32Array, ch: number, width: number) => a.subarray(0, ch * width);
+    const firstChannels = (t: tf.Tensor) => (t.rank === 3 ? tf.slice(t, [0, 0, 0], [t.shape[0]!, c, t.shape[2]!])
+      : t.rank === 2 ? tf.slice(t, [0, 0], [c, t.shape[1]!]) : tf.slice(t, [0], [c]));
+    const run = async (name: string, f: (ch: number) => tf.Tensor[], tolerances: number[]) => {
+      try {
+        await tf.setBackend('webgpu');
+        const gpuOuts = tf.tidy(() => f(C).map(firstChannels));
+        const gpu = await Promise.all(gpuOuts.map(async (t) => (await t.data()) as Float32Array));
+        tf.dispose(gpuOuts);
+        await tf.setBackend('cpu');
+        const cpuOuts = tf.tidy(() => f(c));
+        const cpu = await Promise.all(cpuOuts.map(async (t) => (await t.data()) as Float32Array));
+        tf.dispose(cpuOuts);
+        const errors = gpu.map((g, i) => relativeL2(g, cpu[i]!));
+        const ok = errors.every((e, i) => e <= tolerances[Math.min(i, tolerances.length - 1)]!);
+        results.checks.push({ name, relL2: errors, tolerances, ok, fused: L <= 4096 });
+        console.log(`check ${ok ? 'ok  ' : 'FAIL'} ${name}: ${errors.map((e) => e.toExponential(2)).join(', ')}`);
+      } catch (error) {
+        results.errors.push({ name, error: String((error as Error).stack ?? error).slice(0, 2000) });
+        console.log(`check ERROR ${name}: ${(error as Error).message}`);
+      } finally {
+        await tf.setBackend('webgpu');
+        save();
+      }
+    };
+    const tensors = (ch: number) => ({
+      u: tf.tensor3d(first3(u, ch), [B, ch, L]), dy: tf.tensor3d(first3(dy, ch), [B, ch, L]),
+      kf: tf.tensor2d(first2(kf, ch, L), [ch, L]), kr: tf.tensor2d(first2(kr, ch, L), [ch, L]),
+      k2: tf.tensor2d(first2(k2, ch, 2 * L), [ch, 2 * L]), d: tf.tensor1d(d.subarray(0, ch)),
+    });
+    await run(`long conv L=${L}: bidirectionalConv [${B},${C},${L}] fwd + grads (u, kf, kr, D), channels 0-${c - 1} vs cpu`, (ch) => {
+      const t = tensors(ch);
+      const y = bidirectionalConv(t.u, t.kf, t.kr, t.d);
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, e: tf.Tensor, g: tf.Tensor) =>
+        tf.sum(tf.mul(bidirectionalConv(a as tf.Tensor3D, b as tf.Tensor2D, e as tf.Tensor2D, g as tf.Tensor1D), t.dy)))([t.u, t.kf, t.kr, t.d]);
+      return [y, ...grads];
+    }, [1e-5, 1e-4]);
+    await run(`long conv L=${L}: causalConv [${B},${C},${L}] fwd (+D) and fftConv with a [${C},${2 * L}] kernel, channels 0-${c - 1} vs cpu`, (ch) => {
+      const t = tensors(ch);
+      return [causalConv(t.u, t.kf, t.d), fftConv(t.u, t.k2, t.d)];
+    }, [1e-5]);
+    if (L <= 4096) {
+      await run(`long conv L=${L}: convKernelSpectrum + convPairWithSpectra [1,${C},${L}] (cached spectra) vs two cpu bidirectionalConv`, (ch) => {
+        const t = tensors(ch);
+        const a = tf.slice(t.u, [0, 0, 0], [1, ch, L]) as tf.Tensor3D;
+        const b = tf.slice(t.u, [1, 0, 0], [1, ch, L]) as tf.Tensor3D;
+        const kf2 = tf.reverse(t.kf, 1) as tf.Tensor2D;
+        const d2 = tf.neg(t.d) as tf.Tensor1D;
+        if (tf.getBackend() === 'cpu') return [bidirectionalConv(a, t.kf, t.kr, t.d), bidirectionalConv(b, kf2, t.kf, d2)];
+        const sa = convKernelSpectrum(t.kf, t.kr);
+        const sb = convKernelSpectrum(kf2, t.kf);
+        const [ya, yb] = convPairWithSpectra(a, sa, b, sb, t.d, d2);
+        disposeConvSpectrum(sa);
+        disposeConvSpectrum(sb);
+        return [ya, yb];
+      }, [1e-5]);
+    }
+  }
+}
+
+/** Long-convolution timings at [1, 768, 4096], fused kernels vs the Monarch path (M2_FUSED_LONG_CONV=0). */
+async function longConvTimings(): Promise<void> {
+  const L = 4096;
+  const C = 768;
+  const u = tf.tensor3d(random(C * L, 61), [1, C, L]);
+  const u2 = tf.tensor3d(random(C * L, 62), [1, C, L]);
+  const dy = tf.tensor3d(random(C * L, 63), [1, C, L]);
+  const kf = tf.tensor2d(random(C * L, 64, 0.02), [C, L]);
+  const kr = tf.tensor2d(random(C * L, 65, 0.02), [C, L]);
+  const d = tf.tensor1d(random(C, 66));
+  for (const fused of [true, false]) {
+    const previous = process.env.M2_FUSED_LONG_CONV;
+    process.env.M2_FUSED_LONG_CONV = fused ? '1' : '0';
+    const path = fused ? 'fused' : 'monarch';
+    try {
+      const ms = await time(`bidirectionalConv fwd [1,${C},${L}] (${path})`, () => bidirectionalConv(u, kf, kr, d), { L, path }, 10, 10);
+      if (ms !== undefined) results.timings[results.timings.length - 1].tokensPerMs = L / ms;
+      await time(`bidirectionalConv fwd+bwd [1,${C},${L}] (${path})`, () => {
+        const [gu, gkf, gkr] = tf.grads((x: tf.Tensor, k1: tf.Tensor, k2: tf.Tensor) =>
+          tf.sum(tf.mul(bidirectionalConv(x as tf.Tensor3D, k1 as tf.Tensor2D, k2 as tf.Tensor2D, d), dy)))([u, kf, kr]);
+        tf.dispose([gkf, gkr]);
+        return gu;
+      }, { L, path }, 10, 3);
+      const sa = convKernelSpectrum(kf, kr);
+      const sb = convKernelSpectrum(kr, kf);
+      await time(`convPairWithSpectra [1,${C},${L}] cached spectra (${path})`, () => {
+        const [ya, yb] = convPairWithSpectra(u, sa, u2, sb, d, d);
+        yb.dispose();
+        return ya;
+      }, { L, path }, 10, 10);
+      disposeConvSpectrum(sa);
+      disposeConvSpectrum(sb);
+    } finally {
+      if (previous === undefined) delete process.env.M2_FUSED_LONG_CONV;
+      else process.env.M2_FUSED_LONG_CONV = previous;
+    }
+  }
+  tf.dispose([u, u2, dy, kf, kr, d]);
+}
+
 /** Value of a `--name value` argument. */
 function argument(name: string): string | undefined {
   const index = process.argv.indexOf(name);
   return index < 0 ? undefined : process.argv[index + 1];
 }
 
+/** The committed CPU references (tooling/gpu/fixtures/training-reference-*.json, see training-reference.ts). */
+function trainingReferences(): Array<{ file: string; backend: string; setup: TrainingSetup; weightDigest: string; losses: number[]; msPerStep: number[]; gitCommit: string }> {
+  const dir = argument('--train-fixtures') ?? process.env.M2_GPU_TRAIN_FIXTURES ?? 'tooling/gpu/fixtures';
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((name) => /^training-reference-.*\.json$/.test(name)).map((name) => ({ file: name, ...JSON.parse(readFileSync(join(dir, name), 'utf8')) }));
+}
+
 /**
- * Training steps of M2-BERT-base (80M config, 12 layers, MLM head, no dropout) at L = 2048, batch 1, Adam, on webgpu
- * and on a CPU reference backend (`--train-reference cpu | wasm`) from the SAME initial weights (made on the
- * reference backend, copied by name) on the same batch. webgpu runs first (seconds); the reference steps (minutes)
- * are saved one by one, so a run cut short still compares the steps it finished. Goal: losses within 1e-3.
+ * The M2-BERT-base training check (tooling/gpu/training-check.ts) on webgpu: the seeded initial weights (built on cpu,
+ * copied by key; their sha256 digest recorded), the seeded batch at L = 2048, 3 Adam(1e-3) steps; the losses are
+ * compared with each committed CPU reference of the same set-up and weights (no CPU training here: the references
+ * were computed on the workstation). Goal: |Δloss| ≤ 1e-3 at every step. Runs once per long-convolution path
+ * (`--train-paths fused,monarch`: the fused WGSL kernels, then M2_FUSED_LONG_CONV=0).
  */
 async function trainingCheck(): Promise<void> {
-  const steps = Number(argument('--train-steps') ?? 3);
-  const length = Number(argument('--train-length') ?? 2048);
-  const referenceName = (argument('--train-reference') ?? 'cpu') as 'wasm' | 'cpu';
-  const config = { preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, hiddenDropout: 0, head: 'masked-lm' } as const;
-  // One fixed batch: seeded ids in [1000, 30000), about 15 % of positions labelled with their id (others −100).
-  const ids = [Array.from(random(length, 31), (v) => 1000 + Math.floor(Math.abs(v) * 19000) % 29000)];
-  const mask = random(length, 32);
-  const labels = [ids[0]!.map((id, i) => (Math.abs(mask[i]!) < 0.1 ? id : -100))];
-  const row: Row = { length, batch: 1, steps, optimizer: 'adam(1e-3)', reference: referenceName, labelled: labels[0]!.filter((l) => l > 0).length };
+  const setup: TrainingSetup = {
+    ...DEFAULT_TRAINING_SETUP,
+    ...(argument('--train-steps') === undefined ? {} : { steps: Number(argument('--train-steps')) }),
+    ...(argument('--train-length') === undefined ? {} : { length: Number(argument('--train-length')) }),
+  };
+  const batch = trainingBatch(setup.length, setup.batchSeed);
+  const row: Row = { setup, batch: 1, optimizer: `adam(${setup.learningRate})`, labelled: batch.labels[0]!.filter((l) => l > 0).length };
   results.training = row;
-  const compare = () => {
-    const gpu = (row.webgpuLosses ?? []) as number[];
-    const ref = (row.referenceLosses ?? []) as number[];
-    const differences = ref.map((loss, i) => Math.abs(loss - gpu[i]!));
-    row.lossDifferences = differences;
-    row.maxLossDifference = differences.length > 0 ? Math.max(...differences) : null;
-    row.ok = differences.length > 0 && Math.max(...differences) <= 1e-3;
-    save();
-  };
-  const runSteps = async (model: M2Bert, label: string, record: number[], msRecord: number[]): Promise<void> => {
-    const optimizer = tf.train.adam(1e-3);
-    const variables = model.trainableVariables();
-    for (let step = 0; step < steps; step++) {
-      const start = performance.now();
-      const loss = optimizer.minimize(() => model.forward({ inputIds: ids, labels }, { training: true }).loss as tf.Scalar, true, variables)!;
-      record.push((await loss.data())[0]!);
-      loss.dispose();
-      msRecord.push(performance.now() - start);
-      console.log(`train ${label} step ${step + 1}: loss ${record[step]!.toFixed(6)} (${msRecord[step]!.toFixed(0)} ms)`);
-      compare();
-    }
-    optimizer.dispose();
-  };
   try {
-    const threads = argument('--train-threads');
-    const reference = await setupBackend(referenceName, threads === undefined ? {} : { threads: Number(threads) });
-    row.referenceBackend = reference.description;
-    const referenceModel = new M2Bert(config);
-    const initial = new Map<string, Float32Array>();
-    for (const [key, variable] of referenceModel.namedWeights()) initial.set(key, (await variable.data()) as Float32Array);
-
-    await tf.setBackend('webgpu');
-    const gpuModel = new M2Bert(config);
-    for (const [key, variable] of gpuModel.namedWeights()) {
-      const values = initial.get(key);
-      if (values === undefined) throw new Error(`training check: no reference weight ${key}`);
-      variable.assign(tf.tensor(values, variable.shape, 'float32'));
+    const start = performance.now();
+    const weights = await seededWeights(setup.length, setup.weightSeed);
+    row.weightDigest = weightDigest(weights);
+    row.seededWeightsMs = performance.now() - start;
+    console.log(`train: seeded weights ${String(row.weightDigest).slice(0, 16)}… built on cpu in ${(row.seededWeightsMs as number).toFixed(0)} ms`);
+    save();
+    const references = trainingReferences();
+    const runs: Row[] = [];
+    row.runs = runs;
+    // Each long-convolution path of the webgpu backend: the fused WGSL kernels (L ≤ 4096) and the Monarch path.
+    for (const path of (argument('--train-paths') ?? 'fused,monarch').split(',')) {
+      const previous = process.env.M2_FUSED_LONG_CONV;
+      process.env.M2_FUSED_LONG_CONV = path === 'monarch' ? '0' : '1';
+      const run: Row = { path };
+      runs.push(run);
+      try {
+        await tf.setBackend('webgpu');
+        const model = modelWithWeights(setup.length, weights);
+        run.webgpuWeightDigest = weightDigest(await modelWeights(model));
+        console.log(`train: webgpu model (${path} long conv) weights ${String(run.webgpuWeightDigest).slice(0, 16)}… after ${(performance.now() - start).toFixed(0)} ms`);
+        save();
+        const losses: number[] = [];
+        const msPerStep: number[] = [];
+        run.webgpuLosses = losses;
+        run.webgpuMsPerStep = msPerStep;
+        await runTrainingSteps(model, setup, (step, record) => {
+          losses.push(record.loss);
+          msPerStep.push(record.ms);
+          console.log(`train webgpu (${path} long conv) step ${step + 1}: loss ${record.loss.toFixed(6)} (${record.ms.toFixed(0)} ms)`);
+          save();
+        });
+        model.dispose();
+        const comparisons: Row[] = [];
+        for (const reference of references) {
+          const sameSetup = JSON.stringify({ ...reference.setup }) === JSON.stringify({ ...setup });
+          const sameWeights = reference.weightDigest === row.weightDigest && run.webgpuWeightDigest === row.weightDigest;
+          const differences = reference.losses.slice(0, losses.length).map((loss, i) => Math.abs(loss - losses[i]!));
+          const maxDifference = differences.length > 0 ? Math.max(...differences) : null;
+          const ok = sameSetup && sameWeights && maxDifference !== null && maxDifference <= 1e-3;
+          comparisons.push({
+            reference: reference.file, backend: reference.backend, gitCommit: reference.gitCommit, sameSetup, sameWeights,
+            referenceLosses: reference.losses, referenceMsPerStep: reference.msPerStep, lossDifferences: differences, maxLossDifference: maxDifference, ok,
+          });
+          results.checks.push({ name: `M2-BERT-base training L=${setup.length}: ${differences.length} Adam steps, webgpu (${path} long conv) vs ${reference.backend} (${reference.file}) loss`, relL2: differences, ok });
+          console.log(`check ${ok ? 'ok  ' : 'FAIL'} training losses webgpu (${path}) ${losses.map((l) => l.toFixed(5))} vs ${reference.backend} ${reference.losses.map((l) => l.toFixed(5))}: max |Δ| ${maxDifference?.toExponential(2)}${sameSetup ? '' : ' (other set-up)'}${sameWeights ? '' : ' (other weights)'}`);
+        }
+        run.comparisons = comparisons;
+        if (comparisons.length === 0) console.log('training check: no committed reference to compare with');
+      } catch (error) {
+        results.errors.push({ name: `training check (${path})`, error: String((error as Error).stack ?? error).slice(0, 2000) });
+        console.log(`ERROR training check (${path}): ${(error as Error).message}`);
+      } finally {
+        if (previous === undefined) delete process.env.M2_FUSED_LONG_CONV;
+        else process.env.M2_FUSED_LONG_CONV = previous;
+        save();
+      }
     }
-    row.webgpuLosses = [];
-    row.webgpuMsPerStep = [];
-    await runSteps(gpuModel, 'webgpu', row.webgpuLosses as number[], row.webgpuMsPerStep as number[]);
-    gpuModel.dispose();
-
-    await tf.setBackend(referenceName);
-    row.referenceLosses = [];
-    row.referenceMsPerStep = [];
-    await runSteps(referenceModel, referenceName, row.referenceLosses as number[], row.referenceMsPerStep as number[]);
-    referenceModel.dispose();
-    results.checks.push({ name: `M2-BERT-base training L=${length}: ${steps} Adam steps, webgpu vs ${referenceName} loss`, relL2: row.lossDifferences, ok: row.ok });
-    console.log(`check ${row.ok ? 'ok  ' : 'FAIL'} training losses webgpu ${(row.webgpuLosses as number[]).map((l) => l.toFixed(5))} vs ${referenceName} ${(row.referenceLosses as number[]).map((l) => l.toFixed(5))}`);
   } catch (error) {
     results.errors.push({ name: 'training check', error: String((error as Error).stack ?? error).slice(0, 2000) });
     console.log(`ERROR training check: ${(error as Error).message}`);
@@ -245,8 +390,10 @@ async function trainingCheck(): Promise<void> {
 
 /**
  * Where an M2-BERT-base forward's time goes on webgpu: (1) the cost of one small dispatch (a chain of 1000 adds of
- * [1024] floats, synchronised once) at several WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE values; (2) one forward at L = 512
- * and 4096 (12 layers, MLM head) under tf.profile: kernels run, their summed GPU time (timestamp queries) vs wall time.
+ * [1024] floats, synchronised once) at two WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE values; (2) one forward (12 layers, MLM
+ * head) at L = 512 and 4096 with the fused long convolution and at 4096 with the Monarch one (M2_FUSED_LONG_CONV=0):
+ * its median time, the WebGPU programs it dispatches, and under tf.profile the kernels' summed GPU time (timestamp
+ * queries), so GPU-busy fraction = GPU ms / forward ms.
  */
 async function overheads(): Promise<void> {
   const chain = (n: number) => () => {
@@ -258,13 +405,16 @@ async function overheads(): Promise<void> {
     }
     return x;
   };
-  for (const batch of [15, 64, 256, 2048]) {
+  for (const batch of [15, 256]) {
     tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batch);
     const ms = await time(`1000 chained adds [1024], submit batch ${batch}`, chain(1000), { submitBatch: batch }, 5);
     if (ms !== undefined) results.timings[results.timings.length - 1].usPerDispatch = ms;
   }
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 15);
-  for (const length of [512, 4096]) {
+  for (const [length, fused] of [[512, true], [4096, true], [4096, false]] as const) {
+    const previous = process.env.M2_FUSED_LONG_CONV;
+    process.env.M2_FUSED_LONG_CONV = fused ? '1' : '0';
+    const path = fused ? 'fused long conv' : 'Monarch long conv';
     try {
       const model = new M2Bert({ preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, hiddenDropout: 0, head: 'masked-lm' });
       const ids = [Array.from(random(length, 41), (v) => 1000 + Math.floor(Math.abs(v) * 19000) % 29000)];
@@ -273,7 +423,12 @@ async function overheads(): Promise<void> {
         tf.dispose([out.lastHiddenState, out.poolerOutput ?? []].flat());
         return out.logits!;
       };
-      await time(`M2-BERT-base forward L=${length} (12 layers, MLM head)`, forward, { L: length }, 3);
+      const forwardMs = await time(`M2-BERT-base forward L=${length} (12 layers, MLM head, ${path})`, forward, { L: length, path }, 5);
+      const before = dispatches;
+      const counted = forward();
+      const forwardDispatches = dispatches - before;
+      await tf.slice(tf.reshape(counted, [-1]), [0], [1]).data();
+      counted.dispose();
       const start = performance.now();
       const info = await tf.profile(async () => {
         const logits = forward();
@@ -292,16 +447,26 @@ async function overheads(): Promise<void> {
         byKernel.set(kernel.name, entry);
       }
       const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15).map(([name, v]) => ({ name, ...v }));
-      results.timings.push({ name: `profile M2-BERT-base forward L=${length}`, kernels: info.kernels.length, gpuMs, profiledWallMs: wallMs, top });
-      console.log(`profile L=${length}: ${info.kernels.length} kernels, GPU ${gpuMs.toFixed(1)} ms, wall (profiled) ${wallMs.toFixed(1)} ms; top ${top.slice(0, 6).map((t) => `${t.name} ${t.count}× ${t.ms.toFixed(1)} ms`).join(', ')}`);
+      const busy = forwardMs === undefined ? undefined : gpuMs / forwardMs;
+      results.timings.push({
+        name: `profile M2-BERT-base forward L=${length} (${path})`, L: length, path, kernels: info.kernels.length, dispatches: forwardDispatches,
+        gpuMs, profiledWallMs: wallMs, forwardMs, gpuBusyFraction: busy, tokensPerMs: forwardMs === undefined ? undefined : length / forwardMs, top,
+      });
+      console.log(`profile L=${length} ${path}: ${forwardDispatches} dispatches, ${info.kernels.length} kernels, GPU ${gpuMs.toFixed(1)} ms of ${forwardMs?.toFixed(1)} ms forward (busy ${busy?.toFixed(2)}), wall (profiled) ${wallMs.toFixed(1)} ms; top ${top.slice(0, 6).map((t) => `${t.name} ${t.count}× ${t.ms.toFixed(1)} ms`).join(', ')}`);
       model.dispose();
     } catch (error) {
-      results.errors.push({ name: `profile ${length}`, error: String((error as Error).stack ?? error).slice(0, 2000) });
-      console.log(`ERROR profile ${length}: ${(error as Error).message}`);
+      results.errors.push({ name: `profile ${length} ${path}`, error: String((error as Error).stack ?? error).slice(0, 2000) });
+      console.log(`ERROR profile ${length} ${path}: ${(error as Error).message}`);
+    } finally {
+      if (previous === undefined) delete process.env.M2_FUSED_LONG_CONV;
+      else process.env.M2_FUSED_LONG_CONV = previous;
     }
     save();
   }
 }
+
+/** WebGPU programs run so far (counted in the runWebGPUProgram wrapper that main installs). */
+let dispatches = 0;
 
 async function main(): Promise<void> {
   const info = await setupBackend('webgpu');
@@ -319,6 +484,7 @@ async function main(): Promise<void> {
   const gpuBackend = tf.backend() as unknown as { runWebGPUProgram: (program: { shaderKey: string; outputShape: number[]; dispatch: number[] }, ...rest: unknown[]) => unknown };
   const runProgram = gpuBackend.runWebGPUProgram.bind(gpuBackend);
   gpuBackend.runWebGPUProgram = (program, ...rest) => {
+    dispatches += 1;
     try {
       return runProgram(program, ...rest);
     } catch (error) {
@@ -338,6 +504,12 @@ async function main(): Promise<void> {
     return;
   }
   const quick = process.argv.includes('--quick'); // checks, blockDiagMatmul timings, overheads (no tile sweep, no long sequences)
+  const convLengths = (argument('--conv-lengths') ?? '1024,4096,16384,32768').split(',').filter(Boolean).map(Number);
+  if (process.argv.includes('--conv-only')) {
+    await longConvChecks(convLengths);
+    await longConvTimings();
+    return;
+  }
 
   // ---- correctness vs cpu ----
   await check('matMul 256x384x200', () => [tf.matMul(tf.tensor2d(random(256 * 384, 1), [256, 384]), tf.tensor2d(random(384 * 200, 2), [384, 200]))]);
@@ -399,8 +571,11 @@ async function main(): Promise<void> {
     }, 1e-3);
   }
 
+  await longConvChecks(convLengths);
+
   // ---- timings ----
   if (quick) {
+    await longConvTimings();
     for (const [rows, nb, bi, bo] of [[16384, 4, 192, 192], [16384, 4, 192, 768], [16384, 4, 768, 192]] as const) {
       const x = tf.randomNormal([rows, nb * bi]) as tf.Tensor2D;
       const w = tf.randomNormal([nb, bi, bo]) as tf.Tensor3D;

@@ -6,7 +6,7 @@
 # .device/m2-runs.txt. Outputs go to $OUT: gpu-results.json, gpu-entry.log, m2-runs.log, env.txt (+ what the
 # m2 commands write there). Env: M2_GPU_SKIP_CHECKS=1 skips the checks; M2_GPU_PROBE_ONLY=1 stops after the set-up probe;
 # M2_GPU_ENTRY_ARGS (e.g. --long-only: only the tall-matMul and 16K/32K long-convolution checks); M2_GPU_ENTRY_TIMEOUT (s, default 240),
-# M2_GPU_TRAIN_ARGS / M2_GPU_TRAIN_TIMEOUT (background training check, below), M2_GPU_RUN_TIMEOUT (s per m2 command, default 150); M2_GPU_RUNS (a runs file relative to the repository root, default
+# M2_GPU_TRAIN_ARGS / M2_GPU_TRAIN_TIMEOUT (training check, below), M2_GPU_RUN_TIMEOUT (s per m2 command, default 150); M2_GPU_RUNS (a runs file relative to the repository root, default
 # .device/m2-runs.txt, e.g. tooling/gpu/m2-runs-smoke.txt).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -85,29 +85,16 @@ cat "$OUT/env.txt"
 (cd "$work" && env -u VK_DRIVER_FILES -u VK_ICD_FILENAMES timeout 120 ./node gpu-entry.mjs --probe) 2>&1 | tail -3
 [ "${M2_GPU_PROBE_ONLY:-0}" = 1 ] && exit 0
 
-# M2_GPU_TRAIN_ARGS: the training check (entry --train-only …) runs in the BACKGROUND from here on, beside the checks
-# and the m2 runs: its CPU reference (cpu or wasm) takes minutes on the host's cores; its webgpu steps come first,
-# and the runs below wait for them. Output: $OUT/gpu-training.json and $OUT/gpu-training.log.
-train_pid=""
+# M2_GPU_TRAIN_ARGS (e.g. "--train-steps 3"; " " for the defaults): the training check (entry --train-only) first, on
+# webgpu alone: 3 Adam steps of M2-BERT-base at L = 2048 from the seeded weights, compared with the committed CPU
+# references in tooling/gpu/fixtures (computed on the workstation: no CPU training here).
+# Output: $OUT/gpu-training.json (its log goes to $OUT/gpu-entry.log: at most 8 files come back from the device).
 if [ -n "${M2_GPU_TRAIN_ARGS:-}" ]; then
-  (cd "$work" && timeout "${M2_GPU_TRAIN_TIMEOUT:-540}" ./node gpu-entry.mjs "$OUT/gpu-training.json" --train-only $M2_GPU_TRAIN_ARGS > "$OUT/gpu-training.log" 2>&1) &
-  train_pid=$!
+  (cd "$work" && M2_GPU_TRAIN_FIXTURES="$root/tooling/gpu/fixtures" timeout "${M2_GPU_TRAIN_TIMEOUT:-180}" ./node gpu-entry.mjs "$OUT/gpu-training.json" --train-only $M2_GPU_TRAIN_ARGS) 2>&1 | tee -a "$OUT/gpu-entry.log"
 fi
-train_pid2="" # M2_GPU_TRAIN_ARGS2: a second one (e.g. another reference backend) → $OUT/gpu-training-2.*
-if [ -n "${M2_GPU_TRAIN_ARGS2:-}" ]; then
-  (cd "$work" && timeout "${M2_GPU_TRAIN_TIMEOUT:-540}" ./node gpu-entry.mjs "$OUT/gpu-training-2.json" --train-only $M2_GPU_TRAIN_ARGS2 > "$OUT/gpu-training-2.log" 2>&1) &
-  train_pid2=$!
-fi
-# The webgpu steps come first in each training check: wait for them (at most 180 s) so they don't overlap GPU timings.
-for log in ${train_pid:+gpu-training.log} ${train_pid2:+gpu-training-2.log}; do
-  for _ in $(seq 180); do
-    grep -q "train webgpu step ${M2_GPU_TRAIN_WAIT_STEP:-2}\|ERROR" "$OUT/$log" 2>/dev/null && break
-    sleep 1
-  done
-done
 
 if [ "${M2_GPU_SKIP_CHECKS:-0}" != 1 ]; then
-  (cd "$work" && timeout "${M2_GPU_ENTRY_TIMEOUT:-240}" ./node gpu-entry.mjs "$OUT/gpu-results.json" ${M2_GPU_ENTRY_ARGS:-}) 2>&1 | tee "$OUT/gpu-entry.log"
+  (cd "$work" && timeout "${M2_GPU_ENTRY_TIMEOUT:-240}" ./node gpu-entry.mjs "$OUT/gpu-results.json" ${M2_GPU_ENTRY_ARGS:-}) 2>&1 | tee -a "$OUT/gpu-entry.log"
 fi
 
 runs="$root/${M2_GPU_RUNS:-.device/m2-runs.txt}"
@@ -121,9 +108,3 @@ if [ -f "$work/m2.mjs" ] && [ -f "$runs" ]; then
   done
 fi
 
-for pid in $train_pid $train_pid2; do
-  echo "== waiting for the training check (pid $pid)"
-  wait "$pid"
-done
-[ -n "$train_pid" ] && tail -20 "$OUT/gpu-training.log"
-[ -n "$train_pid2" ] && tail -20 "$OUT/gpu-training-2.log"

@@ -1,9 +1,12 @@
 // CPU reference of the M2-BERT-base training check (tooling/gpu/training-check.ts): runs the seeded model's Adam steps
 // on a CPU backend and writes the losses as a JSON fixture that the H200 run (entry.ts --train-only) compares its
-// webgpu losses to. Run it here, one thread, in the background:
+// webgpu losses to. Run it here, one thread, in the background, from its bundle (tooling/gpu is no package: its bare
+// imports resolve only through build.mjs):
 //
-//   nice -n 10 node --conditions=@monarch-mixer/source --import tsx tooling/gpu/training-reference.ts \
+//   node tooling/gpu/build.mjs .device && nice -n 10 node .device/training-reference.mjs \
 //     --backend cpu --out tooling/gpu/fixtures/training-reference-cpu.json
+//
+// (for wasm, M2_TFJS_WASM_DIR must name the folder of tfjs-backend-wasm's .wasm files).
 //
 // Options: --backend cpu | wasm (wasm runs 1 thread unless --threads), --length (2048), --steps (3),
 // --weight-seed (1), --batch-seed (2); --profile: one step under tf.profile, time per kernel (no fixture). The fixture is written after every step, so a run cut short keeps its steps.
@@ -48,7 +51,7 @@ if (modelDigest !== digest) throw new Error(`training-reference: the ${backend} 
 const batch = trainingBatch(setup.length, setup.batchSeed);
 const fixture = {
   what: 'M2-BERT-base (80M, MLM head, no dropout) training losses, batch 1, from seeded weights (tooling/gpu/training-check.ts)',
-  command: `nice -n 10 node --conditions=@monarch-mixer/source --import tsx tooling/gpu/training-reference.ts ${process.argv.slice(2).join(' ')}`,
+  command: `node tooling/gpu/build.mjs .device && nice -n 10 node .device/training-reference.mjs ${process.argv.slice(2).join(' ')}`,
   backend: info.description,
   ...(fastSegmentSum ? { kernelNote: 'tfjs-backend-cpu UnsortedSegmentSum replaced by a one-pass loop (registerFastCpuSegmentSum)' } : {}),
   gitCommit,
