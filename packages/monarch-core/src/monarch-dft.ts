@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor, Tensor2D } from '@tensorflow/tfjs-core';
 import { dftMatrix, twiddles } from './dft-plan.js';
 import type { DftPlan, FactorPart } from './dft-plan.js';
+import { TWIDDLE_TRANSPOSE } from './backends/wasm-math-kernels.js';
 
 /** A complex tensor as two real tensors of the same shape. */
 export type Complex = {
@@ -84,6 +85,20 @@ function twiddleThen(a: Complex, tr: Tensor, ti: Tensor, conjugate: boolean, own
   return { re: outRe, im: outIm };
 }
 
+/** Whether the wasm backend's fused twiddle-and-transpose kernel runs the stages (backends/wasm-math-kernels.ts). */
+function fusedTwiddles(): boolean {
+  return tf.getBackend() === 'wasm' && tf.getKernel(TWIDDLE_TRANSPOSE, 'wasm') !== undefined;
+}
+
+/**
+ * A stage's twiddle product and digit transpose as one kernel pass: forward x [O, A, B, R] → [O, R, B, A] times
+ * t[a, b, k]; inverse x [O, R, B, A] → [O, A, B, R] times conj t[a, b, k]. Output reshaped to `shape`.
+ */
+function fusedTwiddleTranspose(x: Complex, t: { re: Tensor; im: Tensor }, a: number, b: number, r: number, inverse: boolean, shape: number[]): Complex {
+  const [re, im] = tf.engine().runKernel(TWIDDLE_TRANSPOSE, { xRe: x.re, xIm: x.im, tRe: t.re, tIm: t.im }, { a, b, r, inverse } as unknown as tf.NamedAttrMap) as Tensor[];
+  return { re: tf.reshape(re!, shape), im: tf.reshape(im!, shape) };
+}
+
 /** Options for {@link forwardDft}. */
 export interface ForwardOptions {
   /** The input is real (a single tensor). */
@@ -118,6 +133,7 @@ export function forwardDft(x: Complex | Tensor, plan: DftPlan, options: ForwardO
     cur = stage(cur, true, () => {
       // Twiddle ω_{rest·r}^{b·k}: data [outer, rest·r] × [rest·r], then [outer, d_next, rest', k] → [outer, k, rest', d_next].
       const tw = twiddles(m, r);
+      if (fusedTwiddles()) return fusedTwiddleTranspose(cur, tw, next, restNext, r, false, [-1, next]);
       const flat = mapComplex(cur, (t) => tf.reshape(t, [o, m * r]));
       tf.dispose([cur.re, cur.im]); // the reshaped views keep the data until twiddleThen frees them
       return twiddleThen(flat, tw.re, tw.im, false, true, (t) => tf.reshape(tf.transpose(tf.reshape(t, [o, next, restNext, r]), [0, 3, 2, 1]), [-1, next]));
@@ -171,6 +187,7 @@ export function inverseDft(x: Complex, plan: DftPlan, options: InverseOptions): 
       const restNext = rests[i] / next;
       cur = stage(cur, owned, () => {
         // Undo the transpose: [outer, k, rest', d_next] → [outer, d_next, rest', k], then the conjugate twiddle.
+        if (fusedTwiddles()) return fusedTwiddleTranspose(cur, twiddles(rests[i], r), next, restNext, r, true, [-1, r]);
         const back = (t: Tensor) => tf.reshape(tf.transpose(tf.reshape(t, [outers[i], r, restNext, next]), [0, 3, 2, 1]), [outers[i], rests[i] * r]);
         const re = tf.tidy(() => back(cur.re));
         if (owned) cur.re.dispose();

@@ -7,6 +7,7 @@ import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { registerWasmMathKernels } from './wasm-math-kernels.js';
 import { guardWasmAllocations } from './wasm-heap-guard.js';
 import { registerWasmViewKernels } from './wasm-view-kernels.js';
+import { startWasmHelpers } from './wasm-parallel.js';
 import { WASM_MAX_THREADS, installWasmThreadsShim } from './wasm-threads-shim.js';
 import { firstLine, probeWebGpu } from './webgpu-node.js';
 import { registerWebGpuDispatchGuards } from './webgpu-tall-matmul.js';
@@ -150,6 +151,7 @@ async function setupWasm(options: SetupBackendOptions): Promise<Omit<BackendInfo
   registerWasmViewKernels(); // Slice/SplitV/Unpack that copy only their output, fast GatherV2/Transpose (perf)
   registerWasmMathKernels(); // fast Erf and the fused GELU gate (perf)
   const threads = backend.getThreadsCount();
+  await startWasmHelpers(threads); // our JavaScript kernels' loops on every thread (wasm-parallel.ts)
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const features = [simd ? 'SIMD' : 'no SIMD', `${threads} thread${threads === 1 ? '' : 's'}`];
   return { name: 'wasm', threads, description: `wasm (${features.join(', ')})` };

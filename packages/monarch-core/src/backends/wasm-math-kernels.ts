@@ -4,6 +4,7 @@
 // the three extra elementwise passes on top of that.
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
+import { PARALLEL_KERNELS, runParallel } from './wasm-parallel.js';
 import { registerWebGpuNormKernels } from './webgpu-norm.js';
 
 /** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
@@ -51,6 +52,11 @@ export function erfApprox(x: number): number {
   return (v * p) / q;
 }
 
+/** The whole wasm heap as floats (the view `t` is one tensor's window on it). */
+function heapFloats(t: Float32Array | Int32Array | Uint8Array): Float32Array {
+  return new Float32Array(t.buffer, 0, t.buffer.byteLength / 4);
+}
+
 function floatInput(name: string, t: TensorInfo): void {
   if (t.dtype !== 'float32') throw new Error(`${name}: expected a float32 input, got ${t.dtype}`);
 }
@@ -63,7 +69,7 @@ const erf: KernelFunc = ({ inputs, backend }) => {
   const out = wasm.makeOutput([...x.shape], 'float32');
   const src = wasm.typedArrayFromHeap(x);
   const dst = wasm.typedArrayFromHeap(out);
-  for (let i = 0; i < src.length; i++) dst[i] = erfApprox(src[i]!);
+  runParallel(PARALLEL_KERNELS.erf, [src.byteOffset / 4, dst.byteOffset / 4], src.length, heapFloats(src)); // split over the helper threads
   return out;
 };
 
@@ -80,10 +86,7 @@ const geluGateWasm: KernelFunc = ({ inputs, backend }) => {
   const g = wasm.typedArrayFromHeap(gate);
   const v = wasm.typedArrayFromHeap(value);
   const dst = wasm.typedArrayFromHeap(out);
-  for (let i = 0; i < g.length; i++) {
-    const x = g[i]!;
-    dst[i] = 0.5 * x * (1 + erfApprox(x * Math.SQRT1_2)) * v[i]!;
-  }
+  runParallel(PARALLEL_KERNELS.geluGate, [g.byteOffset / 4, v.byteOffset / 4, dst.byteOffset / 4], g.length, heapFloats(g)); // split over the helper threads
   return out;
 };
 
@@ -126,19 +129,45 @@ export function geluGate(gate: Tensor, value: Tensor): Tensor {
   return op(gate, value) as Tensor;
 }
 
+/** Name of the fused twiddle-and-transpose kernel of a Monarch DFT stage (monarch-dft.ts). */
+export const TWIDDLE_TRANSPOSE = 'M2TwiddleTranspose';
+
+/**
+ * One Monarch DFT stage's twiddle product and digit transpose in one pass (two outputs, re and im). Forward:
+ * x [O, A, B, R] → y [O, R, B, A] with y = x ⊙ t[a, b, k]; inverse: x [O, R, B, A] → y [O, A, B, R] with
+ * y = x ⊙ conj t[a, b, k]. Twiddles t are flat [A·B·R]. Replaces four multiplies, two adds and two transposes.
+ */
+const twiddleTransposeWasm: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { xRe, xIm, tRe, tIm } = inputs as { xRe: TensorInfo; xIm: TensorInfo; tRe: TensorInfo; tIm: TensorInfo };
+  const { a, b, r, inverse } = attrs as unknown as { a: number; b: number; r: number; inverse: boolean };
+  for (const t of [xRe, xIm, tRe, tIm]) floatInput(TWIDDLE_TRANSPOSE, t);
+  const wasm = backend as unknown as WasmBackendLike;
+  const size = tf.util.sizeFromShape(xRe.shape);
+  const outer = size / (a * b * r);
+  const outShape = inverse ? [outer, a, b, r] : [outer, r, b, a];
+  const yRe = wasm.makeOutput(outShape, 'float32');
+  const yIm = wasm.makeOutput(outShape, 'float32');
+  const offset = (t: TensorInfo) => wasm.typedArrayFromHeap(t).byteOffset / 4; // views after allocating (the heap may grow)
+  const args = [offset(xRe), offset(xIm), offset(tRe), offset(tIm), offset(yRe), offset(yIm), a, b, r, inverse ? 1 : 0];
+  runParallel(PARALLEL_KERNELS.twiddleTranspose, args, outer * b, heapFloats(wasm.typedArrayFromHeap(xRe)), 2 * size);
+  return [yRe, yIm];
+};
+
 /** Kernel configs this module adds to (or replaces in) the `wasm` backend. */
 export const wasmMathKernels: readonly KernelConfig[] = [
   { kernelName: tf.Erf, backendName: 'wasm', kernelFunc: erf },
   { kernelName: GELU_GATE, backendName: 'wasm', kernelFunc: geluGateWasm },
+  { kernelName: TWIDDLE_TRANSPOSE, backendName: 'wasm', kernelFunc: twiddleTransposeWasm },
 ];
 
 /**
  * Registers the kernels in `wasmMathKernels` for the `wasm` backend: replaces its Erf (same results to 2e-7, gradients
- * unchanged: they are registered per kernel name) and adds the fused GELU gate used by {@link geluGate}. Idempotent.
+ * unchanged: they are registered per kernel name) and adds the fused GELU gate used by {@link geluGate} and the fused
+ * twiddle-and-transpose of the Monarch DFT stages. Idempotent.
  *
  * @returns The kernel names registered by this call ([] if already done or the wasm backend is absent).
  * @example
- * registerWasmMathKernels(); // → ['Erf', 'M2GeluGate'] the first time
+ * registerWasmMathKernels(); // → ['Erf', 'M2GeluGate', 'M2TwiddleTranspose'] the first time
  */
 export function registerWasmMathKernels(): string[] {
   const done: string[] = [];

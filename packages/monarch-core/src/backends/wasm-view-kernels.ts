@@ -7,6 +7,7 @@
 // slow in tfjs-backend-wasm; their replacements copy whole rows (gather) or walk cache-sized tiles (transpose).
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { PARALLEL_KERNELS, runParallel } from './wasm-parallel.js';
 
 type HeapArray = Float32Array | Int32Array | Uint8Array;
 
@@ -218,34 +219,15 @@ const transpose: KernelFunc = (args) => {
   }
   const src = wasm.typedArrayFromHeap(x) as Float32Array; // views taken after makeOutput (allocation may grow the heap)
   const dst = wasm.typedArrayFromHeap({ ...out, shape: outShape }) as Float32Array;
-  transposePlanes(src, dst, inBases, outBases, outShape[q]!, outShape[last]!, outStrides[q]!, inStrides[perm[last]!]!);
+  const rows = outShape[q]!;
+  const rowTiles = Math.ceil(rows / TILE);
+  const bases: number[] = [];
+  for (let plane = 0; plane < planes; plane++) bases.push(inBases[plane]!, outBases[plane]!);
+  // Units = (plane, tile of rows), split over the helper threads (wasm-parallel.ts); same loop as transposePlanes.
+  const loopArgs = [src.byteOffset / 4, dst.byteOffset / 4, rows, outShape[last]!, outStrides[q]!, inStrides[perm[last]!]!, TILE, rowTiles, planes, ...bases];
+  runParallel(PARALLEL_KERNELS.transpose, loopArgs, planes * rowTiles, new Float32Array(src.buffer, 0, src.buffer.byteLength / 4), src.length);
   return out;
 };
-
-/**
- * Copies [rows, cols] planes: dst[outBase + r·rowStrideOut + c] = src[inBase + r + c·colStrideIn], walking TILE × TILE
- * tiles so that both the strided reads and the contiguous writes stay in cache.
- */
-function transposePlanes(src: Float32Array, dst: Float32Array, inBases: Int32Array, outBases: Int32Array, rows: number, cols: number, rowStrideOut: number, colStrideIn: number): void {
-  for (let plane = 0; plane < inBases.length; plane++) {
-    const inBase = inBases[plane]!;
-    const outBase = outBases[plane]!;
-    for (let r0 = 0; r0 < rows; r0 += TILE) {
-      const r1 = Math.min(rows, r0 + TILE);
-      for (let c0 = 0; c0 < cols; c0 += TILE) {
-        const c1 = Math.min(cols, c0 + TILE);
-        for (let r = r0; r < r1; r++) {
-          let i = inBase + r + c0 * colStrideIn;
-          let o = outBase + r * rowStrideOut + c0;
-          for (let c = c0; c < c1; c++) {
-            dst[o++] = src[i]!;
-            i += colStrideIn;
-          }
-        }
-      }
-    }
-  }
-}
 
 /** The replacement kernels, by name. */
 export const wasmViewKernels: Record<string, KernelFunc> = {

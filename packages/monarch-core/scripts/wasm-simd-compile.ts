@@ -1,0 +1,21 @@
+// Compiles the SIMD kernels' WebAssembly text with wabt (dev tool: the build script and the test that checks the
+// committed binary; nothing imports this at run time).
+import { simdWat } from '../src/backends/wasm-simd-source.js';
+
+/**
+ * The module for one memory variant as bytes.
+ * @param shared - Import a shared memory (threaded tfjs-wasm).
+ * @returns The wasm binary.
+ */
+export async function compileSimdWat(shared: boolean): Promise<Uint8Array> {
+  const wabt = await (await import('wabt')).default();
+  const module = wabt.parseWat(`m2-simd-${shared ? 'shared' : 'plain'}.wat`, simdWat(shared), { simd: true, threads: true });
+  try {
+    // (wabt.js's validate() rejects shared memories even with `threads`; WebAssembly.compile validates instead.)
+    const bytes = new Uint8Array(module.toBinary({}).buffer);
+    await WebAssembly.compile(bytes);
+    return bytes;
+  } finally {
+    module.destroy();
+  }
+}
