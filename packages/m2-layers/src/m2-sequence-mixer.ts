@@ -304,12 +304,13 @@ export class M2SequenceMixer extends M2Layer {
     const [params] = derivedTensors(this, 'fused_mixer_params', [this.shortWeight!.read(), this.shortBias!.read(), ...skips], '', () =>
       [mixerParams(this.shortWeight!.read(), this.shortBias!.read(), skips[0]!, skips[1])]);
     const [inWeightT] = this.transposedWeights('in_linear_all', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
-    const z = tf.reshape(tf.add(tf.matMul(tf.reshape(u, [batch * length, d]), inWeightT!), this.inBias!.read()), [batch, length, 3 * d]) as Tensor3D; // [B, L, 3d]
+    // Bias folded into the matMul (tfjs' fused matMul: one kernel instead of two).
+    const z = tf.reshape(tf.fused.matMul({ a: tf.reshape(u, [batch * length, d]) as Tensor2D, b: inWeightT as Tensor2D, bias: this.inBias!.read() }), [batch, length, 3 * d]) as Tensor3D; // [B, L, 3d]
     const spectra = filters.map((f) => this.kernelSpectrum(f, length));
     const y = webGpuMixerCore(z, this.residualFilter ? u : undefined, params as Tensor1D, spectra[0]!, spectra[1]); // [B, L, d]
     if (y === undefined) return undefined;
     const [outWeightT] = this.transposedWeights('out_linear', this.outWeight!.read(), () => [tf.transpose(this.outWeight!.read())]); // [d, d]
-    return tf.reshape(tf.add(tf.matMul(tf.reshape(y, [batch * length, d]), outWeightT!), this.outBias!.read()), [batch, length, d]) as Tensor3D; // [B, L, d]
+    return tf.reshape(tf.fused.matMul({ a: tf.reshape(y, [batch * length, d]) as Tensor2D, b: outWeightT as Tensor2D, bias: this.outBias!.read() }), [batch, length, d]) as Tensor3D; // [B, L, d]
   }
 
   /**
