@@ -19,7 +19,7 @@
 // Shape legend: B batch · L sequence · d model dim · V vocabulary · n labels.
 import type { Tensor, Tensor2D, Tensor3D, Variable } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
-import { InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
+import { InvalidArgumentError, ShapeError, webGpuLayerNorm } from '@monarch-mixer/monarch-core';
 import { clearInferenceCache, derivedTensors, M2EncoderLayer, recordingGradients } from '@monarch-mixer/m2-layers';
 import { maxSequenceLength, resolveM2BertConfig } from './m2-bert-config.js';
 import type { M2BertConfig, M2BertConfigInput } from './m2-bert-config.js';
@@ -418,6 +418,8 @@ function linear(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
 
 /** LayerNorm over the last axis. */
 function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
+  const fused = webGpuLayerNorm(x, weight, bias, eps, recordingGradients()); // webgpu inference: one WGSL dispatch
+  if (fused !== undefined) return fused;
   const { mean, variance } = tf.moments(x, -1, true);
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
 }

@@ -127,7 +127,11 @@ export class BlockdiagLinear extends M2Layer {
         keep[last] = outFeatures;
         y = tf.slice(y, y.shape.map(() => 0), keep);
       }
-      return this.bias ? tf.add(y, tf.slice(this.bias.read(), [firstBlock * blockOut], [outFeatures])) : y;
+      if (!this.bias) return y;
+      const bias = this.bias.read();
+      // The bias entries of these blocks, sliced once and cached between inference calls.
+      const [part] = outFeatures === bias.size ? [bias] : derivedTensors(this, `bias_${firstBlock}_${outFeatures}`, [bias], '', () => [tf.slice(bias, [firstBlock * blockOut], [outFeatures])]);
+      return tf.add(y, part!);
     });
   }
 
@@ -140,7 +144,9 @@ export class BlockdiagLinear extends M2Layer {
     const { blockIn, blockOut } = this;
     const w = this.weight!.read();
     if (tf.getBackend() !== 'wasm') {
-      return blockDiagMatmul(xs, tf.slice(w, [firstBlock, 0, 0], [blockCount, blockIn, blockOut]) as Tensor3D);
+      // The weight blocks used, sliced once and cached between inference calls (all of them: no slice).
+      const [blocks] = blockCount === this.numBlocks ? [w] : derivedTensors(this, `blocks_${firstBlock}_${blockCount}`, [w], '', () => [tf.slice(w, [firstBlock, 0, 0], [blockCount, blockIn, blockOut])]);
+      return blockDiagMatmul(xs, blocks as Tensor3D);
     }
     const blocks = derivedTensors(this, 'blocks', [w], '', () => tf.unstack(w)); // numBlocks × [bi, bo]
     const lead = xs.shape.slice(0, -1);
