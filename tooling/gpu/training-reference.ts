@@ -9,7 +9,9 @@
 // (for wasm, M2_TFJS_WASM_DIR must name the folder of tfjs-backend-wasm's .wasm files).
 //
 // Options: --backend cpu | wasm (wasm runs 1 thread unless --threads), --length (2048), --steps (3),
-// --weight-seed (1), --batch-seed (2); --profile: one step under tf.profile, time per kernel (no fixture). The fixture is written after every step, so a run cut short keeps its steps.
+// --weight-seed (1), --batch-seed (2); --last-loss-only: the last step computes only its loss (no backward pass:
+// same losses, less CPU time); --profile: one step under tf.profile, time per kernel (no fixture). The fixture is
+// written after every step, so a run cut short keeps its steps.
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -62,6 +64,7 @@ const fixture = {
   optimizer: `adam(${setup.learningRate})`,
   labelled: batch.labels[0]!.filter((label) => label > 0).length,
   weightDigest: digest,
+  lastLossOnly: process.argv.includes('--last-loss-only'),
   losses: [] as number[],
   msPerStep: [] as number[],
   finished: false,
@@ -89,11 +92,15 @@ if (process.argv.includes('--profile')) {
 }
 save();
 console.log(`${info.description}: weights ${digest.slice(0, 16)}…, ${fixture.labelled} labelled positions, built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+console.log(`model on ${backend}: ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB in ${tf.memory().numTensors} tensors`);
 await runTrainingSteps(model, setup, (step, record) => {
   fixture.losses.push(record.loss);
   fixture.msPerStep.push(Math.round(record.ms));
   save();
-  console.log(`step ${step + 1}: loss ${record.loss.toFixed(6)} (${(record.ms / 1000).toFixed(1)} s, ${tf.memory().numTensors} tensors)`);
+  console.log(`step ${step + 1}: loss ${record.loss.toFixed(6)} (${(record.ms / 1000).toFixed(1)} s, ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB in ${tf.memory().numTensors} tensors)`);
+}, { lastLossOnly: process.argv.includes('--last-loss-only') }).catch((error: Error) => {
+  console.log(`failed with ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB in ${tf.memory().numTensors} tensors allocated`);
+  throw error;
 });
 fixture.finished = true;
 save();
