@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expectTensorsClose, seededUniform } from '../testing.js';
+import { swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
 import { largeSumKernel, largeTransposeKernel, tallMatMulKernel } from './webgpu-tall-matmul.js';
 
 const original = tf.getKernel(tf.BatchMatMul, 'cpu')!;
@@ -101,5 +102,50 @@ describe('largeSumKernel', () => {
     });
     expect(shapes).toEqual([[3, 3, 4], [3, 3, 4], [3, 12]]);
     expect(tf.engine().backend.numDataIds()).toBe(before);
+  });
+});
+
+// The same wrappers around tfjs-backend-webgpu's own kernels, executed on webgpu through SwiftShader (a CPU Vulkan
+// driver), with tiny limits so that small tensors take the split paths.
+const gpu = await swiftShaderWebGpu();
+
+describe.skipIf(!gpu.available)(`dispatch guards around the webgpu kernels (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+  it('tall matMul (slices of 8 rows), long transpose (3-D) and long-row Sum (3-D view) give the stock results', async () => {
+    await tf.setBackend('webgpu');
+    const kernels = [tf.BatchMatMul, tf.Transpose, tf.Sum].map((name) => tf.getKernel(name, 'webgpu')!);
+    const [matMul, transpose, sum] = kernels;
+    tf.unregisterKernel(tf.BatchMatMul, 'webgpu');
+    const pieces: number[] = [];
+    tf.registerKernel({ ...matMul!, kernelFunc: tallMatMulKernel((args) => {
+      pieces.push((args.inputs as { a: tf.TensorInfo }).a.shape.at(-2)!);
+      return matMul!.kernelFunc(args);
+    }, 'webgpu', 8) });
+    tf.unregisterKernel(tf.Transpose, 'webgpu');
+    tf.registerKernel({ ...transpose!, kernelFunc: largeTransposeKernel(transpose!.kernelFunc, 'webgpu', 6) });
+    tf.unregisterKernel(tf.Sum, 'webgpu');
+    tf.registerKernel({ ...sum!, kernelFunc: largeSumKernel(sum!.kernelFunc, 'webgpu', 6) });
+    try {
+      const [rows, k, n] = [101, 5, 3];
+      const a = random(rows * k, 1);
+      const b = random(k * n, 2);
+      const x = random(4 * 9, 3);
+      const outputs = tf.tidy(() => [
+        tf.matMul(tf.tensor2d(a, [rows, k]), tf.tensor2d(b, [k, n])),
+        tf.transpose(tf.tensor2d(x, [4, 9])),
+        tf.sum(tf.tensor2d(x, [3, 12]), 0),
+      ]);
+      const [y, t, s] = await Promise.all(outputs.map(async (o) => ({ shape: o.shape, data: await o.data() })));
+      tf.dispose(outputs);
+      expectTensorsClose(y!, reference(a, b, rows, k, n, false), 1e-6);
+      expect(Math.max(...pieces)).toBeLessThanOrEqual(8);
+      expectTensorsClose(t!, { shape: [9, 4], data: Float64Array.from({ length: 36 }, (_, i) => x[(i % 4) * 9 + Math.floor(i / 4)]!) }, 0);
+      expectTensorsClose(s!, { shape: [12], data: Float64Array.from({ length: 12 }, (_, j) => x[j]! + x[12 + j]! + x[24 + j]!) }, 1e-6);
+    } finally {
+      for (const config of kernels) {
+        tf.unregisterKernel(config.kernelName, 'webgpu');
+        tf.registerKernel(config);
+      }
+      await tf.setBackend('cpu');
+    }
   });
 });
