@@ -82,7 +82,8 @@ export function registerBenchCommands(group: Command): void {
     .option('--head <kind>', 'mlm (encoder + MLM head at every position) | none (encoder only)', 'mlm')
     .option('--repeats <n>', 'timed runs per measurement (median reported)', '3')
     .option('--eager-max-length <n>', 'time eager attention only up to this L (longer rows get null)')
-    .action(async (flags: BenchFlags & { lengths: string; layers: string; batch: string; head: string; repeats: string; eagerMaxLength?: string }) => {
+    .option('--attention-max-length <n>', 'time both attention baselines only up to this L (longer rows time M2 alone)')
+    .action(async (flags: BenchFlags & { lengths: string; layers: string; batch: string; head: string; repeats: string; eagerMaxLength?: string; attentionMaxLength?: string }) => {
       if (flags.head !== 'mlm' && flags.head !== 'none') {
         throw new InvalidArgumentError(`--head must be mlm or none, got "${flags.head}"`, { parameter: '--head', value: flags.head });
       }
@@ -94,6 +95,7 @@ export function registerBenchCommands(group: Command): void {
         head: flags.head,
         repeats: parseIntList('--repeats', flags.repeats)[0],
         eagerMaxLength: flags.eagerMaxLength === undefined ? undefined : parseIntList('--eager-max-length', flags.eagerMaxLength)[0],
+        attentionMaxLength: flags.attentionMaxLength === undefined ? undefined : parseIntList('--attention-max-length', flags.attentionMaxLength)[0],
         log: (line) => process.stderr.write(line + '\n'),
       });
       await reportRows(flags, rows as unknown as Array<Record<string, unknown>>, {

@@ -45,6 +45,8 @@ export interface BertSuiteOptions {
   repeats?: number;
   /** Time eager attention only up to this L (longer rows get null). Default: no limit. */
   eagerMaxLength?: number;
+  /** Time both attention baselines only up to this L (longer rows time M2 alone). Default: no limit. */
+  attentionMaxLength?: number;
   /**
    * Skip eager attention when its [B, 12, L, L] scores exceed this many bytes. Default 4 GiB; 1 GiB on wasm, whose
    * 32-bit heap (≤ 4 GiB in all) holds two score-sized tensors at a time during the eager softmax (scores and their
@@ -140,13 +142,14 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
       return sync(head ? head.apply(out) : out);
     };
     const scoreBytes = 4 * batch * BASE.numHeads * length * length;
-    if (!attentionTooSlow) candidates.push({ label: `attention L=${length}`, key: 'fast', largestBytes: 0, run: attentionRun('fast') });
-    const runEager = !eagerTooSlow && (gpu !== undefined || scoreBytes <= eagerScoreLimitBytes) && length <= (options.eagerMaxLength ?? Infinity);
+    const withAttention = length <= (options.attentionMaxLength ?? Infinity);
+    if (!attentionTooSlow && withAttention) candidates.push({ label: `attention L=${length}`, key: 'fast', largestBytes: 0, run: attentionRun('fast') });
+    const runEager = withAttention && !eagerTooSlow && (gpu !== undefined || scoreBytes <= eagerScoreLimitBytes) && length <= (options.eagerMaxLength ?? Infinity);
     if (runEager && eagerFailedAt === undefined) candidates.push({ label: `eager attention L=${length}`, key: 'eager', largestBytes: scoreBytes, run: attentionRun('eager') });
     // webgpu: a model with a tensor over the binding limit runs once under an error scope first; if WebGPU rejects it
     // (the error would otherwise only be printed, with garbage results), it is recorded as failed and not timed.
     const failures: string[] = [];
-    if (!eagerTooSlow && gpu === undefined && scoreBytes > eagerScoreLimitBytes && length <= (options.eagerMaxLength ?? Infinity)) {
+    if (withAttention && !eagerTooSlow && gpu === undefined && scoreBytes > eagerScoreLimitBytes && length <= (options.eagerMaxLength ?? Infinity)) {
       failures.push(`eager attention not run: its [${batch}, ${BASE.numHeads}, ${length}, ${length}] scores (${(scoreBytes / 2 ** 30).toFixed(2)} GiB) exceed the ${(eagerScoreLimitBytes / 2 ** 30).toFixed(2)} GiB this backend's heap allows`);
     }
     if (runEager && eagerFailedAt !== undefined) {
