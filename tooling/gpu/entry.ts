@@ -22,13 +22,13 @@ import type { BlockDiagTile } from '../../packages/monarch-core/src/backends/web
 import {
   DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
 } from './training-check.js';
-import type { TrainingSetup } from './training-check.js';
+import type { TrainingSetup, WeightValues } from './training-check.js';
 
 type Row = Record<string, unknown>;
 const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; training?: Row; errors: Row[] } = {
   started: new Date().toISOString(), node: process.version, checks: [], timings: [], errors: [],
 };
-const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-length|train-fixtures|train-paths|conv-lengths)$/)) ?? 'gpu-results.json';
+const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-length|train-fixtures|train-paths|train-preset|conv-lengths)$/)) ?? 'gpu-results.json';
 const save = () => writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
 /** Seeded normal-ish values (sum of uniforms), so cpu and webgpu see the same inputs. */
@@ -169,8 +169,9 @@ async function longSequences(): Promise<void> {
 }
 
 /**
- * webgpu vs cpu on the long convolutions at M2-BERT-base width (768 channels): on webgpu the fused WGSL kernels
- * (webgpu-long-conv.ts) for L ≤ 4096, the Monarch path beyond. Channels are independent, so the cpu side runs only the
+ * webgpu vs cpu on the long convolutions at M2-BERT-base width (768 channels), each webgpu path: the fused WGSL
+ * kernels (webgpu-long-conv.ts; one workgroup per row up to L = 4096, four-step passes beyond) and the Monarch path
+ * (M2_FUSED_LONG_CONV=0). Channels are independent, so the cpu side runs only the
  * first `cpuChannels` channels and the webgpu outputs are sliced to them (rank 3: axis 1; rank 2 and 1: axis 0).
  * Tolerances (relative L2): forward 1e-5, gradients 1e-4.
  */
@@ -195,26 +196,40 @@ async function longConvChecks(lengths: number[]): Promise<void> {
     const first2 = (a: Float32Array, ch: number, width: number) => a.subarray(0, ch * width);
     const firstChannels = (t: tf.Tensor) => (t.rank === 3 ? tf.slice(t, [0, 0, 0], [t.shape[0]!, c, t.shape[2]!])
       : t.rank === 2 ? tf.slice(t, [0, 0], [c, t.shape[1]!]) : tf.slice(t, [0], [c]));
+    // The cpu outputs once, then each webgpu long-convolution path: fused WGSL kernels and the Monarch path.
     const run = async (name: string, f: (ch: number) => tf.Tensor[], tolerances: number[]) => {
+      let cpu: Float32Array[];
       try {
-        await tf.setBackend('webgpu');
-        const gpuOuts = tf.tidy(() => f(C).map(firstChannels));
-        const gpu = await Promise.all(gpuOuts.map(async (t) => (await t.data()) as Float32Array));
-        tf.dispose(gpuOuts);
         await tf.setBackend('cpu');
         const cpuOuts = tf.tidy(() => f(c));
-        const cpu = await Promise.all(cpuOuts.map(async (t) => (await t.data()) as Float32Array));
+        cpu = await Promise.all(cpuOuts.map(async (t) => (await t.data()) as Float32Array));
         tf.dispose(cpuOuts);
-        const errors = gpu.map((g, i) => relativeL2(g, cpu[i]!));
-        const ok = errors.every((e, i) => e <= tolerances[Math.min(i, tolerances.length - 1)]!);
-        results.checks.push({ name, relL2: errors, tolerances, ok, fused: L <= 4096 });
-        console.log(`check ${ok ? 'ok  ' : 'FAIL'} ${name}: ${errors.map((e) => e.toExponential(2)).join(', ')}`);
       } catch (error) {
-        results.errors.push({ name, error: String((error as Error).stack ?? error).slice(0, 2000) });
-        console.log(`check ERROR ${name}: ${(error as Error).message}`);
-      } finally {
+        results.errors.push({ name: `${name} (cpu)`, error: String((error as Error).stack ?? error).slice(0, 2000) });
+        console.log(`check ERROR ${name} (cpu): ${(error as Error).message}`);
         await tf.setBackend('webgpu');
-        save();
+        return;
+      }
+      for (const path of ['fused', 'monarch'] as const) {
+        const previous = process.env.M2_FUSED_LONG_CONV;
+        process.env.M2_FUSED_LONG_CONV = path === 'fused' ? '1' : '0';
+        try {
+          await tf.setBackend('webgpu');
+          const gpuOuts = tf.tidy(() => f(C).map(firstChannels));
+          const gpu = await Promise.all(gpuOuts.map(async (t) => (await t.data()) as Float32Array));
+          tf.dispose(gpuOuts);
+          const errors = gpu.map((g, i) => relativeL2(g, cpu[i]!));
+          const ok = errors.every((e, i) => e <= tolerances[Math.min(i, tolerances.length - 1)]!);
+          results.checks.push({ name: `${name} [${path}]`, relL2: errors, tolerances, ok, path });
+          console.log(`check ${ok ? 'ok  ' : 'FAIL'} ${name} [${path}]: ${errors.map((e) => e.toExponential(2)).join(', ')}`);
+        } catch (error) {
+          results.errors.push({ name: `${name} [${path}]`, error: String((error as Error).stack ?? error).slice(0, 2000) });
+          console.log(`check ERROR ${name} [${path}]: ${(error as Error).message}`);
+        } finally {
+          if (previous === undefined) delete process.env.M2_FUSED_LONG_CONV;
+          else process.env.M2_FUSED_LONG_CONV = previous;
+          save();
+        }
       }
     };
     const tensors = (ch: number) => ({
@@ -252,50 +267,156 @@ async function longConvChecks(lengths: number[]): Promise<void> {
   }
 }
 
-/** Long-convolution timings at [1, 768, 4096], fused kernels vs the Monarch path (M2_FUSED_LONG_CONV=0). */
-async function longConvTimings(): Promise<void> {
-  const L = 4096;
+/** Long-convolution timings at [1, 768, L], fused kernels vs the Monarch path (M2_FUSED_LONG_CONV=0). */
+async function longConvTimings(lengths: number[]): Promise<void> {
   const C = 768;
-  const u = tf.tensor3d(random(C * L, 61), [1, C, L]);
-  const u2 = tf.tensor3d(random(C * L, 62), [1, C, L]);
-  const dy = tf.tensor3d(random(C * L, 63), [1, C, L]);
-  const kf = tf.tensor2d(random(C * L, 64, 0.02), [C, L]);
-  const kr = tf.tensor2d(random(C * L, 65, 0.02), [C, L]);
-  const d = tf.tensor1d(random(C, 66));
-  for (const fused of [true, false]) {
-    const previous = process.env.M2_FUSED_LONG_CONV;
-    process.env.M2_FUSED_LONG_CONV = fused ? '1' : '0';
-    const path = fused ? 'fused' : 'monarch';
-    try {
-      const ms = await time(`bidirectionalConv fwd [1,${C},${L}] (${path})`, () => bidirectionalConv(u, kf, kr, d), { L, path }, 10, 10);
-      if (ms !== undefined) results.timings[results.timings.length - 1].tokensPerMs = L / ms;
-      await time(`bidirectionalConv fwd+bwd [1,${C},${L}] (${path})`, () => {
-        const [gu, gkf, gkr] = tf.grads((x: tf.Tensor, k1: tf.Tensor, k2: tf.Tensor) =>
-          tf.sum(tf.mul(bidirectionalConv(x as tf.Tensor3D, k1 as tf.Tensor2D, k2 as tf.Tensor2D, d), dy)))([u, kf, kr]);
-        tf.dispose([gkf, gkr]);
-        return gu;
-      }, { L, path }, 10, 3);
-      const sa = convKernelSpectrum(kf, kr);
-      const sb = convKernelSpectrum(kr, kf);
-      await time(`convPairWithSpectra [1,${C},${L}] cached spectra (${path})`, () => {
-        const [ya, yb] = convPairWithSpectra(u, sa, u2, sb, d, d);
-        yb.dispose();
-        return ya;
-      }, { L, path }, 10, 10);
-      disposeConvSpectrum(sa);
-      disposeConvSpectrum(sb);
-    } finally {
-      if (previous === undefined) delete process.env.M2_FUSED_LONG_CONV;
-      else process.env.M2_FUSED_LONG_CONV = previous;
+  for (const L of lengths) {
+    const u = tf.tensor3d(random(C * L, 61), [1, C, L]);
+    const u2 = tf.tensor3d(random(C * L, 62), [1, C, L]);
+    const dy = tf.tensor3d(random(C * L, 63), [1, C, L]);
+    const kf = tf.tensor2d(random(C * L, 64, 0.02), [C, L]);
+    const kr = tf.tensor2d(random(C * L, 65, 0.02), [C, L]);
+    const d = tf.tensor1d(random(C, 66));
+    for (const fused of [true, false]) {
+      const previous = process.env.M2_FUSED_LONG_CONV;
+      process.env.M2_FUSED_LONG_CONV = fused ? '1' : '0';
+      const path = fused ? 'fused' : 'monarch';
+      try {
+        const ms = await time(`bidirectionalConv fwd [1,${C},${L}] (${path})`, () => bidirectionalConv(u, kf, kr, d), { L, path }, 10, 10);
+        if (ms !== undefined) results.timings[results.timings.length - 1].tokensPerMs = L / ms;
+        await time(`bidirectionalConv fwd+bwd [1,${C},${L}] (${path})`, () => {
+          const [gu, gkf, gkr] = tf.grads((x: tf.Tensor, k1: tf.Tensor, k2: tf.Tensor) =>
+            tf.sum(tf.mul(bidirectionalConv(x as tf.Tensor3D, k1 as tf.Tensor2D, k2 as tf.Tensor2D, d), dy)))([u, kf, kr]);
+          tf.dispose([gkf, gkr]);
+          return gu;
+        }, { L, path }, 10, 3);
+        const sa = convKernelSpectrum(kf, kr);
+        const sb = convKernelSpectrum(kr, kf);
+        await time(`convPairWithSpectra [1,${C},${L}] cached spectra (${path})`, () => {
+          const [ya, yb] = convPairWithSpectra(u, sa, u2, sb, d, d);
+          yb.dispose();
+          return ya;
+        }, { L, path }, 10, 10);
+        disposeConvSpectrum(sa);
+        disposeConvSpectrum(sb);
+      } finally {
+        if (previous === undefined) delete process.env.M2_FUSED_LONG_CONV;
+        else process.env.M2_FUSED_LONG_CONV = previous;
+      }
     }
+    tf.dispose([u, u2, dy, kf, kr, d]);
   }
-  tf.dispose([u, u2, dy, kf, kr, d]);
 }
 
 /** Value of a `--name value` argument. */
 function argument(name: string): string | undefined {
   const index = process.argv.indexOf(name);
   return index < 0 ? undefined : process.argv[index + 1];
+}
+
+/**
+ * The implicit long-convolution filters (HyenaFilter kernels: sin activations, exponential decay) of every layer at
+ * the training length, webgpu vs cpu from the seeded weights (relative L2 per layer and kernel): the GPU's sin/exp
+ * precision enters every loss through them.
+ */
+async function compareFilterKernels(setup: TrainingSetup, weights: WeightValues, row: Row, preset?: 'tiny'): Promise<void> {
+  try {
+    const read = async (backend: string) => {
+      await tf.setBackend(backend);
+      const model = modelWithWeights(setup.length, weights, preset);
+      const out: Float32Array[][] = [];
+      for (const layer of model.layers) {
+        const { filterFn, filterFn2 } = layer.attention.filterKernels(setup.length);
+        const kernels = [filterFn.forward, filterFn.reverse, filterFn2?.forward, filterFn2?.reverse].filter((k): k is tf.Tensor2D => k !== undefined);
+        out.push(await Promise.all(kernels.map(async (k) => (await k.data()) as Float32Array)));
+        tf.dispose(kernels);
+      }
+      model.dispose();
+      return out;
+    };
+    const gpu = await read('webgpu');
+    const cpu = await read('cpu');
+    const perLayer = gpu.map((kernels, i) => kernels.map((k, j) => relativeL2(k, cpu[i]![j]!)));
+    const max = Math.max(...perLayer.flat());
+    row.filterKernels = { what: 'HyenaFilter kernels (filter_fn forward/reverse, filter_fn2 forward/reverse) per layer, webgpu vs cpu, relative L2', maxRelL2: max, perLayer };
+    results.checks.push({ name: `M2-BERT-base filter kernels at L=${setup.length}, every layer, webgpu vs cpu`, relL2: perLayer.flat(), ok: max <= 1e-4 });
+    console.log(`train: filter kernels webgpu vs cpu, max relL2 ${max.toExponential(2)} (layer 0: ${perLayer[0]!.map((e) => e.toExponential(1)).join(', ')})`);
+  } catch (error) {
+    results.errors.push({ name: 'filter kernels webgpu vs cpu', error: String((error as Error).stack ?? error).slice(0, 2000) });
+    console.log(`ERROR filter kernels: ${(error as Error).message}`);
+  } finally {
+    await tf.setBackend('webgpu');
+    save();
+  }
+}
+
+/**
+ * The first step's gradients of every weight on webgpu, fused long convolution vs the Monarch path, from the seeded
+ * weights: relative L2 per weight (worst ten recorded) and the share of entries whose sign differs (Adam's first update
+ * is about lr·sign(g), so those entries move the weights apart by 2·lr).
+ */
+async function compareTrainingGradients(setup: TrainingSetup, weights: WeightValues, row: Row, preset?: 'tiny'): Promise<void> {
+  const batch = trainingBatch(setup.length, setup.batchSeed, preset === 'tiny' ? 1024 : undefined);
+  const byPath = new Map<string, { loss: number; grads: Map<string, Float32Array> }>();
+  try {
+    for (const path of ['fused', 'monarch'] as const) {
+      const previous = process.env.M2_FUSED_LONG_CONV;
+      process.env.M2_FUSED_LONG_CONV = path === 'fused' ? '1' : '0';
+      try {
+        await tf.setBackend('webgpu');
+        const model = modelWithWeights(setup.length, weights, preset);
+        const keyOf = new Map<string, string>();
+        for (const [key, variable] of model.namedWeights()) if (!keyOf.has(variable.name)) keyOf.set(variable.name, key);
+        const variables = model.trainableVariables();
+        const { value, grads } = tf.variableGrads(() => model.forward(batch, { training: true }).loss as tf.Scalar, variables);
+        const loss = (await value.data())[0]!;
+        const read = new Map<string, Float32Array>();
+        for (const [name, gradient] of Object.entries(grads)) read.set(keyOf.get(name) ?? name, (await gradient.data()) as Float32Array);
+        tf.dispose([value, ...Object.values(grads)]);
+        model.dispose();
+        byPath.set(path, { loss, grads: read });
+      } finally {
+        if (previous === undefined) delete process.env.M2_FUSED_LONG_CONV;
+        else process.env.M2_FUSED_LONG_CONV = previous;
+      }
+    }
+    const fused = byPath.get('fused')!;
+    const monarch = byPath.get('monarch')!;
+    let num = 0;
+    let den = 0;
+    let signDiffers = 0;
+    let entries = 0;
+    const perWeight: Array<{ key: string; relL2: number; signDiffers: number; size: number }> = [];
+    for (const [key, a] of fused.grads) {
+      const b = monarch.grads.get(key);
+      if (b === undefined) continue;
+      let n = 0;
+      let d = 0;
+      let flips = 0;
+      for (let i = 0; i < a.length; i++) {
+        n += (a[i]! - b[i]!) ** 2;
+        d += b[i]! ** 2;
+        if (Math.sign(a[i]!) !== Math.sign(b[i]!)) flips += 1;
+      }
+      num += n;
+      den += d;
+      signDiffers += flips;
+      entries += a.length;
+      perWeight.push({ key, relL2: Math.sqrt(n / Math.max(d, 1e-30)), signDiffers: flips, size: a.length });
+    }
+    perWeight.sort((x, y) => y.relL2 - x.relL2);
+    row.gradientComparison = {
+      what: 'first-step gradients on webgpu, fused long conv vs Monarch path (same seeded weights and batch)',
+      lossFused: fused.loss, lossMonarch: monarch.loss, relL2: Math.sqrt(num / Math.max(den, 1e-30)),
+      signDiffers, entries, worst: perWeight.slice(0, 10),
+    };
+    console.log(`train: gradients fused vs Monarch: relL2 ${Math.sqrt(num / Math.max(den, 1e-30)).toExponential(2)}, sign differs at ${signDiffers} of ${entries}; worst ${perWeight.slice(0, 4).map((w) => `${w.key} ${w.relL2.toExponential(1)}`).join(', ')}`);
+  } catch (error) {
+    results.errors.push({ name: 'training gradients fused vs Monarch', error: String((error as Error).stack ?? error).slice(0, 2000) });
+    console.log(`ERROR training gradients: ${(error as Error).message}`);
+  } finally {
+    save();
+  }
 }
 
 /** The committed CPU references (tooling/gpu/fixtures/training-reference-*.json, see training-reference.ts). */
@@ -318,16 +439,19 @@ async function trainingCheck(): Promise<void> {
     ...(argument('--train-steps') === undefined ? {} : { steps: Number(argument('--train-steps')) }),
     ...(argument('--train-length') === undefined ? {} : { length: Number(argument('--train-length')) }),
   };
-  const batch = trainingBatch(setup.length, setup.batchSeed);
-  const row: Row = { setup, batch: 1, optimizer: `adam(${setup.learningRate})`, labelled: batch.labels[0]!.filter((l) => l > 0).length };
+  const preset = argument('--train-preset') as 'tiny' | undefined; // a dry run of this tooling (e.g. on SwiftShader)
+  const batch = trainingBatch(setup.length, setup.batchSeed, preset === 'tiny' ? 1024 : undefined);
+  const row: Row = { ...(preset ? { preset } : {}), setup, batch: 1, optimizer: `adam(${setup.learningRate})`, labelled: batch.labels[0]!.filter((l) => l > 0).length };
   results.training = row;
   try {
     const start = performance.now();
-    const weights = await seededWeights(setup.length, setup.weightSeed);
+    const weights = await seededWeights(setup.length, setup.weightSeed, preset);
     row.weightDigest = weightDigest(weights);
     row.seededWeightsMs = performance.now() - start;
     console.log(`train: seeded weights ${String(row.weightDigest).slice(0, 16)}… built on cpu in ${(row.seededWeightsMs as number).toFixed(0)} ms`);
     save();
+    await compareFilterKernels(setup, weights, row, preset);
+    if (!process.argv.includes('--no-grad-compare')) await compareTrainingGradients(setup, weights, row, preset);
     const references = trainingReferences();
     const runs: Row[] = [];
     row.runs = runs;
@@ -339,7 +463,7 @@ async function trainingCheck(): Promise<void> {
       runs.push(run);
       try {
         await tf.setBackend('webgpu');
-        const model = modelWithWeights(setup.length, weights);
+        const model = modelWithWeights(setup.length, weights, preset);
         run.webgpuWeightDigest = weightDigest(await modelWeights(model));
         console.log(`train: webgpu model (${path} long conv) weights ${String(run.webgpuWeightDigest).slice(0, 16)}… after ${(performance.now() - start).toFixed(0)} ms`);
         save();
@@ -507,7 +631,7 @@ async function main(): Promise<void> {
   const convLengths = (argument('--conv-lengths') ?? '1024,4096,16384,32768').split(',').filter(Boolean).map(Number);
   if (process.argv.includes('--conv-only')) {
     await longConvChecks(convLengths);
-    await longConvTimings();
+    await longConvTimings([4096, 16384, 32768]);
     return;
   }
 
@@ -575,7 +699,7 @@ async function main(): Promise<void> {
 
   // ---- timings ----
   if (quick) {
-    await longConvTimings();
+    await longConvTimings([4096, 16384, 32768]);
     for (const [rows, nb, bi, bo] of [[16384, 4, 192, 192], [16384, 4, 192, 768], [16384, 4, 768, 192]] as const) {
       const x = tf.randomNormal([rows, nb * bi]) as tf.Tensor2D;
       const w = tf.randomNormal([nb, bi, bo]) as tf.Tensor3D;

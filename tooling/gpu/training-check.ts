@@ -29,9 +29,12 @@ export interface TrainingSetup {
 /** The default check: M2-BERT-base at L = 2048, 3 Adam steps at 1e-3. */
 export const DEFAULT_TRAINING_SETUP: TrainingSetup = { length: 2048, steps: 3, weightSeed: 1, batchSeed: 2, learningRate: 1e-3 };
 
-/** M2-BERT-base (80M) with an MLM head, no dropout, positions and long convolutions sized to `length`. */
-export function trainingConfig(length: number) {
-  return { preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, hiddenDropout: 0, head: 'masked-lm' } as const;
+/**
+ * M2-BERT-base (80M) with an MLM head, no dropout, positions and long convolutions sized to `length`; another
+ * `preset` (e.g. 'tiny') only for quick dry runs of the tooling.
+ */
+export function trainingConfig(length: number, preset: 'm2-bert-80M-2k' | 'tiny' = 'm2-bert-80M-2k') {
+  return { preset, maxPositionEmbeddings: length, longConvLMax: length, hiddenDropout: 0, head: 'masked-lm' } as const;
 }
 
 /** Every named weight's shape and float32 values, by key. */
@@ -44,7 +47,7 @@ export type WeightValues = Map<string, { shape: number[]; values: Float32Array }
  * JavaScript). Built on cpu because some weights are computed with tensor ops (the Hyena filters' positional
  * embeddings and modulation use sin, cos and exp), whose last bits differ between backends.
  */
-export async function seededWeights(length: number, seed: number): Promise<WeightValues> {
+export async function seededWeights(length: number, seed: number, preset?: 'm2-bert-80M-2k' | 'tiny'): Promise<WeightValues> {
   const previous = tf.getBackend();
   await tf.setBackend('cpu');
   const original = Math.random;
@@ -52,7 +55,7 @@ export async function seededWeights(length: number, seed: number): Promise<Weigh
   Math.random = () => rng.next();
   let model: M2Bert | undefined;
   try {
-    model = new M2Bert(trainingConfig(length));
+    model = new M2Bert(trainingConfig(length, preset));
   } finally {
     Math.random = original;
   }
@@ -67,8 +70,8 @@ export async function seededWeights(length: number, seed: number): Promise<Weigh
 }
 
 /** M2-BERT-base on the active backend with the given weights (assigned by key; a missing key throws). */
-export function modelWithWeights(length: number, weights: WeightValues): M2Bert {
-  const model = new M2Bert(trainingConfig(length));
+export function modelWithWeights(length: number, weights: WeightValues, preset?: 'm2-bert-80M-2k' | 'tiny'): M2Bert {
+  const model = new M2Bert(trainingConfig(length, preset));
   for (const [key, variable] of model.namedWeights()) {
     const weight = weights.get(key);
     if (weight === undefined) throw new Error(`training check: no seeded weight ${key}`);
@@ -96,12 +99,12 @@ export async function modelWeights(model: M2Bert): Promise<WeightValues> {
 }
 
 /** The fixed batch: ids [1, L] in [1000, 30000), labels [1, L] (the id at ~15 % of positions, −100 elsewhere). */
-export function trainingBatch(length: number, seed: number): { inputIds: number[][]; labels: number[][] } {
+export function trainingBatch(length: number, seed: number, vocabSize = 30522): { inputIds: number[][]; labels: number[][] } {
   const rng = new Mulberry32(mixSeed(seed));
   const ids: number[] = [];
   const labels: number[] = [];
   for (let i = 0; i < length; i++) {
-    const id = 1000 + rng.int(29000);
+    const id = vocabSize >= 30000 ? 1000 + rng.int(29000) : 1 + rng.int(vocabSize - 1); // small vocabularies: dry runs
     ids.push(id);
     labels.push(rng.next() < 0.15 ? id : -100);
   }
@@ -183,7 +186,7 @@ export async function runTrainingSteps(
   onStep: (step: number, record: StepRecord) => void = () => {},
   options: { lastLossOnly?: boolean } = {},
 ): Promise<StepRecord[]> {
-  const batch = trainingBatch(setup.length, setup.batchSeed);
+  const batch = trainingBatch(setup.length, setup.batchSeed, model.config.vocabSize);
   const optimizer = new PerVariableAdam(setup.learningRate);
   const variables = model.trainableVariables();
   optimizer.init(variables);
