@@ -68,7 +68,20 @@ export function fusedConvSize(length: number): { m: number; n: number; bytes: nu
 
 /** Threads per workgroup of the one-workgroup-per-row kernels for half-length M. */
 export function threadsFor(m: number): number {
-  return Math.min(256, Math.max(32, m >> 1));
+  return Math.min(workgroupThreadLimit(), Math.max(32, m >> 1));
+}
+
+/**
+ * Most threads per workgroup the row kernels use: the device's limit (1024 on an H200; WebGPU guarantees 256),
+ * at most 1024, or `M2_FUSED_THREADS` when set (for comparisons). More threads per row keep an SM busy when only a
+ * few 32 KiB rows fit in its shared memory at once.
+ */
+function workgroupThreadLimit(): number {
+  const requested = typeof process !== 'undefined' ? Number(process.env?.M2_FUSED_THREADS ?? NaN) : NaN;
+  const limits = tf.getBackend() === 'webgpu' ? (tf.backend() as unknown as WebGpuBackendLike).device?.limits : undefined;
+  let limit = Math.min(1024, limits?.maxComputeInvocationsPerWorkgroup ?? 256, limits?.maxComputeWorkgroupSizeX ?? 256);
+  if (Number.isInteger(requested) && requested >= 32) limit = Math.min(limit, requested);
+  return 2 ** Math.floor(Math.log2(limit));
 }
 
 /** The kinds of shader this file generates. */
@@ -381,7 +394,7 @@ export class LongConvProgram {
 function singlePassProgram(kind: LongConvShaderKind, variableNames: string[], outputShape: number[], m: number,
   options: LongConvShaderOptions, workgroups: number): LongConvProgram {
   const flags = `${options.conjugate ? 'c' : ''}${options.skip ? 's' : ''}${options.reverse ? 'r' : ''}`;
-  return new LongConvProgram(variableNames, outputShape, threadsFor(m), workgroups, `m2LongConv_${kind}_${m}_${flags}`,
+  return new LongConvProgram(variableNames, outputShape, threadsFor(m), workgroups, `m2LongConv_${kind}_${m}_t${threadsFor(m)}_${flags}`,
     () => longConvShader(kind, m, options));
 }
 

@@ -121,7 +121,7 @@ const mixerKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const residual = u !== undefined && kr !== undefined;
   const w = twiddleTable(2 * m, m);
   const names = residual ? ['Z', 'P', 'KM', 'W', 'U', 'KR'] : ['Z', 'P', 'KM', 'W'];
-  const program = new LongConvProgram(names, [batch, length, d], threadsFor(m), batch * d, `m2Mixer_${m}_${residual ? 'r' : ''}`, () => mixerShader(m, residual));
+  const program = new LongConvProgram(names, [batch, length, d], threadsFor(m), batch * d, `m2Mixer_${m}_t${threadsFor(m)}_${residual ? 'r' : ''}`, () => mixerShader(m, residual));
   return runProgram(backend, program, residual ? [z, p, km, w, u, kr] : [z, p, km, w], { rows: batch * d, channels: d, seqLen: length });
 };
 
