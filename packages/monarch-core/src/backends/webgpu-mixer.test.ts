@@ -38,10 +38,11 @@ function mixerReference(z: Float32Array, u: Float32Array, taps: Float32Array, bi
 
 describe.skipIf(!gpu.available)(`fused mixer core on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
   it.each([
-    [2, 3, 9, true],
-    [1, 4, 100, true],
-    [2, 2, 30, false],
-  ])('B = %i, d = %i, L = %i (residual convolution: %s): one dispatch equal to the float64 definition', async (batch, d, length, withResidual) => {
+    [2, 3, 9, true, false],
+    [1, 4, 100, true, false],
+    [2, 2, 30, false, false],
+    [2, 3, 33, true, true],
+  ])('B = %i, d = %i, L = %i (residual convolution: %s, channel-first: %s): one dispatch equal to the float64 definition', async (batch, d, length, withResidual, transposed) => {
     const seed = 10 * length;
     const z = seededUniform(batch * length * 3 * d, seed);
     const u = seededUniform(batch * length * d, seed + 1);
@@ -56,8 +57,11 @@ describe.skipIf(!gpu.available)(`fused mixer core on webgpu (SwiftShader)${gpu.a
     const residual = convKernelSpectrum(weights[2]);
     const params = mixerParams(weights[3], weights[4], weights[5], withResidual ? weights[6] : undefined);
     const [zt, ut] = [tf.tensor3d(z, [batch, length, 3 * d]), tf.tensor3d(u, [batch, length, d])];
-    const { result: y, total } = countDispatches(() => webGpuMixerCore(zt, withResidual ? ut : undefined, params, main, withResidual ? residual : undefined)!);
-    expect(total).toBe(1);
+    if (transposed) process.env.M2_MIXER_CHANNEL_FIRST = '1';
+    const { result: y, total, byProgram } = countDispatches(() => webGpuMixerCore(zt, withResidual ? ut : undefined, params, main, withResidual ? residual : undefined)!);
+    delete process.env.M2_MIXER_CHANNEL_FIRST;
+    expect(byProgram.get('LongConvProgram')).toBe(1);
+    expect(total).toBe(transposed ? 4 : 1); // channel-first: + transposes of z, u and y
     const got = await readTensor(y);
     expect(got.shape).toEqual([batch, length, d]);
     tf.dispose([y, zt, ut, params, ...weights]);

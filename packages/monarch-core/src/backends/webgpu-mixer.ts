@@ -28,7 +28,7 @@ export const MIXER_KERNEL = 'M2FusedMixerCore';
  * @example
  * mixerShader(1024, true).includes('fn main()'); // → true
  */
-export function mixerShader(m: number, residual: boolean): string {
+export function mixerShader(m: number, residual: boolean, channelFirst = false): string {
   const n = 2 * m;
   const threads = threadsFor(m);
   const perThread = Math.ceil(m / threads); // row positions j = t + i·threads < M ≥ L held per thread
@@ -57,9 +57,12 @@ export function mixerShader(m: number, residual: boolean): string {
     let len = u32(uniforms.seqLen);
     let col = part * d + c;
     let row = b * len;
-    var acc = P[9u * d + col] + P[3u * col + 2u] * Z[(row + j) * 3u * d + col];
-    if (j >= 1u) { acc = acc + P[3u * col + 1u] * Z[(row + j - 1u) * 3u * d + col]; }
-    if (j >= 2u) { acc = acc + P[3u * col] * Z[(row + j - 2u) * 3u * d + col]; }
+    ${channelFirst ? `let base = (col * u32(uniforms.batch) + b) * len + j; // z as [3d, B, L]
+    let step = 1u;` : `let base = (row + j) * 3u * d + col; // z as [B, L, 3d]
+    let step = 3u * d;`}
+    var acc = P[9u * d + col] + P[3u * col + 2u] * Z[base];
+    if (j >= 1u) { acc = acc + P[3u * col + 1u] * Z[base - step]; }
+    if (j >= 2u) { acc = acc + P[3u * col] * Z[base - 2u * step]; }
     return acc;
   }
 
@@ -93,7 +96,7 @@ export function mixerShader(m: number, residual: boolean): string {
     for (var i = 0u; i < ${perThread}u; i = i + 1u) {
       let j = t + i * ${threads}u;
       var v = 0.0;
-      if (j < len) { v = U[(b * len + j) * d + c]; }
+      if (j < len) { v = U[${channelFirst ? '(c * u32(uniforms.batch) + b) * len + j' : '(b * len + j) * d + c'}]; }
       held[i] = v;
     }
     ${fill}
@@ -106,7 +109,7 @@ export function mixerShader(m: number, residual: boolean): string {
     if (r < rows) {
       for (var i = 0u; i < ${perThread}u; i = i + 1u) {
         let j = t + i * ${threads}u;
-        if (j < len) { result[(b * len + j) * d + c] = acc[i]; }
+        if (j < len) { result[${channelFirst ? '(c * u32(uniforms.batch) + b) * len + j' : '(b * len + j) * d + c'}] = acc[i]; }
       }
     }
   }
@@ -115,14 +118,16 @@ export function mixerShader(m: number, residual: boolean): string {
 
 const mixerKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { z, p, km, u, kr } = inputs as { z: TensorInfo; p: TensorInfo; km: TensorInfo; u?: TensorInfo; kr?: TensorInfo };
-  const { m } = attrs as unknown as { m: number };
-  const [batch, length, threeD] = z.shape;
-  const d = threeD / 3;
+  const { m, channelFirst } = attrs as unknown as { m: number; channelFirst: boolean };
+  // z [B, L, 3d] (or [3d, B, L] channel-first); the output has u's layout.
+  const [batch, length, threeD] = channelFirst ? [z.shape[1]!, z.shape[2]!, z.shape[0]!] : z.shape;
+  const d = threeD! / 3;
   const residual = u !== undefined && kr !== undefined;
   const w = twiddleTable(2 * m, m);
   const names = residual ? ['Z', 'P', 'KM', 'W', 'U', 'KR'] : ['Z', 'P', 'KM', 'W'];
-  const program = new LongConvProgram(names, [batch, length, d], threadsFor(m), batch * d, `m2Mixer_${m}_t${threadsFor(m)}_${residual ? 'r' : ''}`, () => mixerShader(m, residual));
-  return runProgram(backend, program, residual ? [z, p, km, w, u, kr] : [z, p, km, w], { rows: batch * d, channels: d, seqLen: length });
+  const outputShape = channelFirst ? [d, batch!, length!] : [batch!, length!, d];
+  const program = new LongConvProgram(names, outputShape, threadsFor(m), batch! * d, `m2Mixer_${m}_t${threadsFor(m)}_${residual ? 'r' : ''}${channelFirst ? 'c' : ''}`, () => mixerShader(m, residual, channelFirst));
+  return runProgram(backend, program, residual ? [z, p, km, w, u, kr] : [z, p, km, w], { rows: batch! * d, channels: d, seqLen: length!, batch: batch! });
 };
 
 let registered = false;
@@ -206,10 +211,16 @@ export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Te
     throw new ShapeError(`webGpuMixerCore: expected z [B, L, 3d], u [B, L, d], params [14d] and spectra for d channels, got z [${z.shape.join(', ')}], u [${u?.shape.join(', ') ?? '-'}], params [${params.size}], spectrum channels ${km.packed.shape[0]}`, { parameter: 'z' });
   }
   registerMixerKernel();
-  const inputs: tf.NamedTensorMap = { z, p: params, km: km.packed };
-  if (u !== undefined && kr !== undefined) {
-    inputs.u = u;
-    inputs.kr = kr.packed;
-  }
-  return tf.engine().runKernel(MIXER_KERNEL, inputs, { m } as unknown as tf.NamedAttrMap) as Tensor3D;
+  // M2_MIXER_CHANNEL_FIRST=1: transpose z and u to channel-first first (and y back), so that the kernel's row reads
+  // and writes are contiguous instead of strided by 3d / d (three more transposes; for comparing on a GPU).
+  const channelFirst = typeof process !== 'undefined' && process.env?.M2_MIXER_CHANNEL_FIRST === '1';
+  return tf.tidy(() => {
+    const inputs: tf.NamedTensorMap = { z: channelFirst ? tf.transpose(z, [2, 0, 1]) : z, p: params, km: km.packed };
+    if (u !== undefined && kr !== undefined) {
+      inputs.u = channelFirst ? tf.transpose(u, [2, 0, 1]) : u;
+      inputs.kr = kr.packed;
+    }
+    const y = tf.engine().runKernel(MIXER_KERNEL, inputs, { m, channelFirst } as unknown as tf.NamedAttrMap) as Tensor3D;
+    return channelFirst ? tf.transpose(y, [1, 2, 0]) : y; // [d, B, L] → [B, L, d]
+  });
 }
