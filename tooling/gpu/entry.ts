@@ -25,10 +25,10 @@ import {
 import type { TrainingSetup, WeightValues } from './training-check.js';
 
 type Row = Record<string, unknown>;
-const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; training?: Row; errors: Row[] } = {
+const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; training?: Row[]; errors: Row[] } = {
   started: new Date().toISOString(), node: process.version, checks: [], timings: [], errors: [],
 };
-const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-length|train-fixtures|train-paths|train-preset|conv-lengths)$/)) ?? 'gpu-results.json';
+const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-lengths|train-fixtures|train-paths|train-preset|conv-lengths)$/)) ?? 'gpu-results.json';
 const save = () => writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
 /** Seeded normal-ish values (sum of uniforms), so cpu and webgpu see the same inputs. */
@@ -433,16 +433,16 @@ function trainingReferences(): Array<{ file: string; backend: string; setup: Tra
  * were computed on the workstation). Goal: |Δloss| ≤ 1e-3 at every step. Runs once per long-convolution path
  * (`--train-paths fused,monarch`: the fused WGSL kernels, then M2_FUSED_LONG_CONV=0).
  */
-async function trainingCheck(): Promise<void> {
+async function trainingCheck(length: number): Promise<void> {
   const setup: TrainingSetup = {
     ...DEFAULT_TRAINING_SETUP,
     ...(argument('--train-steps') === undefined ? {} : { steps: Number(argument('--train-steps')) }),
-    ...(argument('--train-length') === undefined ? {} : { length: Number(argument('--train-length')) }),
+    length,
   };
   const preset = argument('--train-preset') as 'tiny' | undefined; // a dry run of this tooling (e.g. on SwiftShader)
   const batch = trainingBatch(setup.length, setup.batchSeed, preset === 'tiny' ? 1024 : undefined);
   const row: Row = { ...(preset ? { preset } : {}), setup, batch: 1, optimizer: `adam(${setup.learningRate})`, labelled: batch.labels[0]!.filter((l) => l > 0).length };
-  results.training = row;
+  (results.training ??= []).push(row);
   try {
     const start = performance.now();
     const weights = await seededWeights(setup.length, setup.weightSeed, preset);
@@ -452,7 +452,7 @@ async function trainingCheck(): Promise<void> {
     save();
     await compareFilterKernels(setup, weights, row, preset);
     if (!process.argv.includes('--no-grad-compare')) await compareTrainingGradients(setup, weights, row, preset);
-    const references = trainingReferences();
+    const references = trainingReferences().filter((reference) => reference.setup?.length === setup.length);
     const runs: Row[] = [];
     row.runs = runs;
     // Each long-convolution path of the webgpu backend: the fused WGSL kernels (L ≤ 4096) and the Monarch path.
@@ -624,7 +624,7 @@ async function main(): Promise<void> {
     return;
   }
   if (process.argv.includes('--train-only')) {
-    await trainingCheck();
+    for (const length of (argument('--train-lengths') ?? String(DEFAULT_TRAINING_SETUP.length)).split(',').map(Number)) await trainingCheck(length);
     return;
   }
   const quick = process.argv.includes('--quick'); // checks, blockDiagMatmul timings, overheads (no tile sweep, no long sequences)
@@ -759,7 +759,7 @@ async function main(): Promise<void> {
     tf.dispose([u, kf, kr, d]);
   }
   await longSequences();
-  if (!process.argv.includes('--no-train')) await trainingCheck();
+  if (!process.argv.includes('--no-train')) await trainingCheck(DEFAULT_TRAINING_SETUP.length);
 }
 
 if (process.argv.includes('--probe')) {
