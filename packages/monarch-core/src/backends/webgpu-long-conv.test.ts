@@ -221,7 +221,7 @@ describe('fused long convolution shaders (no GPU needed)', () => {
   it('declares one row of workgroup memory and keeps every barrier out of per-thread branches', () => {
     for (const kind of ['conv', 'spectrum', 'kernelGrad'] as const) {
       const code = longConvShader(kind, 1024, { skip: true, reverse: true });
-      expect(code).toContain('var<workgroup> m2buf : array<f32, 2048>;');
+      expect(code).toContain('var<workgroup> m2buf : array<vec2<f32>, 1024>;');
       // Barriers sit in the two FFT loops (constant trip counts) and at top level of main.
       for (const line of code.split('\n').filter((l) => l.includes('workgroupBarrier'))) expect(line.trim()).toBe('workgroupBarrier();');
     }

@@ -98,7 +98,8 @@ export interface LongConvShaderOptions {
 }
 
 /**
- * The helpers every one-workgroup-per-row kernel shares (for half-length M): the row buffer `m2buf` (2M floats),
+ * The helpers every one-workgroup-per-row kernel shares (for half-length M): the row buffer `m2buf` (M complex
+ * values as vec2: one 8-byte shared-memory access per complex read or write; real sample j is m2buf[j/2][j%2]),
  * complex helpers, the twiddle read `m2Tw` (from input `W`), bit reversal, the forward (DIF) and inverse (DIT)
  * FFTs over the whole row, and the real-signal untangling `m2RealSpectrum` / `m2StoreInverse`.
  *
@@ -111,12 +112,17 @@ export function singlePassCommon(m: number): string {
   const threads = threadsFor(m);
   const halfM = m >> 1;
   const common = `
-  var<workgroup> m2buf : array<f32, ${n}>;
+  var<workgroup> m2buf : array<vec2<f32>, ${m}>;
   const m2Scale : f32 = ${1 / n};
   struct M2Pair { a : vec2<f32>, b : vec2<f32>, };
 
-  fn m2Get(i : u32) -> vec2<f32> { return vec2<f32>(m2buf[2u * i], m2buf[2u * i + 1u]); }
-  fn m2Set(i : u32, v : vec2<f32>) { m2buf[2u * i] = v.x; m2buf[2u * i + 1u] = v.y; }
+  fn m2Get(i : u32) -> vec2<f32> { return m2buf[i]; }
+  fn m2Set(i : u32, v : vec2<f32>) { m2buf[i] = v; }
+  // Real sample j of the interleaved row (reads only: a thread writes whole vec2 values, never one component).
+  fn m2Real(j : u32) -> f32 {
+    let v = m2buf[j >> 1u];
+    return select(v.x, v.y, (j & 1u) == 1u);
+  }
   fn m2Mul(a : vec2<f32>, b : vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
   fn m2Conj(a : vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x, -a.y); }
   fn m2Tw(j : u32) -> vec2<f32> { return vec2<f32>(W[2u * j], W[2u * j + 1u]); }
@@ -213,10 +219,12 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
     let c = row % u32(uniforms.channels);
     let len = u32(uniforms.seqLen);
     let base = row * len;
-    for (var j = t; j < ${n}u; j = j + ${threads}u) {
-      var v = 0.0;
-      if (j < len) { v = X[base + j]; }
-      m2buf[j] = v;
+    for (var q = t; q < ${m}u; q = q + ${threads}u) {
+      let j = 2u * q;
+      var v = vec2<f32>(0.0);
+      if (j < len) { v.x = X[base + j]; }
+      if (j + 1u < len) { v.y = X[base + j + 1u]; }
+      m2buf[q] = v;
     }
     workgroupBarrier();
     m2Forward(t);
@@ -230,7 +238,7 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
     ${options.skip ? 'let dc = D[c];' : ''}
     if (r < rows) {
       for (var j = t; j < len; j = j + ${threads}u) {
-        result[base + j] = m2buf[j] * m2Scale${options.skip ? ' + dc * X[base + j]' : ''};
+        result[base + j] = m2Real(j) * m2Scale${options.skip ? ' + dc * X[base + j]' : ''};
       }
     }
   }
@@ -259,7 +267,7 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
     let len = u32(uniforms.seqLen);
     let kLen = u32(uniforms.kLen);
     let rLen = u32(uniforms.rLen);
-    for (var j = t; j < ${n}u; j = j + ${threads}u) { m2buf[j] = m2Placed(c, j, len, kLen, rLen); }
+    for (var q = t; q < ${m}u; q = q + ${threads}u) { m2buf[q] = vec2<f32>(m2Placed(c, 2u * q, len, kLen, rLen), m2Placed(c, 2u * q + 1u, len, kLen, rLen)); }
     workgroupBarrier();
     m2Forward(t);
     if (r < channels) {
@@ -300,10 +308,12 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
     var dsum = 0.0;
     for (var b = 0u; b < batch; b = b + 1u) {
       let base = (b * channels + c) * len;
-      for (var j = t; j < ${n}u; j = j + ${threads}u) {
-        var v = 0.0;
-        if (j < len) { v = U[base + j]; }
-        m2buf[j] = v;
+      for (var q = t; q < ${m}u; q = q + ${threads}u) {
+        let j = 2u * q;
+        var v = vec2<f32>(0.0);
+        if (j < len) { v.x = U[base + j]; }
+        if (j + 1u < len) { v.y = U[base + j + 1u]; }
+        m2buf[q] = v;
       }
       workgroupBarrier();
       m2Forward(t);
@@ -316,13 +326,18 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
         }
       }
       workgroupBarrier();
-      for (var j = t; j < ${n}u; j = j + ${threads}u) {
-        var v = 0.0;
+      for (var q = t; q < ${m}u; q = q + ${threads}u) {
+        let j = 2u * q;
+        var v = vec2<f32>(0.0);
         if (j < len) {
-          v = G[base + j];
-          ${skip ? 'dsum = dsum + v * U[base + j];' : ''}
+          v.x = G[base + j];
+          ${skip ? 'dsum = dsum + v.x * U[base + j];' : ''}
         }
-        m2buf[j] = v;
+        if (j + 1u < len) {
+          v.y = G[base + j + 1u];
+          ${skip ? 'dsum = dsum + v.y * U[base + j + 1u];' : ''}
+        }
+        m2buf[q] = v;
       }
       workgroupBarrier();
       m2Forward(t);
@@ -347,9 +362,9 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
       for (var j = t; j < kLen; j = j + ${threads}u) {
         var pos = j;
         if (j >= len) { pos = j + ${n}u - 2u * len; }
-        result[c * width + j] = m2buf[pos] * m2Scale;
+        result[c * width + j] = m2Real(pos) * m2Scale;
       }
-      for (var j = t; j < rLen; j = j + ${threads}u) { result[c * width + kLen + j] = m2buf[${n - 1}u - j] * m2Scale; }
+      for (var j = t; j < rLen; j = j + ${threads}u) { result[c * width + kLen + j] = m2Real(${n - 1}u - j) * m2Scale; }
     }
     ${skip ? `m2red[t] = dsum;
     workgroupBarrier();

@@ -29,9 +29,10 @@ export const MIXER_KERNEL = 'M2FusedMixerCore';
  * mixerShader(1024, true).includes('fn main()'); // → true
  */
 export function mixerShader(m: number, residual: boolean, channelFirst = false): string {
-  const n = 2 * m;
   const threads = threadsFor(m);
-  const perThread = Math.ceil(m / threads); // row positions j = t + i·threads < M ≥ L held per thread
+  // Each thread holds the sample pairs (2q, 2q+1) of complex slots q = t + i·threads < ⌈M/2⌉ (L ≤ M samples).
+  const slots = Math.max(1, m >> 1);
+  const perThread = Math.ceil(slots / threads);
   const spectrumProduct = (k: string) => `
     for (var p = t; p <= ${m >> 1}u; p = p + ${threads}u) {
       let x = m2RealSpectrum(p);
@@ -41,15 +42,16 @@ export function mixerShader(m: number, residual: boolean, channelFirst = false):
     }
     workgroupBarrier();
     m2Inverse(t);`;
-  // Stores the held values of positions j < M (zeros past L) and zeros in [M, N).
+  // Stores the held pairs (zeros past L) and zeros in the padded half.
   const fill = `
     for (var i = 0u; i < ${perThread}u; i = i + 1u) {
-      let j = t + i * ${threads}u;
-      if (j < ${m}u) { m2buf[j] = held[i]; }
+      let q = t + i * ${threads}u;
+      if (q < ${slots}u) { m2buf[q] = held[i]; }
     }
-    for (var j = ${m}u + t; j < ${n}u; j = j + ${threads}u) { m2buf[j] = 0.0; }
+    for (var q = ${slots}u + t; q < ${m}u; q = q + ${threads}u) { m2buf[q] = vec2<f32>(0.0); }
     workgroupBarrier();
     m2Forward(t);`;
+  const at = (j: string) => (channelFirst ? `(c * u32(uniforms.batch) + b) * len + ${j}` : `(b * len + ${j}) * d + c`);
   return `${singlePassCommon(m)}
   // Causal 3-tap convolution (+ bias) of channel block 'part' of z at position j: b + w0·z[j−2] + w1·z[j−1] + w2·z[j].
   fn m2Short(b : u32, j : u32, part : u32, c : u32) -> f32 {
@@ -65,6 +67,11 @@ export function mixerShader(m: number, residual: boolean, channelFirst = false):
     if (j >= 2u) { acc = acc + P[3u * col] * Z[base - 2u * step]; }
     return acc;
   }
+  // h = v ⊙ x1 at position j (0 past L).
+  fn m2Gate(b : u32, j : u32, c : u32, len : u32) -> f32 {
+    if (j >= len) { return 0.0; }
+    return m2Short(b, j, 2u, c) * m2Short(b, j, 0u, c);
+  }
 
   fn main() {
     let t = localIndex;
@@ -76,40 +83,44 @@ export function mixerShader(m: number, residual: boolean, channelFirst = false):
     let b = row / d;
     let c = row % d;
     let kBase = c * ${m + 1}u;
-    var held : array<f32, ${perThread}>;
-    var acc : array<f32, ${perThread}>;
-    // h = v ⊙ x1
+    var held : array<vec2<f32>, ${perThread}>;
+    var acc : array<vec2<f32>, ${perThread}>;
     for (var i = 0u; i < ${perThread}u; i = i + 1u) {
-      let j = t + i * ${threads}u;
-      var h = 0.0;
-      if (j < len) { h = m2Short(b, j, 2u, c) * m2Short(b, j, 0u, c); }
-      held[i] = h;
+      let j = 2u * (t + i * ${threads}u);
+      held[i] = vec2<f32>(m2Gate(b, j, c, len), m2Gate(b, j + 1u, c, len));
     }
     ${fill}
     ${spectrumProduct('KM')}
     let dMain = P[12u * d + c];
     for (var i = 0u; i < ${perThread}u; i = i + 1u) {
-      let j = t + i * ${threads}u;
-      if (j < len) { acc[i] = (m2buf[j] * m2Scale + dMain * held[i]) * m2Short(b, j, 1u, c); }
+      let q = t + i * ${threads}u;
+      let j = 2u * q;
+      if (j < len) {
+        var x2 = vec2<f32>(m2Short(b, j, 1u, c), 0.0);
+        if (j + 1u < len) { x2.y = m2Short(b, j + 1u, 1u, c); }
+        acc[i] = (m2buf[q] * m2Scale + dMain * held[i]) * x2;
+      }
     }
     ${residual ? `workgroupBarrier();
     for (var i = 0u; i < ${perThread}u; i = i + 1u) {
-      let j = t + i * ${threads}u;
-      var v = 0.0;
-      if (j < len) { v = U[${channelFirst ? '(c * u32(uniforms.batch) + b) * len + j' : '(b * len + j) * d + c'}]; }
+      let j = 2u * (t + i * ${threads}u);
+      var v = vec2<f32>(0.0);
+      if (j < len) { v.x = U[${at('j')}]; }
+      if (j + 1u < len) { v.y = U[${at('j + 1u')}]; }
       held[i] = v;
     }
     ${fill}
     ${spectrumProduct('KR')}
     let dRes = P[13u * d + c];
     for (var i = 0u; i < ${perThread}u; i = i + 1u) {
-      let j = t + i * ${threads}u;
-      if (j < len) { acc[i] = acc[i] + m2buf[j] * m2Scale + dRes * held[i]; }
+      let q = t + i * ${threads}u;
+      if (2u * q < len) { acc[i] = acc[i] + m2buf[q] * m2Scale + dRes * held[i]; }
     }` : ''}
     if (r < rows) {
       for (var i = 0u; i < ${perThread}u; i = i + 1u) {
-        let j = t + i * ${threads}u;
-        if (j < len) { result[${channelFirst ? '(c * u32(uniforms.batch) + b) * len + j' : '(b * len + j) * d + c'}] = acc[i]; }
+        let j = 2u * (t + i * ${threads}u);
+        if (j < len) { result[${at('j')}] = acc[i].x; }
+        if (j + 1u < len) { result[${at('j + 1u')}] = acc[i].y; }
       }
     }
   }
