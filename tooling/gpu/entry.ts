@@ -515,7 +515,8 @@ async function trainingCheck(length: number): Promise<void> {
 /**
  * Where an M2-BERT-base forward's time goes on webgpu: (1) the cost of one small dispatch (a chain of 1000 adds of
  * [1024] floats, synchronised once) at two WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE values; (2) one forward (12 layers, MLM
- * head) at L = 512 and 4096 with the fused long convolution and at 4096 with the Monarch one (M2_FUSED_LONG_CONV=0):
+ * head) at L = 512, 4096 and 16384 with the fused kernels, at 4096 also with 256 threads per row (M2_FUSED_THREADS),
+ * the channel-first mixer core (M2_MIXER_CHANNEL_FIRST=1) and the Monarch long convolution (M2_FUSED_LONG_CONV=0):
  * its median time, the WebGPU programs it dispatches, and under tf.profile the kernels' summed GPU time (timestamp
  * queries), so GPU-busy fraction = GPU ms / forward ms.
  */
@@ -535,10 +536,18 @@ async function overheads(): Promise<void> {
     if (ms !== undefined) results.timings[results.timings.length - 1].usPerDispatch = ms;
   }
   tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 15);
-  for (const [length, fused] of [[512, true], [4096, true], [4096, false]] as const) {
-    const previous = process.env.M2_FUSED_LONG_CONV;
-    process.env.M2_FUSED_LONG_CONV = fused ? '1' : '0';
-    const path = fused ? 'fused long conv' : 'Monarch long conv';
+  // Each profiled forward: L and the environment switches of the fused kernels it runs under.
+  const configs: Array<{ length: number; env: Record<string, string>; path: string }> = [
+    { length: 512, env: {}, path: 'fused long conv' },
+    { length: 4096, env: {}, path: 'fused long conv' },
+    { length: 4096, env: { M2_FUSED_THREADS: '256' }, path: 'fused, 256 threads per row' },
+    { length: 4096, env: { M2_MIXER_CHANNEL_FIRST: '1' }, path: 'fused, channel-first mixer core' },
+    { length: 4096, env: { M2_FUSED_LONG_CONV: '0' }, path: 'Monarch long conv' },
+    { length: 16384, env: {}, path: 'fused long conv (four-step)' },
+  ];
+  for (const { length, env, path } of configs) {
+    const previous = Object.fromEntries(['M2_FUSED_LONG_CONV', 'M2_FUSED_THREADS', 'M2_MIXER_CHANNEL_FIRST'].map((k) => [k, process.env[k]]));
+    for (const [k, v] of Object.entries(env)) process.env[k] = v;
     try {
       const model = new M2Bert({ preset: 'm2-bert-80M-2k', maxPositionEmbeddings: length, longConvLMax: length, hiddenDropout: 0, head: 'masked-lm' });
       const ids = [Array.from(random(length, 41), (v) => 1000 + Math.floor(Math.abs(v) * 19000) % 29000)];
@@ -547,7 +556,7 @@ async function overheads(): Promise<void> {
         tf.dispose([out.lastHiddenState, out.poolerOutput ?? []].flat());
         return out.logits!;
       };
-      const forwardMs = await time(`M2-BERT-base forward L=${length} (12 layers, MLM head, ${path})`, forward, { L: length, path }, 5);
+      const forwardMs = await time(`M2-BERT-base forward L=${length} (12 layers, MLM head, ${path})`, forward, { L: length, path, env }, 5);
       const before = dispatches;
       const counted = forward();
       const forwardDispatches = dispatches - before;
@@ -573,7 +582,7 @@ async function overheads(): Promise<void> {
       const top = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15).map(([name, v]) => ({ name, ...v }));
       const busy = forwardMs === undefined ? undefined : gpuMs / forwardMs;
       results.timings.push({
-        name: `profile M2-BERT-base forward L=${length} (${path})`, L: length, path, kernels: info.kernels.length, dispatches: forwardDispatches,
+        name: `profile M2-BERT-base forward L=${length} (${path})`, L: length, path, env, kernels: info.kernels.length, dispatches: forwardDispatches,
         gpuMs, profiledWallMs: wallMs, forwardMs, gpuBusyFraction: busy, tokensPerMs: forwardMs === undefined ? undefined : length / forwardMs, top,
       });
       console.log(`profile L=${length} ${path}: ${forwardDispatches} dispatches, ${info.kernels.length} kernels, GPU ${gpuMs.toFixed(1)} ms of ${forwardMs?.toFixed(1)} ms forward (busy ${busy?.toFixed(2)}), wall (profiled) ${wallMs.toFixed(1)} ms; top ${top.slice(0, 6).map((t) => `${t.name} ${t.count}× ${t.ms.toFixed(1)} ms`).join(', ')}`);
@@ -582,8 +591,10 @@ async function overheads(): Promise<void> {
       results.errors.push({ name: `profile ${length} ${path}`, error: String((error as Error).stack ?? error).slice(0, 2000) });
       console.log(`ERROR profile ${length} ${path}: ${(error as Error).message}`);
     } finally {
-      if (previous === undefined) delete process.env.M2_FUSED_LONG_CONV;
-      else process.env.M2_FUSED_LONG_CONV = previous;
+      for (const [k, v] of Object.entries(previous)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
     }
     save();
   }
