@@ -11,7 +11,7 @@ export interface Timing {
   medianMs: number;
   /** Every warm run, in milliseconds. */
   runsMs: number[];
-  /** Peak bytes held by tfjs during the runs (tf.memory().numBytes high-water mark, sampled per run). */
+  /** Peak bytes held by tfjs during the runs: on wasm the high-water mark of every allocation; elsewhere tf.memory() sampled after each run (before its outputs are freed). */
   peakBytes: number;
 }
 
@@ -25,13 +25,42 @@ export interface TimeOptions {
   budgetMs?: number;
 }
 
+let highWater = 0;
+let watchedModule: object | undefined;
+
+/**
+ * On wasm, watches every tensor allocation (the module's malloc) so that a run's true peak of tfjs bytes is known,
+ * not only what is alive after it. Returns whether allocations are watched.
+ */
+function watchAllocations(): boolean {
+  if (tf.getBackend() !== 'wasm') return false;
+  const module = (tf.backend() as unknown as { wasm: { _malloc(bytes: number): number } }).wasm;
+  if (watchedModule !== module) {
+    const malloc = module._malloc.bind(module);
+    module._malloc = (bytes: number) => {
+      const pointer = malloc(bytes);
+      highWater = Math.max(highWater, tf.memory().numBytes + bytes);
+      return pointer;
+    };
+    watchedModule = module;
+  }
+  return true;
+}
+
+/** Peak tfjs bytes of the last {@link timeOnce} run (wasm: every allocation watched; elsewhere: sampled after it). */
+let lastPeak = 0;
+
 /** One run: milliseconds until its outputs are read back (asynchronous backends finish), then the outputs are freed. */
 async function timeOnce(run: () => tf.Tensor | tf.Tensor[]): Promise<number> {
+  const watched = watchAllocations();
+  highWater = tf.memory().numBytes;
   const start = performance.now();
   const out = run();
   const outs = Array.isArray(out) ? out : [out];
   await Promise.all(outs.map((t) => t.data()));
   const ms = performance.now() - start;
+  lastPeak = Math.max(highWater, tf.memory().numBytes, (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0);
+  if (!watched) lastPeak = Math.max(lastPeak, tf.memory().numBytes);
   tf.dispose(outs);
   return ms;
 }
@@ -49,7 +78,7 @@ export async function timeIt(label: string, run: () => tf.Tensor | tf.Tensor[], 
   const startAll = performance.now();
   for (let i = 0; i < repeats; i++) {
     runsMs.push(await timeOnce(run));
-    peakBytes = Math.max(peakBytes, (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0, tf.memory().numBytes);
+    peakBytes = Math.max(peakBytes, lastPeak);
     if (i >= 1 && performance.now() - startAll > budgetMs) break;
   }
   const leaked = tf.memory().numTensors - before;
@@ -72,7 +101,7 @@ export async function timeInterleaved(runs: Array<{ label: string; run: () => tf
       const res = results[k]!;
       if (i >= 1 && res.runsMs.some((ms) => ms > budgetMs)) continue;
       res.runsMs.push(await timeOnce(r.run));
-      res.peakBytes = Math.max(res.peakBytes, (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0, tf.memory().numBytes);
+      res.peakBytes = Math.max(res.peakBytes, lastPeak);
     }
   }
   const leaked = tf.memory().numTensors - before;
