@@ -97,6 +97,94 @@ export interface LongConvShaderOptions {
   reverse?: boolean;
 }
 
+/** WGSL of the forward FFT's stages for M = 2^log: radix-2 stages s and s−1 fused per thread, a radix-2 stage left. */
+function forwardStages(log: number, m: number, threads: number): string {
+  const parts: string[] = [];
+  let s = log;
+  for (; s >= 2; s -= 2) {
+    const span = 1 << (s - 1); // S: stage s pairs (x, x + S); stage s − 1 pairs (x, x + S/2)
+    const half = span >> 1;
+    parts.push(`
+    for (var j = t; j < ${m >> 2}u; j = j + ${threads}u) { // stages ${s} and ${s - 1}
+      let pos = j & ${half - 1}u;
+      let base = ((j >> ${s - 2}u) << ${s}u) | pos;
+      let a0 = m2buf[base];
+      let a1 = m2buf[base + ${half}u];
+      let a2 = m2buf[base + ${span}u];
+      let a3 = m2buf[base + ${span + half}u];
+      let w = m2Tw(pos << ${log + 1 - s}u);
+      let b0 = a0 + a2;
+      let b2 = m2Mul(a0 - a2, w);
+      let b1 = a1 + a3;
+      let e = m2Mul(a1 - a3, w);
+      let b3 = vec2<f32>(e.y, -e.x); // ·ω_{2S}^{S/2} = −i
+      let w2 = m2Tw(pos << ${log + 2 - s}u);
+      m2buf[base] = b0 + b1;
+      m2buf[base + ${half}u] = m2Mul(b0 - b1, w2);
+      m2buf[base + ${span}u] = b2 + b3;
+      m2buf[base + ${span + half}u] = m2Mul(b2 - b3, w2);
+    }
+    workgroupBarrier();`);
+  }
+  if (s === 1) {
+    parts.push(`
+    for (var j = t; j < ${m >> 1}u; j = j + ${threads}u) { // stage 1
+      let a = m2buf[2u * j];
+      let b = m2buf[2u * j + 1u];
+      m2buf[2u * j] = a + b;
+      m2buf[2u * j + 1u] = a - b;
+    }
+    workgroupBarrier();`);
+  }
+  return parts.join('');
+}
+
+/** WGSL of the inverse FFT's stages for M = 2^log: radix-2 stages s and s+1 fused per thread, a radix-2 stage left. */
+function inverseStages(log: number, m: number, threads: number): string {
+  const parts: string[] = [];
+  let s = 1;
+  for (; s + 1 <= log; s += 2) {
+    const span = 1 << (s - 1); // S: stage s pairs (x, x + S); stage s + 1 pairs (x, x + 2S)
+    parts.push(`
+    for (var j = t; j < ${m >> 2}u; j = j + ${threads}u) { // stages ${s} and ${s + 1}
+      let pos = j & ${span - 1}u;
+      let base = ((j >> ${s - 1}u) << ${s + 1}u) | pos;
+      let a0 = m2buf[base];
+      let a1 = m2buf[base + ${span}u];
+      let a2 = m2buf[base + ${2 * span}u];
+      let a3 = m2buf[base + ${3 * span}u];
+      let w1 = m2Conj(m2Tw(pos << ${log + 1 - s}u));
+      let t1 = m2Mul(a1, w1);
+      let b0 = a0 + t1;
+      let b1 = a0 - t1;
+      let t3 = m2Mul(a3, w1);
+      let b2 = a2 + t3;
+      let b3 = a2 - t3;
+      let w2 = m2Conj(m2Tw(pos << ${log - s}u));
+      let t2 = m2Mul(b2, w2);
+      let e = m2Mul(b3, w2);
+      let t4 = vec2<f32>(-e.y, e.x); // ·conj(ω_{4S}^{S}) = i
+      m2buf[base] = b0 + t2;
+      m2buf[base + ${2 * span}u] = b0 - t2;
+      m2buf[base + ${span}u] = b1 + t4;
+      m2buf[base + ${3 * span}u] = b1 - t4;
+    }
+    workgroupBarrier();`);
+  }
+  if (s === log) {
+    const span = 1 << (s - 1);
+    parts.push(`
+    for (var j = t; j < ${m >> 1}u; j = j + ${threads}u) { // stage ${s}
+      let a = m2buf[j];
+      let b = m2Mul(m2buf[j + ${span}u], m2Conj(m2Tw(j << 1u)));
+      m2buf[j] = a + b;
+      m2buf[j + ${span}u] = a - b;
+    }
+    workgroupBarrier();`);
+  }
+  return parts.join('');
+}
+
 /**
  * The helpers every one-workgroup-per-row kernel shares (for half-length M): the row buffer `m2buf` (M complex
  * values as vec2: one 8-byte shared-memory access per complex read or write; real sample j is m2buf[j/2][j%2]),
@@ -128,38 +216,13 @@ export function singlePassCommon(m: number): string {
   fn m2Tw(j : u32) -> vec2<f32> { return vec2<f32>(W[2u * j], W[2u * j + 1u]); }
   fn m2Rev(k : u32) -> u32 { return ${log === 0 ? '0u' : `reverseBits(k) >> ${32 - log}u`}; }
 
-  // Radix-2 decimation in frequency over the M complex values: natural order in, bit-reversed order out.
-  fn m2Forward(t : u32) {
-    for (var s : u32 = ${log}u; s > 0u; s = s - 1u) {
-      let sh = s - 1u;
-      let span = 1u << sh;
-      for (var j = t; j < ${halfM}u; j = j + ${threads}u) {
-        let pos = j & (span - 1u);
-        let i0 = ((j >> sh) << s) | pos;
-        let a = m2Get(i0);
-        let b = m2Get(i0 + span);
-        m2Set(i0, a + b);
-        m2Set(i0 + span, m2Mul(a - b, m2Tw(pos << (${log}u - sh))));
-      }
-      workgroupBarrier();
-    }
+  // Decimation in frequency over the M complex values (natural order in, bit-reversed order out): radix-2 stages
+  // taken two at a time (each thread does a 4-point group: half the barriers and shared-memory round trips).
+  fn m2Forward(t : u32) {${forwardStages(log, m, threads)}
   }
 
-  // Radix-2 decimation in time with conjugate twiddles: bit-reversed order in, natural order out (unscaled).
-  fn m2Inverse(t : u32) {
-    for (var s : u32 = 1u; s <= ${log}u; s = s + 1u) {
-      let sh = s - 1u;
-      let span = 1u << sh;
-      for (var j = t; j < ${halfM}u; j = j + ${threads}u) {
-        let pos = j & (span - 1u);
-        let i0 = ((j >> sh) << s) | pos;
-        let a = m2Get(i0);
-        let b = m2Mul(m2Get(i0 + span), m2Conj(m2Tw(pos << (${log}u - sh))));
-        m2Set(i0, a + b);
-        m2Set(i0 + span, a - b);
-      }
-      workgroupBarrier();
-    }
+  // Decimation in time with conjugate twiddles (bit-reversed order in, natural order out, unscaled), likewise.
+  fn m2Inverse(t : u32) {${inverseStages(log, m, threads)}
   }
 
   // X[k] and X[M−k] of the real 2M-point signal whose half-length transform Z sits bit-reversed in m2buf.
