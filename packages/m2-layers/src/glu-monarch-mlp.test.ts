@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { GluMonarchMlp } from './index.js';
+import { setMlpChunkBytes } from './glu-monarch-mlp.js';
 import { relativeL2 } from '../test/read-fixture.js';
 
 /** erf by Abramowitz–Stegun 7.1.26 (|error| ≤ 1.5e-7), in float64. */
@@ -51,6 +52,34 @@ describe('GluMonarchMlp', () => {
     expect(relativeL2(y, tf.tensor2d(expected))).toBeLessThan(1e-5);
     expect([...w.keys()]).toEqual(['gated_layers.weight', 'wo.weight', 'wo.bias']);
     expect(mlp.blockWeightKeys()).toEqual(new Set(['gated_layers.weight', 'wo.weight']));
+  });
+
+  it('runs long inputs in row chunks in inference: same float64 reference, no leaked tensors', () => {
+    const [d, I] = [16, 64];
+    const mlp = new GluMonarchMlp({ modelDim: d, intermediateDim: I, numBlocks: 4 });
+    const s = tf.randomNormal([2, 11, d]); // 22 rows
+    tf.dispose(mlp.apply(s) as tf.Tensor); // builds the weights and caches
+    const previous = setMlpChunkBytes(4 * 2 * I * 5); // 5 rows per chunk → 5 chunks (the last one 2 rows)
+    try {
+      const w = mlp.namedWeights();
+      const expected = gluReference(
+        tf.tidy(() => tf.reshape(s, [22, d]).arraySync() as number[][]),
+        w.get('gated_layers.weight')!.read().arraySync() as number[][][],
+        w.get('wo.weight')!.read().arraySync() as number[][][],
+        w.get('wo.bias')!.read().arraySync() as number[],
+        d,
+        I,
+      );
+      const before = tf.memory().numTensors;
+      tf.tidy(() => {
+        const y = mlp.forward(s);
+        expect(y.shape).toEqual([2, 11, d]);
+        expect(relativeL2(tf.reshape(y, [22, d]), tf.tensor2d(expected))).toBeLessThan(1e-5);
+      });
+      expect(tf.memory().numTensors).toBe(before);
+    } finally {
+      setMlpChunkBytes(previous);
+    }
   });
 
   it('applies dropout only in training', () => {

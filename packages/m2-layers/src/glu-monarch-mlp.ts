@@ -86,7 +86,7 @@ export class GluMonarchMlp extends M2Layer {
     // Tokens are independent here: long inputs run in row chunks, each chunk's [rows, 2I] intermediates freed before
     // the next (at L = 32768 the whole [L, I] gate, value and product would need 1.5 GiB of the 4 GiB wasm heap).
     const rows = s.size / this.modelDim;
-    const chunkRows = Math.max(1, Math.floor(MLP_CHUNK_BYTES / (4 * 2 * this.intermediateDim)));
+    const chunkRows = Math.max(1, Math.floor(mlpChunkBytes / (4 * 2 * this.intermediateDim)));
     if (rows > chunkRows && !training && !recordingGradients()) {
       return tf.tidy(() => {
         const flat = tf.reshape(s, [rows, this.modelDim]); // [rows, d]
@@ -151,7 +151,18 @@ export class GluMonarchMlp extends M2Layer {
 }
 
 /** Bytes of one chunk's [rows, 2I] gate-and-value activation above which inference runs the MLP in row chunks. */
-const MLP_CHUNK_BYTES = 64 * 2 ** 20;
+let mlpChunkBytes = 128 * 2 ** 20;
+
+/**
+ * Sets the row-chunk size of the MLP in inference (test hook: small values force the chunked path).
+ * @param bytes - Bytes of one chunk's [rows, 2I] activation.
+ * @returns The previous value.
+ */
+export function setMlpChunkBytes(bytes: number): number {
+  const previous = mlpChunkBytes;
+  mlpChunkBytes = bytes;
+  return previous;
+}
 
 /** Checks a dropout rate in [0, 1); returns it. */
 export function dropoutRate(who: string, rate: unknown): number {
