@@ -28,7 +28,7 @@ type Row = Record<string, unknown>;
 const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; training?: Row[]; errors: Row[] } = {
   started: new Date().toISOString(), node: process.version, checks: [], timings: [], errors: [],
 };
-const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-lengths|train-fixtures|train-paths|train-preset|conv-lengths)$/)) ?? 'gpu-results.json';
+const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-lengths|train-fixtures|train-paths|train-preset|conv-lengths|timing-lengths)$/)) ?? 'gpu-results.json';
 const save = () => writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
 /** Seeded normal-ish values (sum of uniforms), so cpu and webgpu see the same inputs. */
@@ -642,7 +642,7 @@ async function main(): Promise<void> {
   const convLengths = (argument('--conv-lengths') ?? '1024,4096,16384,32768').split(',').filter(Boolean).map(Number);
   if (process.argv.includes('--conv-only')) {
     await longConvChecks(convLengths);
-    await longConvTimings([4096, 16384, 32768]);
+    await longConvTimings((argument('--timing-lengths') ?? '4096,16384,32768').split(',').map(Number));
     return;
   }
 
@@ -710,7 +710,7 @@ async function main(): Promise<void> {
 
   // ---- timings ----
   if (quick) {
-    await longConvTimings([4096, 16384, 32768]);
+    await longConvTimings((argument('--timing-lengths') ?? '4096,16384,32768').split(',').map(Number));
     for (const [rows, nb, bi, bo] of [[16384, 4, 192, 192], [16384, 4, 192, 768], [16384, 4, 768, 192]] as const) {
       const x = tf.randomNormal([rows, nb * bi]) as tf.Tensor2D;
       const w = tf.randomNormal([nb, bi, bo]) as tf.Tensor3D;
