@@ -62,7 +62,7 @@ describe('wasm helper-thread loops', () => {
     const tile = 32;
     const rowTiles = Math.ceil(rows / tile);
     const bases = Array.from({ length: planes }, (_, p) => [p * cols * rows, p * rows * cols]).flat();
-    pool.run(PARALLEL_KERNELS.transpose, [src, dst, rows, cols, cols, rows, tile, rowTiles, planes, ...bases], planes * rowTiles, size);
+    pool.run(PARALLEL_KERNELS.transpose, [src, dst, rows, cols, cols, rows, tile, rowTiles, 0, ...bases], planes * rowTiles, size);
     const out = new Float32Array(memory.buffer);
     let wrong = 0;
     for (let p = 0; p < planes; p++) for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {

@@ -51,7 +51,9 @@ function erf(h, a, lo, hi) {
   for (let i = lo; i < hi; i++) h[out + i] = erfApprox(h[x + i]);
 }
 function transpose(h, a, lo, hi) {
-  // a = [src, dst, rows, cols, rowStrideOut, colStrideIn, tile, rowTiles, planes, inBase0, outBase0, inBase1, ...]
+  // a = [src, dst, rows, cols, rowStrideOut, colStrideIn, tile, rowTiles, basesPtr, inBase0, outBase0, inBase1, ...];
+  // basesPtr: byte offset of the same bases in the heap (0: none, the JavaScript loop runs).
+  if (W !== null && a[8] !== 0) return W.transpose(a[0] * 4, a[1] * 4, a[2], a[3], a[4], a[5], a[6], a[7], a[8], lo, hi);
   const src = a[0], dst = a[1], rows = a[2], cols = a[3], rowStrideOut = a[4], colStrideIn = a[5], tile = a[6], rowTiles = a[7];
   for (let u = lo; u < hi; u++) {
     const plane = (u / rowTiles) | 0;

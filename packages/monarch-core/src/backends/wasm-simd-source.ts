@@ -86,6 +86,47 @@ export function simdWat(shared: boolean): string {
       (f32.store (i32.add (local.get $out) (local.get $a)) (call $erf1 (f32.load (i32.add (local.get $x) (local.get $a)))))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $next))))
+  ;; The tiled plane transpose (wasm-view-kernels.ts), units u = plane·rowTiles + row tile in [lo, hi):
+  ;; dst[outBase + r·rowStrideOut + c] = src[inBase + r + c·colStrideIn]; bases = [inBase, outBase] i32 pairs
+  ;; (elements) at byte offset $bases; src, dst are byte offsets; 32-bit words are copied as they are.
+  (func (export "transpose") (param $src i32) (param $dst i32) (param $rows i32) (param $cols i32) (param $rowStrideOut i32)
+      (param $colStrideIn i32) (param $tile i32) (param $rowTiles i32) (param $bases i32) (param $lo i32) (param $hi i32)
+    (local $u i32) (local $plane i32) (local $r0 i32) (local $r1 i32) (local $c0 i32) (local $c1 i32) (local $r i32) (local $c i32)
+    (local $inBase i32) (local $outBase i32) (local $i i32) (local $o i32) (local $step i32)
+    (local.set $step (i32.shl (local.get $colStrideIn) (i32.const 2)))
+    (local.set $u (local.get $lo))
+    (block $doneU (loop $nextU
+      (br_if $doneU (i32.ge_u (local.get $u) (local.get $hi)))
+      (local.set $plane (i32.div_u (local.get $u) (local.get $rowTiles)))
+      (local.set $r0 (i32.mul (i32.sub (local.get $u) (i32.mul (local.get $plane) (local.get $rowTiles))) (local.get $tile)))
+      (local.set $r1 (i32.add (local.get $r0) (local.get $tile)))
+      (if (i32.gt_u (local.get $r1) (local.get $rows)) (then (local.set $r1 (local.get $rows))))
+      (local.set $inBase (i32.add (local.get $src) (i32.shl (i32.load (i32.add (local.get $bases) (i32.shl (local.get $plane) (i32.const 3)))) (i32.const 2))))
+      (local.set $outBase (i32.add (local.get $dst) (i32.shl (i32.load offset=4 (i32.add (local.get $bases) (i32.shl (local.get $plane) (i32.const 3)))) (i32.const 2))))
+      (local.set $c0 (i32.const 0))
+      (block $doneC0 (loop $nextC0
+        (br_if $doneC0 (i32.ge_u (local.get $c0) (local.get $cols)))
+        (local.set $c1 (i32.add (local.get $c0) (local.get $tile)))
+        (if (i32.gt_u (local.get $c1) (local.get $cols)) (then (local.set $c1 (local.get $cols))))
+        (local.set $r (local.get $r0))
+        (block $doneR (loop $nextR
+          (br_if $doneR (i32.ge_u (local.get $r) (local.get $r1)))
+          (local.set $i (i32.add (local.get $inBase) (i32.shl (i32.add (local.get $r) (i32.mul (local.get $c0) (local.get $colStrideIn))) (i32.const 2))))
+          (local.set $o (i32.add (local.get $outBase) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $rowStrideOut)) (local.get $c0)) (i32.const 2))))
+          (local.set $c (local.get $c0))
+          (block $doneC (loop $nextC
+            (br_if $doneC (i32.ge_u (local.get $c) (local.get $c1)))
+            (i32.store (local.get $o) (i32.load (local.get $i)))
+            (local.set $i (i32.add (local.get $i) (local.get $step)))
+            (local.set $o (i32.add (local.get $o) (i32.const 4)))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $nextC)))
+          (local.set $r (i32.add (local.get $r) (i32.const 1)))
+          (br $nextR)))
+        (local.set $c0 (local.get $c1))
+        (br $nextC0)))
+      (local.set $u (i32.add (local.get $u) (i32.const 1)))
+      (br $nextU))))
   ;; A Monarch DFT stage's twiddle and digit transpose, units u = o·B + b in [lo, hi). Forward (inverse = 0):
   ;; x [O, A, B, R] → y [O, R, B, A], y = x·t[a, b, k]; inverse: x [O, R, B, A] → y [O, A, B, R], y = x·conj t[a, b, k].
   ;; The [O, R, B, A] side is walked contiguously along a, the [O, A, B, R] side with stride B·R.

@@ -16,6 +16,8 @@ interface WasmBackendLike {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): HeapArray;
   disposeData?(dataId: object): boolean;
+  /** The emscripten module (its allocator and heap). */
+  wasm?: { _malloc(bytes: number): number; _free(pointer: number): void };
 }
 
 /**
@@ -224,8 +226,17 @@ const transpose: KernelFunc = (args) => {
   const bases: number[] = [];
   for (let plane = 0; plane < planes; plane++) bases.push(inBases[plane]!, outBases[plane]!);
   // Units = (plane, tile of rows), split over the helper threads (wasm-parallel.ts); same loop as transposePlanes.
-  const loopArgs = [src.byteOffset / 4, dst.byteOffset / 4, rows, outShape[last]!, outStrides[q]!, inStrides[perm[last]!]!, TILE, rowTiles, planes, ...bases];
-  runParallel(PARALLEL_KERNELS.transpose, loopArgs, planes * rowTiles, new Float32Array(src.buffer, 0, src.buffer.byteLength / 4), src.length);
+  // The bases also go into the heap for the WebAssembly loop (a scratch block of the module's own allocator).
+  const module = wasm.wasm;
+  const basesPtr = module === undefined ? 0 : module._malloc(bases.length * 4);
+  try {
+    const heap = wasm.typedArrayFromHeap(x); // the heap's buffer, after the scratch allocation (which may grow it)
+    if (basesPtr !== 0) new Int32Array(heap.buffer, basesPtr, bases.length).set(bases);
+    const loopArgs = [src.byteOffset / 4, dst.byteOffset / 4, rows, outShape[last]!, outStrides[q]!, inStrides[perm[last]!]!, TILE, rowTiles, basesPtr, ...bases];
+    runParallel(PARALLEL_KERNELS.transpose, loopArgs, planes * rowTiles, new Float32Array(heap.buffer, 0, heap.buffer.byteLength / 4), src.length);
+  } finally {
+    if (basesPtr !== 0) module!._free(basesPtr);
+  }
   return out;
 };
 
