@@ -471,12 +471,35 @@ async function trainingCheck(length: number): Promise<void> {
         const msPerStep: number[] = [];
         run.webgpuLosses = losses;
         run.webgpuMsPerStep = msPerStep;
+        // After each update of the fused run: its weights copied into a fresh model on the Monarch path, whose loss
+        // (with a gradient tape, as a step computes it, and without: the inference kernels) tells a forward
+        // difference between the paths from the two runs' weights drifting apart.
+        const crossLosses: Row[] = [];
+        run.crossCheck = crossLosses;
+        const afterUpdate = async (step: number) => {
+          if (path !== 'fused' || step + 1 >= setup.steps) return;
+          const current = await modelWeights(model);
+          const saved = process.env.M2_FUSED_LONG_CONV;
+          process.env.M2_FUSED_LONG_CONV = '0';
+          const fresh = modelWithWeights(setup.length, current, preset);
+          try {
+            const noTape = tf.tidy(() => fresh.forward(batch, { training: true }).loss as tf.Scalar);
+            const { value, grads } = tf.variableGrads(() => fresh.forward(batch, { training: true }).loss as tf.Scalar, fresh.trainableVariables());
+            const entry = { afterStep: step + 1, monarchWithTape: (await value.data())[0]!, monarchNoTape: (await noTape.data())[0]! };
+            tf.dispose([noTape, value, ...Object.values(grads)]);
+            crossLosses.push(entry);
+            console.log(`train: fused run's weights after step ${step + 1} on the Monarch path: loss ${entry.monarchWithTape.toFixed(6)} (tape), ${entry.monarchNoTape.toFixed(6)} (no tape)`);
+          } finally {
+            fresh.dispose();
+            process.env.M2_FUSED_LONG_CONV = saved;
+          }
+        };
         await runTrainingSteps(model, setup, (step, record) => {
           losses.push(record.loss);
           msPerStep.push(record.ms);
           console.log(`train webgpu (${path} long conv) step ${step + 1}: loss ${record.loss.toFixed(6)} (${record.ms.toFixed(0)} ms)`);
           save();
-        });
+        }, { afterUpdate });
         model.dispose();
         const comparisons: Row[] = [];
         for (const reference of references) {

@@ -177,14 +177,15 @@ export class PerVariableAdam {
 /**
  * Runs `setup.steps` Adam steps on `model` (on the active backend) and calls `onStep` after each one: the loss and
  * gradients through `tf.variableGrads`, then {@link PerVariableAdam}. With `lastLossOnly` the last step only computes
- * its loss (the loss a step reports is the one before its update, so the losses are the same).
+ * its loss (the loss a step reports is the one before its update, so the losses are the same); `afterUpdate` runs
+ * after each step's update (e.g. to evaluate the updated weights another way).
  * @returns The losses and times of every step.
  */
 export async function runTrainingSteps(
   model: M2Bert,
   setup: TrainingSetup,
   onStep: (step: number, record: StepRecord) => void = () => {},
-  options: { lastLossOnly?: boolean } = {},
+  options: { lastLossOnly?: boolean; afterUpdate?: (step: number) => Promise<void> } = {},
 ): Promise<StepRecord[]> {
   const batch = trainingBatch(setup.length, setup.batchSeed, model.config.vocabSize);
   const optimizer = new PerVariableAdam(setup.learningRate);
@@ -214,6 +215,7 @@ export async function runTrainingSteps(
       const record = { loss, ms: performance.now() - start };
       records.push(record);
       onStep(step, record);
+      if (options.afterUpdate) await options.afterUpdate(step);
     }
   } finally {
     optimizer.dispose();
