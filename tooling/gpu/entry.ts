@@ -664,6 +664,10 @@ async function main(): Promise<void> {
   }
   const quick = process.argv.includes('--quick'); // checks, blockDiagMatmul timings, overheads (no tile sweep, no long sequences)
   const convLengths = (argument('--conv-lengths') ?? '1024,4096,16384,32768').split(',').filter(Boolean).map(Number);
+  if (process.argv.includes('--profile-only')) {
+    await overheads();
+    return;
+  }
   if (process.argv.includes('--conv-only')) {
     await longConvChecks(convLengths);
     await longConvTimings((argument('--timing-lengths') ?? '4096,16384,32768').split(',').map(Number));
