@@ -21,6 +21,15 @@ const floats = (r: TensorRecord) => ({ shape: r.shape, data: toFloat32(r) });
 
 const gpu = await swiftShaderWebGpu();
 
+/** Submits the queued work and lets tfjs-webgpu release the buffers whose disposal waited for it. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    const t = tf.tidy(() => tf.add(tf.zeros([1]), 1));
+    await t.data();
+    t.dispose();
+  }
+}
+
 describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
   let model: M2Bert;
   const io = records('io.safetensors');
@@ -39,6 +48,7 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
     const given = inputs();
     const forward = () => model.forward(given, { outputHiddenStates: true });
     tf.dispose(Object.values(forward()).flat() as tf.Tensor[]); // builds the cached spectra and weight slices
+    await settle();
     const before = { tensors: tf.memory().numTensors, bytes: (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU };
     const { result: out, byProgram } = countDispatches(forward);
     expect(byProgram.get('LongConvProgram')).toBe(model.layers.length * 2); // per layer: mixer core, GELU gate
@@ -62,7 +72,7 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
     });
     expect(compared.filter(Boolean)).toEqual(['last_hidden_state']); // not in the fixture (the logits cover it)
     for (let i = 0; i < 2; i++) tf.dispose(Object.values(forward()).flat() as tf.Tensor[]);
-    await tf.nextFrame();
+    await settle();
     expect(tf.memory().numTensors).toBe(before.tensors);
     expect((tf.memory() as { numBytesInGPU?: number }).numBytesInGPU).toBeLessThanOrEqual(before.bytes!);
   });

@@ -299,18 +299,30 @@ export class M2SequenceMixer extends M2Layer {
   private fusedCore(u: Tensor3D, length: number): Tensor3D | undefined {
     const [batch] = u.shape;
     const d = this.modelDim;
+    const rows = batch * length;
     const filters = this.residualFilter ? [this.filter, this.residualFilter] : [this.filter];
     const skips = filters.map((f) => f.skipWeight());
     const [params] = derivedTensors(this, 'fused_mixer_params', [this.shortWeight!.read(), this.shortBias!.read(), ...skips], '', () =>
       [mixerParams(this.shortWeight!.read(), this.shortBias!.read(), skips[0]!, skips[1])]);
-    const [inWeightT] = this.transposedWeights('in_linear_all', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
-    // Bias folded into the matMul (tfjs' fused matMul: one kernel instead of two).
-    const z = tf.reshape(tf.fused.matMul({ a: tf.reshape(u, [batch * length, d]) as Tensor2D, b: inWeightT as Tensor2D, bias: this.inBias!.read() }), [batch, length, 3 * d]) as Tensor3D; // [B, L, 3d]
     const spectra = filters.map((f) => this.kernelSpectrum(f, length));
-    const y = webGpuMixerCore(z, this.residualFilter ? u : undefined, params as Tensor1D, spectra[0]!, spectra[1]); // [B, L, d]
-    if (y === undefined) return undefined;
     const [outWeightT] = this.transposedWeights('out_linear', this.outWeight!.read(), () => [tf.transpose(this.outWeight!.read())]); // [d, d]
-    return tf.reshape(tf.fused.matMul({ a: tf.reshape(y, [batch * length, d]) as Tensor2D, b: outWeightT as Tensor2D, bias: this.outBias!.read() }), [batch, length, d]) as Tensor3D; // [B, L, d]
+    if (process.env.M2_MIXER_CHANNEL_FIRST === '0') {
+      // Channel-last (for comparisons): z [B, L, 3d] from one matMul, the kernel reads it strided.
+      const [inWeightT] = this.transposedWeights('in_linear_all', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
+      const z = tf.reshape(tf.fused.matMul({ a: tf.reshape(u, [rows, d]) as Tensor2D, b: inWeightT as Tensor2D, bias: this.inBias!.read() }), [batch, length, 3 * d]) as Tensor3D;
+      const y = webGpuMixerCore(z, this.residualFilter ? u : undefined, params as Tensor1D, spectra[0]!, spectra[1]); // [B, L, d]
+      if (y === undefined) return undefined;
+      return tf.reshape(tf.fused.matMul({ a: tf.reshape(y, [rows, d]) as Tensor2D, b: outWeightT as Tensor2D, bias: this.outBias!.read() }), [batch, length, d]) as Tensor3D;
+    }
+    // Channel-first, so the kernel reads and writes whole rows: uᵀ once, zᵀ = W_in·uᵀ + b (the stored [3d, d]
+    // weight needs no transpose), and out_linear reads yᵀ through the matMul's transposeA (its bias folded in).
+    const uT = tf.transpose(u, [2, 0, 1]) as Tensor3D; // [d, B, L]
+    const [inBiasColumn] = derivedTensors(this, 'in_bias_column', [this.inBias!.read()], '', () => [tf.reshape(this.inBias!.read(), [3 * d, 1])]); // [3d, 1]
+    // (Not fused.matMul with the [3d, 1] bias: tfjs-webgpu 4.22's vec4 matMul program adds a column bias wrongly.)
+    const zT = tf.reshape(tf.add(tf.matMul(this.inWeight!.read() as Tensor2D, tf.reshape(uT, [d, rows]) as Tensor2D), inBiasColumn!), [3 * d, batch, length]) as Tensor3D; // [3d, B, L]
+    const yT = webGpuMixerCore(zT, this.residualFilter ? uT : undefined, params as Tensor1D, spectra[0]!, spectra[1], { channelFirst: true }); // [d, B, L]
+    if (yT === undefined) return undefined;
+    return tf.reshape(tf.fused.matMul({ a: tf.reshape(yT, [d, rows]) as Tensor2D, b: outWeightT as Tensor2D, transposeA: true, bias: this.outBias!.read() }), [batch, length, d]) as Tensor3D; // [B, L, d]
   }
 
   /**

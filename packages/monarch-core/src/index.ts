@@ -47,6 +47,7 @@ export { fft, ifft, rfft, irfft } from './dft.js';
 export { fftConv, causalConv, bidirectionalConv, longConvPlan, convKernelSpectrum, convWithSpectrum, convPairWithSpectra, disposeConvSpectrum } from './fft-conv.js';
 export type { FftConvOptions, ConvKernelSpectrum } from './fft-conv.js';
 export { canFuseMixer, mixerParams, webGpuMixerCore } from './backends/webgpu-mixer.js';
+export type { MixerCoreOptions } from './backends/webgpu-mixer.js';
 export { webGpuShortConv } from './backends/webgpu-short-conv.js';
 export { webGpuLayerNorm } from './backends/webgpu-norm.js';
 export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';

@@ -57,7 +57,7 @@ describe.skipIf(!gpu.available)(`fused mixer core on webgpu (SwiftShader)${gpu.a
     const residual = convKernelSpectrum(weights[2]);
     const params = mixerParams(weights[3], weights[4], weights[5], withResidual ? weights[6] : undefined);
     const [zt, ut] = [tf.tensor3d(z, [batch, length, 3 * d]), tf.tensor3d(u, [batch, length, d])];
-    if (transposed) process.env.M2_MIXER_CHANNEL_FIRST = '1';
+    process.env.M2_MIXER_CHANNEL_FIRST = transposed ? '1' : '0';
     const { result: y, total, byProgram } = countDispatches(() => webGpuMixerCore(zt, withResidual ? ut : undefined, params, main, withResidual ? residual : undefined)!);
     delete process.env.M2_MIXER_CHANNEL_FIRST;
     expect(byProgram.get('LongConvProgram')).toBe(1);

@@ -189,6 +189,12 @@ export function canFuseMixer(length: number): boolean {
   return fusedConvSize(length).bytes <= limit;
 }
 
+/** Options of {@link webGpuMixerCore}. */
+export interface MixerCoreOptions {
+  /** z, u (and the result) are channel-first: z [3d, B, L], u [d, B, L] → y [d, B, L]. Default false. */
+  channelFirst?: boolean;
+}
+
 /**
  * M2's sequence-mixer core at inference as one WGSL dispatch (see the top of this file): from the in_linear output
  * z [B, L, 3d] (blocks x1 | x2 | v, before the short convolutions) and the normed input u, returns
@@ -200,16 +206,18 @@ export function canFuseMixer(length: number): boolean {
  * @param params - From {@link mixerParams}.
  * @param main - Spectrum of the gated convolution's kernels (convKernelSpectrum made on webgpu).
  * @param residual - Spectrum of the residual convolution's kernels, with u.
+ * @param options - Layout of z, u and y.
  * @returns y, or undefined when the fused kernel does not apply (backend not webgpu, spectra not in the fused layout,
  *   a row longer than one workgroup's memory, not float32): then compose the stock ops.
  * @example
  * const y = webGpuMixerCore(z, u, params, mainSpectrum, residualSpectrum) ?? slowPath();
  */
 export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Tensor1D,
-  main: { re: Tensor; im: Tensor }, residual?: { re: Tensor; im: Tensor }): Tensor3D | undefined {
+  main: { re: Tensor; im: Tensor }, residual?: { re: Tensor; im: Tensor }, options: MixerCoreOptions = {}): Tensor3D | undefined {
   if (tf.getBackend() !== 'webgpu') return undefined;
   if (typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return undefined;
-  const [batch, length, threeD] = z.shape;
+  const given = options.channelFirst === true; // z [3d, B, L], u [d, B, L] → y [d, B, L]
+  const [batch, length, threeD] = given ? [z.shape[1], z.shape[2], z.shape[0]] : z.shape;
   const d = threeD / 3;
   const km = fusedSpectrumOf(main);
   const kr = residual === undefined ? undefined : fusedSpectrumOf(residual);
@@ -218,20 +226,25 @@ export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Te
   const { m, bytes } = fusedConvSize(length);
   const limit = (tf.backend() as unknown as WebGpuBackendLike).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
   if (bytes > limit || km.m !== m || (kr !== undefined && kr.m !== m)) return undefined;
-  if (!Number.isInteger(d) || params.size !== 14 * d || km.packed.shape[0] !== d || (u !== undefined && (u.shape[0] !== batch || u.shape[1] !== length || u.shape[2] !== d))) {
-    throw new ShapeError(`webGpuMixerCore: expected z [B, L, 3d], u [B, L, d], params [14d] and spectra for d channels, got z [${z.shape.join(', ')}], u [${u?.shape.join(', ') ?? '-'}], params [${params.size}], spectrum channels ${km.packed.shape[0]}`, { parameter: 'z' });
+  const uShape = given ? [d, batch, length] : [batch, length, d];
+  if (!Number.isInteger(d) || params.size !== 14 * d || km.packed.shape[0] !== d || (u !== undefined && u.shape.some((v, i) => v !== uShape[i]))) {
+    const layout = given ? 'z [3d, B, L], u [d, B, L]' : 'z [B, L, 3d], u [B, L, d]';
+    throw new ShapeError(`webGpuMixerCore: expected ${layout}, params [14d] and spectra for d channels, got z [${z.shape.join(', ')}], u [${u?.shape.join(', ') ?? '-'}], params [${params.size}], spectrum channels ${km.packed.shape[0]}`, { parameter: 'z' });
   }
   registerMixerKernel();
-  // M2_MIXER_CHANNEL_FIRST=1: transpose z and u to channel-first first (and y back), so that the kernel's row reads
-  // and writes are contiguous instead of strided by 3d / d (three more transposes; for comparing on a GPU).
-  const channelFirst = typeof process !== 'undefined' && process.env?.M2_MIXER_CHANNEL_FIRST === '1';
+  // Channel-last inputs are transposed to channel-first here (and y back), so that the kernel's row reads and writes
+  // are contiguous instead of strided by 3d / d: on the H200 at L = 4096 the kernel went from 6.2 to 3.8 ms per
+  // forward for 2.0 ms of transposes (run 2); callers that can produce channel-first inputs directly save those.
+  // M2_MIXER_CHANNEL_FIRST=0 makes the kernel read the channel-last layout instead (for comparisons).
+  const strided = !given && typeof process !== 'undefined' && process.env?.M2_MIXER_CHANNEL_FIRST === '0';
   return tf.tidy(() => {
-    const inputs: tf.NamedTensorMap = { z: channelFirst ? tf.transpose(z, [2, 0, 1]) : z, p: params, km: km.packed };
+    const first = (t: Tensor3D) => (given || strided ? t : tf.transpose(t, [2, 0, 1]));
+    const inputs: tf.NamedTensorMap = { z: first(z), p: params, km: km.packed };
     if (u !== undefined && kr !== undefined) {
-      inputs.u = channelFirst ? tf.transpose(u, [2, 0, 1]) : u;
+      inputs.u = first(u);
       inputs.kr = kr.packed;
     }
-    const y = tf.engine().runKernel(MIXER_KERNEL, inputs, { m, channelFirst } as unknown as tf.NamedAttrMap) as Tensor3D;
-    return channelFirst ? tf.transpose(y, [1, 2, 0]) : y; // [d, B, L] → [B, L, d]
+    const y = tf.engine().runKernel(MIXER_KERNEL, inputs, { m, channelFirst: !strided } as unknown as tf.NamedAttrMap) as Tensor3D;
+    return given || strided ? y : tf.transpose(y, [1, 2, 0]); // [d, B, L] → [B, L, d]
   });
 }
