@@ -45,6 +45,7 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
   const inputs = () => ({ inputIds: ints(io.get('input_ids')!), tokenTypeIds: ints(io.get('token_type_ids')!), attentionMask: ints(io.get('attention_mask')!) });
 
   it('logits and every hidden state equal the PyTorch goldens; repeated forwards keep tensors and GPU bytes flat', async () => {
+    process.env.M2_MIXER_CHANNEL_FIRST = '1'; // the layout long sequences use (L = 32 here would run channel-last)
     const given = inputs();
     const forward = () => model.forward(given, { outputHiddenStates: true });
     tf.dispose(Object.values(forward()).flat() as tf.Tensor[]); // builds the cached spectra and weight slices
@@ -75,6 +76,7 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
     await settle();
     expect(tf.memory().numTensors).toBe(before.tensors);
     expect((tf.memory() as { numBytesInGPU?: number }).numBytesInGPU).toBeLessThanOrEqual(before.bytes!);
+    delete process.env.M2_MIXER_CHANNEL_FIRST;
   });
 
   it('the MLM loss and the gradients of the mixer and MLP weights equal the PyTorch goldens (tf.variableGrads)', async () => {

@@ -306,11 +306,14 @@ export class M2SequenceMixer extends M2Layer {
       [mixerParams(this.shortWeight!.read(), this.shortBias!.read(), skips[0]!, skips[1])]);
     const spectra = filters.map((f) => this.kernelSpectrum(f, length));
     const [outWeightT] = this.transposedWeights('out_linear', this.outWeight!.read(), () => [tf.transpose(this.outWeight!.read())]); // [d, d]
-    if (process.env.M2_MIXER_CHANNEL_FIRST === '0') {
-      // Channel-last (for comparisons): z [B, L, 3d] from one matMul, the kernel reads it strided.
+    // Channel-last below L = 2048 (fewer dispatches where the host is the bottleneck), channel-first from 2048 on
+    // (the kernel's strided reads cost more GPU time than one transpose); M2_MIXER_CHANNEL_FIRST=0 / 1 forces either.
+    const layout = process.env.M2_MIXER_CHANNEL_FIRST;
+    if (layout === '0' || (layout !== '1' && length < 2048)) {
+      // Channel-last: z [B, L, 3d] from one matMul, the kernel reads it strided.
       const [inWeightT] = this.transposedWeights('in_linear_all', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
       const z = tf.reshape(tf.fused.matMul({ a: tf.reshape(u, [rows, d]) as Tensor2D, b: inWeightT as Tensor2D, bias: this.inBias!.read() }), [batch, length, 3 * d]) as Tensor3D;
-      const y = webGpuMixerCore(z, this.residualFilter ? u : undefined, params as Tensor1D, spectra[0]!, spectra[1]); // [B, L, d]
+      const y = webGpuMixerCore(z, this.residualFilter ? u : undefined, params as Tensor1D, spectra[0]!, spectra[1], { channelFirst: false }); // [B, L, d]
       if (y === undefined) return undefined;
       return tf.reshape(tf.fused.matMul({ a: tf.reshape(y, [rows, d]) as Tensor2D, b: outWeightT as Tensor2D, bias: this.outBias!.read() }), [batch, length, d]) as Tensor3D;
     }

@@ -12,9 +12,10 @@ afterAll(() => tf.setBackend('cpu'));
 
 describe.skipIf(!gpu.available)(`M2SequenceMixer on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
   it.each([
-    [{ bidirectional: true, preNorm: true, residualLongConv: true }],
-    [{ bidirectional: false, preNorm: false, residualLongConv: false }],
-  ])('inference (one fused mixer dispatch) and gradients equal the stock-op path (%o)', async (options) => {
+    [{ bidirectional: true, preNorm: true, residualLongConv: true }, '1'],
+    [{ bidirectional: false, preNorm: false, residualLongConv: false }, '0'],
+  ])('inference (one fused mixer dispatch) and gradients equal the stock-op path (%o, M2_MIXER_CHANNEL_FIRST=%s)', async (options, layout) => {
+    process.env.M2_MIXER_CHANNEL_FIRST = layout;
     await tf.setBackend('cpu');
     const mixer = new M2SequenceMixer({ modelDim: 8, maxLength: 40, filterOrder: 4, embDim: 3, ...options });
     const x = tf.randomNormal([2, 40, 8], 0, 1, 'float32', 3) as tf.Tensor3D;
@@ -40,5 +41,6 @@ describe.skipIf(!gpu.available)(`M2SequenceMixer on webgpu (SwiftShader)${gpu.av
     expect(relativeL2(got[0]!, expected[0]!)).toBeLessThan(5e-3);
     expect(relativeL2(got[1]!, expected[1]!)).toBeLessThan(5e-3);
     mixer.dispose();
+    delete process.env.M2_MIXER_CHANNEL_FIRST;
   });
 });

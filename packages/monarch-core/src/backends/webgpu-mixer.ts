@@ -191,7 +191,11 @@ export function canFuseMixer(length: number): boolean {
 
 /** Options of {@link webGpuMixerCore}. */
 export interface MixerCoreOptions {
-  /** z, u (and the result) are channel-first: z [3d, B, L], u [d, B, L] → y [d, B, L]. Default false. */
+  /**
+   * true: z, u (and the result) are channel-first, z [3d, B, L], u [d, B, L] → y [d, B, L]. false: channel-last,
+   * read strided by the kernel (no transposes: fewest dispatches). Default (undefined): channel-last, transposed to
+   * channel-first and back around the kernel (contiguous reads: less GPU time at long L).
+   */
   channelFirst?: boolean;
 }
 
@@ -236,7 +240,7 @@ export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Te
   // are contiguous instead of strided by 3d / d: on the H200 at L = 4096 the kernel went from 6.2 to 3.8 ms per
   // forward for 2.0 ms of transposes (run 2); callers that can produce channel-first inputs directly save those.
   // M2_MIXER_CHANNEL_FIRST=0 makes the kernel read the channel-last layout instead (for comparisons).
-  const strided = !given && typeof process !== 'undefined' && process.env?.M2_MIXER_CHANNEL_FIRST === '0';
+  const strided = options.channelFirst === false || (!given && typeof process !== 'undefined' && process.env?.M2_MIXER_CHANNEL_FIRST === '0');
   return tf.tidy(() => {
     const first = (t: Tensor3D) => (given || strided ? t : tf.transpose(t, [2, 0, 1]));
     const inputs: tf.NamedTensorMap = { z: first(z), p: params, km: km.packed };
