@@ -20,7 +20,7 @@ import {
 } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
 import type { BlockDiagTile } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
 import {
-  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
+  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, registerFastCpuSegmentSum, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
 } from './training-check.js';
 import type { TrainingSetup, WeightValues } from './training-check.js';
 
@@ -28,7 +28,7 @@ type Row = Record<string, unknown>;
 const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; training?: Row[]; errors: Row[] } = {
   started: new Date().toISOString(), node: process.version, checks: [], timings: [], errors: [],
 };
-const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-lengths|train-fixtures|train-paths|train-preset|conv-lengths|timing-lengths)$/)) ?? 'gpu-results.json';
+const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-lengths|train-fixtures|train-paths|train-preset|conv-lengths|timing-lengths|grad-vs-cpu)$/)) ?? 'gpu-results.json';
 const save = () => writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
 /** Seeded normal-ish values (sum of uniforms), so cpu and webgpu see the same inputs. */
@@ -419,6 +419,66 @@ async function compareTrainingGradients(setup: TrainingSetup, weights: WeightVal
   }
 }
 
+/**
+ * The first step's gradients of every weight, webgpu (fused kernels) vs the tfjs cpu backend, from the seeded weights
+ * at `--grad-vs-cpu L` (a diagnostic: the cpu side runs here, minutes at L = 256): relative L2 per weight, worst
+ * fifteen recorded, and the loss on each side.
+ */
+async function gradientsVersusCpu(length: number): Promise<void> {
+  const setup: TrainingSetup = { ...DEFAULT_TRAINING_SETUP, length };
+  const preset = argument('--train-preset') as 'tiny' | undefined;
+  const batch = trainingBatch(length, setup.batchSeed, preset === 'tiny' ? 1024 : undefined);
+  const row: Row = { what: 'first-step gradients, webgpu (fused) vs tfjs cpu, relative L2 per weight', setup, ...(preset ? { preset } : {}) };
+  (results.training ??= []).push(row);
+  try {
+    const weights = await seededWeights(length, setup.weightSeed, preset);
+    row.weightDigest = weightDigest(weights);
+    const gradsOn = async (backend: string) => {
+      await tf.setBackend(backend);
+      if (backend === 'cpu') registerFastCpuSegmentSum();
+      const start = performance.now();
+      const model = modelWithWeights(length, weights, preset);
+      const keyOf = new Map<string, string>();
+      for (const [key, variable] of model.namedWeights()) if (!keyOf.has(variable.name)) keyOf.set(variable.name, key);
+      const { value, grads } = tf.variableGrads(() => model.forward(batch, { training: true }).loss as tf.Scalar, model.trainableVariables());
+      const loss = (await value.data())[0]!;
+      const read = new Map<string, Float32Array>();
+      for (const [name, gradient] of Object.entries(grads)) read.set(keyOf.get(name) ?? name, (await gradient.data()) as Float32Array);
+      tf.dispose([value, ...Object.values(grads)]);
+      model.dispose();
+      console.log(`train: ${backend} gradients at L=${length}: loss ${loss.toFixed(6)} in ${((performance.now() - start) / 1000).toFixed(1)} s`);
+      return { loss, grads: read, ms: performance.now() - start };
+    };
+    const gpu = await gradsOn('webgpu');
+    const cpu = await gradsOn('cpu');
+    let num = 0;
+    let den = 0;
+    const perWeight: Array<{ key: string; relL2: number; size: number }> = [];
+    for (const [key, a] of gpu.grads) {
+      const b = cpu.grads.get(key);
+      if (b === undefined) continue;
+      let n = 0;
+      let d = 0;
+      for (let i = 0; i < a.length; i++) {
+        n += (a[i]! - b[i]!) ** 2;
+        d += b[i]! ** 2;
+      }
+      num += n;
+      den += d;
+      perWeight.push({ key, relL2: Math.sqrt(n / Math.max(d, 1e-30)), size: a.length });
+    }
+    perWeight.sort((x, y) => y.relL2 - x.relL2);
+    Object.assign(row, { lossWebgpu: gpu.loss, lossCpu: cpu.loss, cpuMs: cpu.ms, relL2: Math.sqrt(num / Math.max(den, 1e-30)), worst: perWeight.slice(0, 15), weights: perWeight.length });
+    console.log(`train: gradients webgpu vs cpu at L=${length}: relL2 ${(row.relL2 as number).toExponential(2)}; worst ${perWeight.slice(0, 6).map((w) => `${w.key} ${w.relL2.toExponential(1)}`).join(', ')}`);
+  } catch (error) {
+    results.errors.push({ name: 'gradients webgpu vs cpu', error: String((error as Error).stack ?? error).slice(0, 2000) });
+    console.log(`ERROR gradients webgpu vs cpu: ${(error as Error).message}`);
+  } finally {
+    await tf.setBackend('webgpu');
+    save();
+  }
+}
+
 /** The committed CPU references (tooling/gpu/fixtures/training-reference-*.json, see training-reference.ts). */
 function trainingReferences(): Array<{ file: string; backend: string; setup: TrainingSetup; weightDigest: string; losses: number[]; msPerStep: number[]; gitCommit: string }> {
   const dir = argument('--train-fixtures') ?? process.env.M2_GPU_TRAIN_FIXTURES ?? 'tooling/gpu/fixtures';
@@ -664,6 +724,10 @@ async function main(): Promise<void> {
   }
   const quick = process.argv.includes('--quick'); // checks, blockDiagMatmul timings, overheads (no tile sweep, no long sequences)
   const convLengths = (argument('--conv-lengths') ?? '1024,4096,16384,32768').split(',').filter(Boolean).map(Number);
+  if (argument('--grad-vs-cpu') !== undefined) {
+    await gradientsVersusCpu(Number(argument('--grad-vs-cpu')));
+    return;
+  }
   if (process.argv.includes('--profile-only')) {
     await overheads();
     return;
