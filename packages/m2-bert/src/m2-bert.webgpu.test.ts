@@ -35,8 +35,7 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
   const io = records('io.safetensors');
   const grads = records('grads.safetensors');
   beforeAll(async () => {
-    model = await M2Bert.fromPretrained(mlmDir);
-    await tf.setBackend('webgpu');
+    model = await M2Bert.fromPretrained(mlmDir); // on the suite's backend; the first test runs it on wasm first
   });
   afterAll(async () => {
     model.dispose();
@@ -44,7 +43,26 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
   });
   const inputs = () => ({ inputIds: ints(io.get('input_ids')!), tokenTypeIds: ints(io.get('token_type_ids')!), attentionMask: ints(io.get('attention_mask')!) });
 
+  it('after inference on wasm in the same process, webgpu still gives the golden logits (no cache crosses backends)', async () => {
+    const { setupBackend } = await import('@monarch-mixer/monarch-core');
+    await setupBackend('wasm', { threads: 1 });
+    const given = inputs();
+    const onWasm = model.forward(given);
+    const wasmLogits = await readTensor(onWasm.logits!);
+    tf.dispose(Object.values(onWasm).flat() as tf.Tensor[]);
+    await tf.setBackend('webgpu');
+    process.env.M2_MIXER_CHANNEL_FIRST = '1';
+    const onGpu = model.forward(given);
+    const gpuLogits = await readTensor(onGpu.logits!);
+    tf.dispose(Object.values(onGpu).flat() as tf.Tensor[]);
+    delete process.env.M2_MIXER_CHANNEL_FIRST;
+    const golden = floats(io.get('logits')!);
+    expect(relativeL2(wasmLogits, golden)).toBeLessThan(1e-4);
+    expect(relativeL2(gpuLogits, golden)).toBeLessThan(5e-3); // SwiftShader's sin, as above
+  });
+
   it('logits and every hidden state equal the PyTorch goldens; repeated forwards keep tensors and GPU bytes flat', async () => {
+    await tf.setBackend('webgpu');
     process.env.M2_MIXER_CHANNEL_FIRST = '1'; // the layout long sequences use (L = 32 here would run channel-last)
     const given = inputs();
     const forward = () => model.forward(given, { outputHiddenStates: true });
@@ -80,6 +98,7 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
   });
 
   it('the MLM loss and the gradients of the mixer and MLP weights equal the PyTorch goldens (tf.variableGrads)', async () => {
+    await tf.setBackend('webgpu');
     const given = inputs();
     const labels = ints(grads.get('labels')!);
     const { value, grads: byName } = tf.variableGrads(() => model.forward({ ...given, labels }).loss as tf.Scalar, model.trainableVariables());
