@@ -9,6 +9,7 @@ import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core
 import { convPlan, layoutPhase } from './dft-plan.js';
 import type { DftPlan } from './dft-plan.js';
 import { ShapeError } from './errors.js';
+import { longConvInputs, unpackLongConvArgs } from './long-conv-inputs.js';
 import { complexMul, forwardDft, inverseDft } from './monarch-dft.js';
 import type { Complex } from './monarch-dft.js';
 import { checkRank, checkTensor, shapeText } from './validate.js';
@@ -215,15 +216,9 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
   const hasReverse = reverseKernel !== undefined;
   const hasSkip = skip !== undefined;
 
-  const inputs: Tensor[] = [u, kernel];
-  if (reverseKernel !== undefined) inputs.push(reverseKernel);
-  if (skip !== undefined) inputs.push(skip);
 
   const op = tf.customGrad(((...args: unknown[]) => {
-    const save = args[args.length - 1] as (tensors: Tensor[]) => void;
-    const [uIn, kIn] = args as Tensor[];
-    const krIn = hasReverse ? (args[2] as Tensor) : undefined;
-    const dIn = hasSkip ? (args[hasReverse ? 3 : 2] as Tensor) : undefined;
+    const { u: uIn, kernel: kIn, reverseKernel: krIn, skip: dIn, save } = unpackLongConvArgs(args, hasReverse, hasSkip);
     const [spectrumU, spectrumK] = tf.tidy(() => {
       const su = transformRows(packRows(uIn)); // [B·C, N] digit-reversed (packed: [⌈B/2⌉·C, N])
       let sk = forwardDft(placeKernel(kIn), plan, { realInput: true, digits: kernelDigits }); // [C, N]
@@ -268,7 +263,7 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return op(...inputs) as Tensor3D;
+  return op(...longConvInputs(u, kernel, reverseKernel, skip)) as Tensor3D;
 }
 
 /**

@@ -24,6 +24,26 @@ function horner(acc: string, coefficients: string[], vector: boolean): string {
 }
 
 /**
+ * twiddleTranspose's inner loop over d < A: y[to] = x[from]·(c + i·s) as the given real and imaginary parts, then
+ * near and t step by B·R, far by one. `tag` names the loop's labels ($doneTAG, $nextTAG).
+ */
+function twiddleLoop(tag: string, from: string, to: string, re: string, im: string): string {
+  return `(block $done${tag} (loop $next${tag}
+              (br_if $done${tag} (i32.ge_u (local.get $d) (local.get $A)))
+              (local.set $re (f32.load (i32.add (local.get $xr) (local.get ${from}))))
+              (local.set $im (f32.load (i32.add (local.get $xi) (local.get ${from}))))
+              (local.set $c (f32.load (i32.add (local.get $tr) (local.get $t))))
+              (local.set $s (f32.load (i32.add (local.get $ti) (local.get $t))))
+              (f32.store (i32.add (local.get $yr) (local.get ${to})) ${re})
+              (f32.store (i32.add (local.get $yi) (local.get ${to})) ${im})
+              (local.set $near (i32.add (local.get $near) (local.get $step)))
+              (local.set $t (i32.add (local.get $t) (local.get $step)))
+              (local.set $far (i32.add (local.get $far) (i32.const 4)))
+              (local.set $d (i32.add (local.get $d) (i32.const 1)))
+              (br $next${tag})))`;
+}
+
+/**
  * The module's text. `shared` picks the memory import: threaded tfjs-wasm has a shared memory (with a maximum), the
  * single-threaded build a plain one, and an import must match.
  */
@@ -151,33 +171,13 @@ export function simdWat(shared: boolean): string {
         (local.set $d (i32.const 0))
         (if (i32.eqz (local.get $inverse))
           (then
-            (block $doneF (loop $nextF
-              (br_if $doneF (i32.ge_u (local.get $d) (local.get $A)))
-              (local.set $re (f32.load (i32.add (local.get $xr) (local.get $near))))
-              (local.set $im (f32.load (i32.add (local.get $xi) (local.get $near))))
-              (local.set $c (f32.load (i32.add (local.get $tr) (local.get $t))))
-              (local.set $s (f32.load (i32.add (local.get $ti) (local.get $t))))
-              (f32.store (i32.add (local.get $yr) (local.get $far)) (f32.sub (f32.mul (local.get $re) (local.get $c)) (f32.mul (local.get $im) (local.get $s))))
-              (f32.store (i32.add (local.get $yi) (local.get $far)) (f32.add (f32.mul (local.get $re) (local.get $s)) (f32.mul (local.get $im) (local.get $c))))
-              (local.set $near (i32.add (local.get $near) (local.get $step)))
-              (local.set $t (i32.add (local.get $t) (local.get $step)))
-              (local.set $far (i32.add (local.get $far) (i32.const 4)))
-              (local.set $d (i32.add (local.get $d) (i32.const 1)))
-              (br $nextF))))
+            ${twiddleLoop('F', '$near', '$far',
+    '(f32.sub (f32.mul (local.get $re) (local.get $c)) (f32.mul (local.get $im) (local.get $s)))',
+    '(f32.add (f32.mul (local.get $re) (local.get $s)) (f32.mul (local.get $im) (local.get $c)))')})
           (else
-            (block $doneI (loop $nextI
-              (br_if $doneI (i32.ge_u (local.get $d) (local.get $A)))
-              (local.set $re (f32.load (i32.add (local.get $xr) (local.get $far))))
-              (local.set $im (f32.load (i32.add (local.get $xi) (local.get $far))))
-              (local.set $c (f32.load (i32.add (local.get $tr) (local.get $t))))
-              (local.set $s (f32.load (i32.add (local.get $ti) (local.get $t))))
-              (f32.store (i32.add (local.get $yr) (local.get $near)) (f32.add (f32.mul (local.get $re) (local.get $c)) (f32.mul (local.get $im) (local.get $s))))
-              (f32.store (i32.add (local.get $yi) (local.get $near)) (f32.sub (f32.mul (local.get $im) (local.get $c)) (f32.mul (local.get $re) (local.get $s))))
-              (local.set $near (i32.add (local.get $near) (local.get $step)))
-              (local.set $t (i32.add (local.get $t) (local.get $step)))
-              (local.set $far (i32.add (local.get $far) (i32.const 4)))
-              (local.set $d (i32.add (local.get $d) (i32.const 1)))
-              (br $nextI)))))
+            ${twiddleLoop('I', '$far', '$near',
+    '(f32.add (f32.mul (local.get $re) (local.get $c)) (f32.mul (local.get $im) (local.get $s)))',
+    '(f32.sub (f32.mul (local.get $im) (local.get $c)) (f32.mul (local.get $re) (local.get $s)))')}))
         (local.set $k (i32.add (local.get $k) (i32.const 1)))
         (br $nextK)))
       (local.set $u (i32.add (local.get $u) (i32.const 1)))

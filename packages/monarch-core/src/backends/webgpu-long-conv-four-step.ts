@@ -112,6 +112,22 @@ export type FourStepPass =
   | { pass: 'columnsInverse'; mode: 'kernelGrad' };
 
 /**
+ * WGSL declarations of the per-thread registers of a kernelGrad pass (also used by webgpu-long-conv.ts): the input
+ * spectrum pairs `ua`, `ub` of one batch and the accumulated products `accA`, `accB`, `pairs` entries each.
+ *
+ * @param pairs - Frequency pairs per thread.
+ * @returns The WGSL declarations.
+ * @example
+ * kernelGradRegisters(4).includes('var accA : array<vec2<f32>, 4>;'); // → true
+ */
+export function kernelGradRegisters(pairs: number): string {
+  return `var ua : array<vec2<f32>, ${pairs}>;
+    var ub : array<vec2<f32>, ${pairs}>;
+    var accA : array<vec2<f32>, ${pairs}>;
+    var accB : array<vec2<f32>, ${pairs}>;`;
+}
+
+/**
  * WGSL (tfjs-webgpu user code) of one four-step pass. Inputs: columns/signal `X, W`; columns/kernel `KF (, KR), W`;
  * rows/conv `S, K, W`; rows/spectrum `S, W`; rows/kernelGrad `SU, SG, W`; columnsInverse/signal `S, W (, X, D)`;
  * columnsInverse/kernelGrad `S, W`. Uniforms as webgpu-long-conv.ts: rows, channels, seqLen, kLen, rLen, batch.
@@ -340,41 +356,32 @@ export function fourStepShader(plan: FourStepPlan, which: FourStepPass): string 
   `;
   }
   // kernelGrad: Σ_b Ĝ_b·conj(Û_b) per channel, accumulated in registers for the pairs p = t + i·threads.
+  // The frequency pairs this thread owns, x = (Z[k], Z[M − k]) of the row in the buffer, each given to `a` and `b`.
+  const eachOwnPair = (a: string, b: string): string => `for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
+        let p = t + i * ${threads}u;
+        if (p < np) {
+          let q = m2PairOf(p, k1a, distinct);
+          let x = m2RealPair(q.x, q.y, q.z);
+          ${a}
+          ${b}
+        }
+      }`;
   return `${head}
   fn main() {${prologue}
     let channels = u32(uniforms.channels);
     let batch = u32(uniforms.batch);
-    var ua : array<vec2<f32>, ${pairsPerThread}>;
-    var ub : array<vec2<f32>, ${pairsPerThread}>;
-    var accA : array<vec2<f32>, ${pairsPerThread}>;
-    var accB : array<vec2<f32>, ${pairsPerThread}>;
+    ${kernelGradRegisters(pairsPerThread)}
     for (var b = 0u; b < batch; b = b + 1u) {
       let rowBase = (b * channels + r) * ${m1}u;
       m2LoadRows(0u, t, rowBase, k1a, k1b);
       workgroupBarrier();
       m2RowForward(t);
-      for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
-        let p = t + i * ${threads}u;
-        if (p < np) {
-          let q = m2PairOf(p, k1a, distinct);
-          let x = m2RealPair(q.x, q.y, q.z);
-          ua[i] = x[0];
-          ub[i] = x[1];
-        }
-      }
+      ${eachOwnPair('ua[i] = x[0];', 'ub[i] = x[1];')}
       workgroupBarrier();
       m2LoadRows(1u, t, rowBase, k1a, k1b);
       workgroupBarrier();
       m2RowForward(t);
-      for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
-        let p = t + i * ${threads}u;
-        if (p < np) {
-          let q = m2PairOf(p, k1a, distinct);
-          let x = m2RealPair(q.x, q.y, q.z);
-          accA[i] = accA[i] + m2Mul(x[0], m2Conj(ua[i]));
-          accB[i] = accB[i] + m2Mul(x[1], m2Conj(ub[i]));
-        }
-      }
+      ${eachOwnPair('accA[i] = accA[i] + m2Mul(x[0], m2Conj(ua[i]));', 'accB[i] = accB[i] + m2Mul(x[1], m2Conj(ub[i]));')}
       workgroupBarrier();
     }
     for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {

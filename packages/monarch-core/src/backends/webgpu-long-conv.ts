@@ -29,7 +29,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import type { DftPlan } from '../dft-plan.js';
 import { BackendError } from '../errors.js';
-import { FOUR_STEP_THREADS, fourStepPlan, fourStepShader } from './webgpu-long-conv-four-step.js';
+import { longConvInputs, unpackLongConvArgs } from '../long-conv-inputs.js';
+import { FOUR_STEP_THREADS, fourStepPlan, fourStepShader, kernelGradRegisters } from './webgpu-long-conv-four-step.js';
 import type { FourStepPass, FourStepPlan } from './webgpu-long-conv-four-step.js';
 
 /** Names of the fused long-convolution kernels (registered for the webgpu backend). */
@@ -249,6 +250,30 @@ export function singlePassCommon(m: number): string {
 }
 
 /**
+ * WGSL loop that loads one real row of `len` samples into the workgroup buffer `m2buf` as M complex values,
+ * z[q] = x[2q] + i·x[2q+1], zero past `len`. Expects `t` (the local index) and `len` in scope.
+ *
+ * @param source - The storage buffer the row is read from (e.g. `X`).
+ * @param base - WGSL expression of the row's first sample index in `source`.
+ * @param m - Half the transform size (the number of complex slots).
+ * @param threads - Workgroup size.
+ * @param also - Optional WGSL statement run after each loaded sample, given its value and index expressions.
+ * @returns The WGSL snippet.
+ */
+function loadRealRow(source: string, base: string, m: number, threads: number,
+  also?: (value: string, index: string) => string): string {
+  const load = (lane: string, j: string): string =>
+    `v.${lane} = ${source}[${base} + ${j}];${also ? ` ${also(`v.${lane}`, `${base} + ${j}`)}` : ''}`;
+  return `for (var q = t; q < ${m}u; q = q + ${threads}u) {
+      let j = 2u * q;
+      var v = vec2<f32>(0.0);
+      if (j < len) { ${load('x', 'j')} }
+      if (j + 1u < len) { ${load('y', 'j + 1u')} }
+      m2buf[q] = v;
+    }`;
+}
+
+/**
  * WGSL (tfjs-webgpu program user code) of one fused kernel for half-length M = 2^log. Inputs by kind:
  * conv `X, K, W (, D)`; spectrum `KF (, KR), W`; kernelGrad `U, G, W`. `W` holds ω_N^j = (cos, −sin)(2πj/N) for
  * j < M. Uniforms: rows, channels, seqLen, kLen, rLen, batch.
@@ -282,13 +307,7 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
     let c = row % u32(uniforms.channels);
     let len = u32(uniforms.seqLen);
     let base = row * len;
-    for (var q = t; q < ${m}u; q = q + ${threads}u) {
-      let j = 2u * q;
-      var v = vec2<f32>(0.0);
-      if (j < len) { v.x = X[base + j]; }
-      if (j + 1u < len) { v.y = X[base + j + 1u]; }
-      m2buf[q] = v;
-    }
+    ${loadRealRow('X', 'base', m, threads)}
     workgroupBarrier();
     m2Forward(t);
     let kBase = c * ${m + 1}u;
@@ -364,20 +383,11 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
     let kLen = u32(uniforms.kLen);
     let rLen = u32(uniforms.rLen);
     let batch = u32(uniforms.batch);
-    var ua : array<vec2<f32>, ${pairsPerThread}>;
-    var ub : array<vec2<f32>, ${pairsPerThread}>;
-    var accA : array<vec2<f32>, ${pairsPerThread}>;
-    var accB : array<vec2<f32>, ${pairsPerThread}>;
+    ${kernelGradRegisters(pairsPerThread)}
     var dsum = 0.0;
     for (var b = 0u; b < batch; b = b + 1u) {
       let base = (b * channels + c) * len;
-      for (var q = t; q < ${m}u; q = q + ${threads}u) {
-        let j = 2u * q;
-        var v = vec2<f32>(0.0);
-        if (j < len) { v.x = U[base + j]; }
-        if (j + 1u < len) { v.y = U[base + j + 1u]; }
-        m2buf[q] = v;
-      }
+      ${loadRealRow('U', 'base', m, threads)}
       workgroupBarrier();
       m2Forward(t);
       for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
@@ -389,19 +399,7 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
         }
       }
       workgroupBarrier();
-      for (var q = t; q < ${m}u; q = q + ${threads}u) {
-        let j = 2u * q;
-        var v = vec2<f32>(0.0);
-        if (j < len) {
-          v.x = G[base + j];
-          ${skip ? 'dsum = dsum + v.x * U[base + j];' : ''}
-        }
-        if (j + 1u < len) {
-          v.y = G[base + j + 1u];
-          ${skip ? 'dsum = dsum + v.y * U[base + j + 1u];' : ''}
-        }
-        m2buf[q] = v;
-      }
+      ${loadRealRow('G', 'base', m, threads, skip ? (v, at) => `dsum = dsum + ${v} * U[${at}];` : undefined)}
       workgroupBarrier();
       m2Forward(t);
       for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
@@ -718,14 +716,8 @@ export function webGpuLongConv(u: Tensor3D, kernel: Tensor2D, skip?: Tensor1D, r
   const reverseLength = reverseKernel === undefined ? 0 : reverseKernel.shape[1];
   const hasReverse = reverseKernel !== undefined;
   const hasSkip = skip !== undefined;
-  const inputs: Tensor[] = [u, kernel];
-  if (reverseKernel !== undefined) inputs.push(reverseKernel);
-  if (skip !== undefined) inputs.push(skip);
   const op = tf.customGrad(((...args: unknown[]) => {
-    const save = args[args.length - 1] as (tensors: Tensor[]) => void;
-    const [uIn, kIn] = args as Tensor[];
-    const krIn = hasReverse ? (args[2] as Tensor) : undefined;
-    const dIn = hasSkip ? (args[hasReverse ? 3 : 2] as Tensor) : undefined;
+    const { u: uIn, kernel: kIn, reverseKernel: krIn, skip: dIn, save } = unpackLongConvArgs(args, hasReverse, hasSkip);
     const packed = runSpectrum(kIn, krIn, length, plan); // [C, M+1, 2]
     const value = runConv(uIn, packed, plan, dIn, false);
     save([uIn, packed, ...(dIn === undefined ? [] : [dIn])]);
@@ -748,7 +740,7 @@ export function webGpuLongConv(u: Tensor3D, kernel: Tensor2D, skip?: Tensor1D, r
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return op(...inputs) as Tensor3D;
+  return op(...longConvInputs(u, kernel, reverseKernel, skip)) as Tensor3D;
 }
 
 /**
