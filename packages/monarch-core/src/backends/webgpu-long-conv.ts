@@ -293,6 +293,14 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
   const common = singlePassCommon(m);
   // The workgroup's row (or channel): 2-D dispatch grids hold more than 65535 rows.
   const rowIndex = 'workgroupId.x + workgroupId.y * numWorkgroups.x';
+  // One workgroup per channel (spectrum, kernelGrad): the thread, the channel and the lengths.
+  const channelPrologue = `let t = localIndex;
+    let channels = u32(uniforms.channels);
+    let r = ${rowIndex};
+    let c = min(r, channels - 1u);
+    let len = u32(uniforms.seqLen);
+    let kLen = u32(uniforms.kLen);
+    let rLen = u32(uniforms.rLen);`;
 
   if (kind === 'conv') {
     const k = options.conjugate ? 'm2Conj(vec2<f32>(K[2u * i], K[2u * i + 1u]))' : 'vec2<f32>(K[2u * i], K[2u * i + 1u])';
@@ -342,13 +350,7 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
   }
 
   fn main() {
-    let t = localIndex;
-    let channels = u32(uniforms.channels);
-    let r = ${rowIndex};
-    let c = min(r, channels - 1u);
-    let len = u32(uniforms.seqLen);
-    let kLen = u32(uniforms.kLen);
-    let rLen = u32(uniforms.rLen);
+    ${channelPrologue}
     for (var q = t; q < ${m}u; q = q + ${threads}u) { m2buf[q] = vec2<f32>(m2Placed(c, 2u * q, len, kLen, rLen), m2Placed(c, 2u * q + 1u, len, kLen, rLen)); }
     workgroupBarrier();
     m2Forward(t);
@@ -371,17 +373,20 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
 
   // kernelGrad: Σ_b Ĝ_b·conj(Û_b) accumulated per thread for its frequency pairs p = t + i·threads.
   const skip = options.skip === true;
+  // The frequency pairs this thread owns, x = (X[p], X[M − p]) of the row in the buffer, each given to `a` and `b`.
+  const eachOwnPair = (a: string, b: string): string => `for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
+        let p = t + i * ${threads}u;
+        if (p <= ${halfM}u) {
+          let x = m2RealSpectrum(p);
+          ${a}
+          ${b}
+        }
+      }`;
   return `${common}
   ${skip ? `var<workgroup> m2red : array<f32, ${threads}>;` : ''}
 
   fn main() {
-    let t = localIndex;
-    let channels = u32(uniforms.channels);
-    let r = ${rowIndex};
-    let c = min(r, channels - 1u);
-    let len = u32(uniforms.seqLen);
-    let kLen = u32(uniforms.kLen);
-    let rLen = u32(uniforms.rLen);
+    ${channelPrologue}
     let batch = u32(uniforms.batch);
     ${kernelGradRegisters(pairsPerThread)}
     var dsum = 0.0;
@@ -390,26 +395,12 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
       ${loadRealRow('U', 'base', m, threads)}
       workgroupBarrier();
       m2Forward(t);
-      for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
-        let p = t + i * ${threads}u;
-        if (p <= ${halfM}u) {
-          let x = m2RealSpectrum(p);
-          ua[i] = x.a;
-          ub[i] = x.b;
-        }
-      }
+      ${eachOwnPair('ua[i] = x.a;', 'ub[i] = x.b;')}
       workgroupBarrier();
       ${loadRealRow('G', 'base', m, threads, skip ? (v, at) => `dsum = dsum + ${v} * U[${at}];` : undefined)}
       workgroupBarrier();
       m2Forward(t);
-      for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
-        let p = t + i * ${threads}u;
-        if (p <= ${halfM}u) {
-          let x = m2RealSpectrum(p);
-          accA[i] = accA[i] + m2Mul(x.a, m2Conj(ua[i]));
-          accB[i] = accB[i] + m2Mul(x.b, m2Conj(ub[i]));
-        }
-      }
+      ${eachOwnPair('accA[i] = accA[i] + m2Mul(x.a, m2Conj(ua[i]));', 'accB[i] = accB[i] + m2Mul(x.b, m2Conj(ub[i]));')}
       workgroupBarrier();
     }
     for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {
