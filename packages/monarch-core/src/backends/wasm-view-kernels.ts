@@ -228,7 +228,8 @@ const transpose: KernelFunc = (args) => {
   // Units = (plane, tile of rows), split over the helper threads (wasm-parallel.ts); same loop as transposePlanes.
   // The bases also go into the heap for the WebAssembly loop (a scratch block of the module's own allocator).
   const module = wasm.wasm;
-  const basesPtr = module === undefined ? 0 : module._malloc(bases.length * 4);
+  // emscripten's malloc returns an int32: pointers past 2 GiB come back negative (tfjs applies >>> 0 too).
+  const basesPtr = module === undefined ? 0 : module._malloc(bases.length * 4) >>> 0;
   try {
     const heap = wasm.typedArrayFromHeap(x); // the heap's buffer, after the scratch allocation (which may grow it)
     if (basesPtr !== 0) new Int32Array(heap.buffer, basesPtr, bases.length).set(bases);
