@@ -15,8 +15,8 @@ const skipReason = gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`;
 afterAll(() => tf.setBackend('cpu'));
 
 // CI installs SwiftShader (tooling/system-deps.sh): there a missing webgpu is a failure, not a skip.
-it.runIf(!gpu.available && process.env.CI !== undefined)('webgpu through SwiftShader is available in CI', () => {
-  throw new Error(gpu.available ? '' : gpu.reason);
+it('webgpu through SwiftShader is available in CI', () => {
+  if (process.env.CI !== undefined) expect(gpu.available, gpu.available ? '' : gpu.reason).toBe(true);
 });
 
 /** Plain arrays of a problem: u [B, C, L], kf / kr [C, L], a longer and a shorter kernel, D [C], dy [B, C, L]. */
