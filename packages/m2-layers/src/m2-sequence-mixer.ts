@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { bidirectionalConv, canFuseMixer, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, InvalidArgumentError, longConvPlan, mixerParams, ShapeError, webGpuMixerCore, webGpuShortConv } from '@monarch-mixer/monarch-core';
+import { bidirectionalConv, canFuseMixer, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, envSetting, InvalidArgumentError, longConvPlan, mixerParams, ShapeError, webGpuMixerCore, webGpuShortConv } from '@monarch-mixer/monarch-core';
 import type { ConvKernelSpectrum } from '@monarch-mixer/monarch-core';
 import { positiveInteger } from './blockdiag-linear.js';
 import { HyenaFilter } from './hyena-filter.js';
@@ -308,7 +308,7 @@ export class M2SequenceMixer extends M2Layer {
     const [outWeightT] = this.transposedWeights('out_linear', this.outWeight!.read(), () => [tf.transpose(this.outWeight!.read())]); // [d, d]
     // Channel-last below L = 2048 (fewer dispatches where the host is the bottleneck), channel-first from 2048 on
     // (the kernel's strided reads cost more GPU time than one transpose); M2_MIXER_CHANNEL_FIRST=0 / 1 forces either.
-    const layout = process.env.M2_MIXER_CHANNEL_FIRST;
+    const layout = envSetting('M2_MIXER_CHANNEL_FIRST');
     if (layout === '0' || (layout !== '1' && length < 2048)) {
       // Channel-last: z [B, L, 3d] from one matMul, the kernel reads it strided.
       const [inWeightT] = this.transposedWeights('in_linear_all', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]

@@ -50,6 +50,7 @@ export { canFuseMixer, mixerParams, webGpuMixerCore } from './backends/webgpu-mi
 export type { MixerCoreOptions } from './backends/webgpu-mixer.js';
 export { webGpuShortConv } from './backends/webgpu-short-conv.js';
 export { webGpuLayerNorm } from './backends/webgpu-norm.js';
+export { envSetting } from './env.js';
 export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';
 export type { DftPlan } from './dft-plan.js';
 export { blockDiagMatmulKernel, registerBlockDiagKernels, blockDiagTile, BLOCK_DIAG_KERNELS } from './backends/webgpu-blockdiag.js';

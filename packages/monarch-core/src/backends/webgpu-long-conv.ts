@@ -32,6 +32,7 @@ import { BackendError } from '../errors.js';
 import { longConvInputs, unpackLongConvArgs } from '../long-conv-inputs.js';
 import { FOUR_STEP_THREADS, fourStepPlan, fourStepShader, kernelGradRegisters } from './webgpu-long-conv-four-step.js';
 import type { FourStepPass, FourStepPlan } from './webgpu-long-conv-four-step.js';
+import { envSetting, fusedKernelsOff } from '../env.js';
 
 /** Names of the fused long-convolution kernels (registered for the webgpu backend). */
 export const LONG_CONV_KERNELS = {
@@ -78,7 +79,7 @@ export function threadsFor(m: number): number {
  * few 32 KiB rows fit in its shared memory at once.
  */
 function workgroupThreadLimit(): number {
-  const requested = typeof process !== 'undefined' ? Number(process.env?.M2_FUSED_THREADS ?? NaN) : NaN;
+  const requested = Number(envSetting('M2_FUSED_THREADS') ?? NaN);
   const limits = tf.getBackend() === 'webgpu' ? (tf.backend() as unknown as WebGpuBackendLike).device?.limits : undefined;
   let limit = Math.min(1024, limits?.maxComputeInvocationsPerWorkgroup ?? 256, limits?.maxComputeWorkgroupSizeX ?? 256);
   if (Number.isInteger(requested) && requested >= 32) limit = Math.min(limit, requested);
@@ -650,7 +651,7 @@ export function setFusedConvWorkgroupBytes(bytes: number | undefined): void {
  */
 function fusedPlan(length: number, rows: number, tensors: Array<Tensor | undefined>, optional = true): FusedPlan | undefined {
   if (tf.getBackend() !== 'webgpu') return undefined;
-  if (optional && typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return undefined;
+  if (optional && fusedKernelsOff()) return undefined;
   if (tensors.some((t) => t !== undefined && t.dtype !== 'float32')) return undefined;
   const limits = (tf.backend() as unknown as WebGpuBackendLike).device?.limits;
   const rowBytes = rowBytesOverride ?? limits?.maxComputeWorkgroupStorageSize ?? 16384;

@@ -13,6 +13,7 @@ import type { KernelFunc, Tensor, Tensor1D, Tensor3D, TensorInfo } from '@tensor
 import { ShapeError } from '../errors.js';
 import { fusedConvSize, fusedSpectrumOf, LongConvProgram, runProgram, singlePassCommon, threadsFor, twiddleTable } from './webgpu-long-conv.js';
 import type { WebGpuBackendLike } from './webgpu-long-conv.js';
+import { envSetting, fusedKernelsOff } from '../env.js';
 
 /** Name of the fused mixer kernel (registered for the webgpu backend). */
 export const MIXER_KERNEL = 'M2FusedMixerCore';
@@ -184,7 +185,7 @@ export function mixerParams(shortWeight: Tensor, shortBias: Tensor, mainSkip: Te
  */
 export function canFuseMixer(length: number): boolean {
   if (tf.getBackend() !== 'webgpu') return false;
-  if (typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return false;
+  if (fusedKernelsOff()) return false;
   const limit = (tf.backend() as unknown as WebGpuBackendLike).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
   return fusedConvSize(length).bytes <= limit;
 }
@@ -219,7 +220,7 @@ export interface MixerCoreOptions {
 export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Tensor1D,
   main: { re: Tensor; im: Tensor }, residual?: { re: Tensor; im: Tensor }, options: MixerCoreOptions = {}): Tensor3D | undefined {
   if (tf.getBackend() !== 'webgpu') return undefined;
-  if (typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return undefined;
+  if (fusedKernelsOff()) return undefined;
   const given = options.channelFirst === true; // z [3d, B, L], u [d, B, L] → y [d, B, L]
   const [batch, length, threeD] = given ? [z.shape[1], z.shape[2], z.shape[0]] : z.shape;
   const d = threeD / 3;
@@ -240,7 +241,7 @@ export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Te
   // are contiguous instead of strided by 3d / d: on the H200 at L = 4096 the kernel went from 6.2 to 3.8 ms per
   // forward for 2.0 ms of transposes (run 2); callers that can produce channel-first inputs directly save those.
   // M2_MIXER_CHANNEL_FIRST=0 makes the kernel read the channel-last layout instead (for comparisons).
-  const strided = options.channelFirst === false || (!given && typeof process !== 'undefined' && process.env?.M2_MIXER_CHANNEL_FIRST === '0');
+  const strided = options.channelFirst === false || (!given && envSetting('M2_MIXER_CHANNEL_FIRST') === '0');
   return tf.tidy(() => {
     const first = (t: Tensor3D) => (given || strided ? t : tf.transpose(t, [2, 0, 1]));
     const inputs: tf.NamedTensorMap = { z: first(z), p: params, km: km.packed };

@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import { LongConvProgram, runProgram } from './webgpu-long-conv.js';
+import { fusedKernelsOff } from '../env.js';
 
 /** Name of the webgpu LayerNorm kernel. */
 export const LAYER_NORM_KERNEL = 'M2LayerNormRows';
@@ -134,7 +135,7 @@ export function registerWebGpuNormKernels(): void {
  */
 export function webGpuLayerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number, recording: boolean): Tensor | undefined {
   if (recording || tf.getBackend() !== 'webgpu' || x.rank < 1) return undefined;
-  if (typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return undefined;
+  if (fusedKernelsOff()) return undefined;
   const d = x.shape[x.rank - 1]!;
   if ([x, weight, bias].some((t) => t.dtype !== 'float32') || weight.size !== d || bias.size !== d || x.size === 0) return undefined;
   registerWebGpuNormKernels();

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, Tensor, Tensor1D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
 import { LongConvProgram, runProgram } from './webgpu-long-conv.js';
+import { fusedKernelsOff } from '../env.js';
 
 /** Kernel names (webgpu only). */
 export const SHORT_CONV_KERNELS = { forward: 'M2ShortConv', inputGrad: 'M2ShortConvInputGrad', weightGrad: 'M2ShortConvWeightGrad' } as const;
@@ -137,7 +138,7 @@ function registerShortConvKernels(): void {
  */
 export function webGpuShortConv(z: Tensor3D, weight: Tensor, bias: Tensor1D): Tensor3D | undefined {
   if (tf.getBackend() !== 'webgpu' || [z, weight, bias].some((t) => t.dtype !== 'float32')) return undefined;
-  if (typeof process !== 'undefined' && process.env?.M2_FUSED_LONG_CONV === '0') return undefined;
+  if (fusedKernelsOff()) return undefined;
   const channels = z.shape[2];
   if (weight.size !== 3 * channels || bias.size !== channels) {
     throw new ShapeError(`webGpuShortConv: weight must hold [${channels}, 3] taps and bias ${channels} values (C of z), got weight [${weight.shape.join(', ')}] and bias [${bias.shape.join(', ')}]`, { parameter: 'weight' });
