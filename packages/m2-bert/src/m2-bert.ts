@@ -19,8 +19,8 @@
 // Shape legend: B batch · L sequence · d model dim · V vocabulary · n labels.
 import type { Tensor, Tensor2D, Tensor3D, Variable } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
-import { InvalidArgumentError, ShapeError, webGpuLayerNorm } from '@monarch-mixer/monarch-core';
-import { clearInferenceCache, derivedTensors, M2EncoderLayer, recordingGradients } from '@monarch-mixer/m2-layers';
+import { InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
+import { clearInferenceCache, derivedTensors, geluExact, layerNorm, linear, M2EncoderLayer, recordingGradients } from '@monarch-mixer/m2-layers';
 import { maxSequenceLength, resolveM2BertConfig } from './m2-bert-config.js';
 import type { M2BertConfig, M2BertConfigInput } from './m2-bert-config.js';
 import { m2BertStateDict, originalKey } from './state-dict.js';
@@ -407,25 +407,5 @@ export function maskedLmLoss(logits: Tensor3D, labels: Tensor): Tensor {
     const picked = tf.sum(tf.mul(target, logProbs), -1); // [B·L]
     return tf.div(tf.neg(tf.sum(tf.mul(picked, selected))), tf.maximum(tf.sum(selected), 1));
   });
-}
-
-/** `x · Wᵀ + b` for a PyTorch Linear weight W [out, in]. Shapes: [..., in] → [..., out]. */
-function linear(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
-  const inDim = x.shape[x.shape.length - 1]!;
-  const y = tf.add(tf.matMul(tf.reshape(x, [-1, inDim]), tf.transpose(weight)), bias); // [N, out]
-  return tf.reshape(y, [...x.shape.slice(0, -1), weight.shape[0]!]);
-}
-
-/** LayerNorm over the last axis. */
-function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number): Tensor {
-  const fused = webGpuLayerNorm(x, weight, bias, eps, recordingGradients()); // webgpu inference: one WGSL dispatch
-  if (fused !== undefined) return fused;
-  const { mean, variance } = tf.moments(x, -1, true);
-  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
-}
-
-/** Exact erf GELU. */
-function geluExact(x: Tensor): Tensor {
-  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))));
 }
 

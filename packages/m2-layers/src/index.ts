@@ -11,7 +11,7 @@
  */
 import './register.js';
 
-export { M2Layer, layerNorm, geluExact } from './m2-layer.js';
+export { M2Layer, layerNorm, linear, geluExact } from './m2-layer.js';
 export type { LayerShape, InitialValue } from './m2-layer.js';
 export { BlockdiagLinear } from './blockdiag-linear.js';
 export type { BlockdiagLinearArgs } from './blockdiag-linear.js';
