@@ -15,7 +15,7 @@ export interface WasmAllocatingBackend {
 }
 
 /** Thrown by the wrapped malloc; turned into a BackendError naming the tensor by the wrapped `move`. */
-class HeapFull extends Error {
+export class HeapFull extends Error {
   constructor(readonly bytes: number) {
     super(`malloc(${bytes}) failed`);
   }
@@ -40,7 +40,7 @@ export function guardWasmAllocations(backend = tf.findBackend('wasm') as unknown
   module._malloc = (bytes: number) => {
     const pointer = malloc(bytes);
     if (pointer === 0 && bytes > 0) throw new HeapFull(bytes);
-    return pointer;
+    return pointer >>> 0; // an int32 from emscripten: pointers past 2 GiB would read negative (tfjs applies >>> 0 too)
   };
   const move = backend.move.bind(backend);
   backend.move = (dataId, values, shape, dtype, refCount) => {

@@ -8,6 +8,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { PARALLEL_KERNELS, runParallel } from './wasm-parallel.js';
+import { BackendError } from '../errors.js';
+import { HeapFull } from './wasm-heap-guard.js';
 
 type HeapArray = Float32Array | Int32Array | Uint8Array;
 
@@ -219,22 +221,27 @@ const transpose: KernelFunc = (args) => {
       index[k] = 0;
     }
   }
-  const src = wasm.typedArrayFromHeap(x) as Float32Array; // views taken after makeOutput (allocation may grow the heap)
-  const dst = wasm.typedArrayFromHeap({ ...out, shape: outShape }) as Float32Array;
   const rows = outShape[q]!;
   const rowTiles = Math.ceil(rows / TILE);
   const bases: number[] = [];
   for (let plane = 0; plane < planes; plane++) bases.push(inBases[plane]!, outBases[plane]!);
   // Units = (plane, tile of rows), split over the helper threads (wasm-parallel.ts); same loop as transposePlanes.
-  // The bases also go into the heap for the WebAssembly loop (a scratch block of the module's own allocator).
+  // The bases also go into the heap for the WebAssembly loop (a scratch block of the module's own allocator). Every
+  // heap view is taken after that allocation: growing an unshared heap detaches the views taken before it.
   const module = wasm.wasm;
-  // emscripten's malloc returns an int32: pointers past 2 GiB come back negative (tfjs applies >>> 0 too).
-  const basesPtr = module === undefined ? 0 : module._malloc(bases.length * 4) >>> 0;
+  let basesPtr = 0;
   try {
-    const heap = wasm.typedArrayFromHeap(x); // the heap's buffer, after the scratch allocation (which may grow it)
-    if (basesPtr !== 0) new Int32Array(heap.buffer, basesPtr, bases.length).set(bases);
+    basesPtr = module === undefined ? 0 : module._malloc(bases.length * 4); // unsigned through the heap guard
+  } catch (error) {
+    if (!(error instanceof HeapFull)) throw error;
+    throw new BackendError(`wasm backend out of memory: no room for Transpose's ${bases.length * 4}-byte scratch block of [${x.shape.join(', ')}]; the wasm heap is a 32-bit address space of at most 4 GiB. Use shorter sequences or smaller batches, or the webgpu/tensorflow backend.`, { parameter: 'shape', value: x.shape });
+  }
+  try {
+    const src = wasm.typedArrayFromHeap(x) as Float32Array;
+    const dst = wasm.typedArrayFromHeap({ ...out, shape: outShape }) as Float32Array;
+    if (basesPtr !== 0) new Int32Array(src.buffer, basesPtr, bases.length).set(bases);
     const loopArgs = [src.byteOffset / 4, dst.byteOffset / 4, rows, outShape[last]!, outStrides[q]!, inStrides[perm[last]!]!, TILE, rowTiles, basesPtr, ...bases];
-    runParallel(PARALLEL_KERNELS.transpose, loopArgs, planes * rowTiles, new Float32Array(heap.buffer, 0, heap.buffer.byteLength / 4), src.length);
+    runParallel(PARALLEL_KERNELS.transpose, loopArgs, planes * rowTiles, new Float32Array(src.buffer, 0, src.buffer.byteLength / 4), src.length);
   } finally {
     if (basesPtr !== 0) module!._free(basesPtr);
   }
