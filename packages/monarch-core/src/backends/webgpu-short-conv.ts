@@ -83,7 +83,8 @@ export function shortConvShader(mode: Mode): string {
     }
     m2part[localIndex] = acc;
     workgroupBarrier();
-    if (lane == 0u && c < channels) {
+    // Workgroups past the last split (the 2-D grid rounds up) write nothing: their rows would lie past the result.
+    if (lane == 0u && c < channels && split * ${ROWS_PER_SPLIT}u < u32(uniforms.rows)) {
       let s = m2part[localIndex] + m2part[localIndex + 64u] + m2part[localIndex + 128u] + m2part[localIndex + 192u];
       let o = (split * channels + c) * 4u;
       result[o] = s.x;
