@@ -285,7 +285,7 @@ export class M2SequenceMixer extends M2Layer {
     if (tf.getBackend() !== 'webgpu') return undefined;
     const [batch, length, d] = u.shape as [number, number, number];
     return tf.tidy(() => {
-      const [inWeightT] = this.transposedWeights('in_linear_all', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
+      const [inWeightT] = this.transposedWeights('in_linear_full', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
       const z = tf.reshape(tf.add(tf.matMul(tf.reshape(u, [batch * length, d]), inWeightT!), this.inBias!.read()), [batch, length, 3 * d]) as Tensor3D; // [B, L, 3d]
       const zc = webGpuShortConv(z, this.shortWeight!.read(), this.shortBias!.read() as Tensor1D); // [B, L, 3d]
       return zc === undefined ? undefined : tf.split(zc, 3, 2); // x1, x2, v
@@ -311,7 +311,7 @@ export class M2SequenceMixer extends M2Layer {
     const layout = envSetting('M2_MIXER_CHANNEL_FIRST');
     if (layout === '0' || (layout !== '1' && length < 2048)) {
       // Channel-last: z [B, L, 3d] from one matMul, the kernel reads it strided.
-      const [inWeightT] = this.transposedWeights('in_linear_all', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
+      const [inWeightT] = this.transposedWeights('in_linear_full', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]
       const z = tf.reshape(tf.fused.matMul({ a: tf.reshape(u, [rows, d]) as Tensor2D, b: inWeightT as Tensor2D, bias: this.inBias!.read() }), [batch, length, 3 * d]) as Tensor3D;
       const y = webGpuMixerCore(z, this.residualFilter ? u : undefined, params as Tensor1D, spectra[0]!, spectra[1], { channelFirst: false }); // [B, L, d]
       if (y === undefined) return undefined;
