@@ -52,7 +52,7 @@ let lastPeak = 0;
 
 /** One run: milliseconds until its outputs are read back (asynchronous backends finish), then the outputs are freed. */
 async function timeOnce(run: () => tf.Tensor | tf.Tensor[]): Promise<number> {
-  const watched = watchAllocations();
+  watchAllocations();
   highWater = tf.memory().numBytes;
   const start = performance.now();
   const out = run();
@@ -60,7 +60,6 @@ async function timeOnce(run: () => tf.Tensor | tf.Tensor[]): Promise<number> {
   await Promise.all(outs.map((t) => t.data()));
   const ms = performance.now() - start;
   lastPeak = Math.max(highWater, tf.memory().numBytes, (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0);
-  if (!watched) lastPeak = Math.max(lastPeak, tf.memory().numBytes);
   tf.dispose(outs);
   return ms;
 }
