@@ -9,6 +9,7 @@ import { guardWasmAllocations } from './wasm-heap-guard.js';
 import { registerWasmViewKernels } from './wasm-view-kernels.js';
 import { startWasmHelpers } from './wasm-parallel.js';
 import { WASM_MAX_THREADS, installWasmThreadsShim } from './wasm-threads-shim.js';
+import { registerWebGpuKernels } from './webgpu-kernels.js';
 import { firstLine, probeWebGpu } from './webgpu-node.js';
 import { registerWebGpuDispatchGuards } from './webgpu-tall-matmul.js';
 
@@ -172,6 +173,7 @@ async function setupWebGpu(): Promise<Omit<BackendInfo, 'requested'>> {
   await activate('webgpu');
   // WebGPU allows 65535 workgroups per dispatch dimension: very tall matMuls and 2-D transposes are re-shaped.
   registerWebGpuDispatchGuards('webgpu');
+  registerWebGpuKernels(); // the fused WGSL kernels (long convolution, mixer core, short conv, LayerNorm, GELU gate)
   return { name: 'webgpu', description: `webgpu (${probe.adapter})` };
 }
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import { PARALLEL_KERNELS, runParallel } from './wasm-parallel.js';
-import { registerWebGpuNormKernels } from './webgpu-norm.js';
+import { registerWebGpuKernels } from './webgpu-kernels.js';
 
 /** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
 interface WasmBackendLike {
@@ -111,7 +111,7 @@ function geluOps(x: Tensor): Tensor {
 export function geluGate(gate: Tensor, value: Tensor): Tensor {
   tf.util.assertShapesMatch(gate.shape, value.shape, 'geluGate: gate and value');
   const backendName = tf.getBackend();
-  if (backendName === 'webgpu') registerWebGpuNormKernels(); // the WGSL twin of the wasm kernel (webgpu-norm.ts)
+  if (backendName === 'webgpu') registerWebGpuKernels(); // the WGSL twin of the wasm kernel (webgpu-norm.ts)
   const fused = (backendName === 'wasm' || backendName === 'webgpu') && tf.getKernel(GELU_GATE, backendName) !== undefined && gate.dtype === 'float32' && value.dtype === 'float32';
   const op = tf.customGrad(((g: Tensor, v: Tensor, save: (t: Tensor[]) => void) => {
     save([g, v]);

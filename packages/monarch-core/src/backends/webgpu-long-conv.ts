@@ -26,13 +26,14 @@
 // A row must fit in workgroup memory: 8·M bytes (M = 4096, L ≤ 4096, needs 32 KiB, which SwiftShader and an H200
 // grant). Longer rows, other backends and non-float32 inputs take fft-conv.ts's Monarch path.
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelFunc, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import type { DftPlan } from '../dft-plan.js';
 import { BackendError } from '../errors.js';
 import { longConvInputs, unpackLongConvArgs } from '../long-conv-inputs.js';
 import { FOUR_STEP_THREADS, fourStepPlan, fourStepShader, kernelGradRegisters } from './webgpu-long-conv-four-step.js';
 import type { FourStepPass, FourStepPlan } from './webgpu-long-conv-four-step.js';
 import { envSetting, fusedKernelsOff } from '../env.js';
+import { registerWebGpuKernels } from './webgpu-kernels.js';
 
 /** Names of the fused long-convolution kernels (registered for the webgpu backend). */
 export const LONG_CONV_KERNELS = {
@@ -581,22 +582,9 @@ const kernelFuncs: Record<keyof typeof LONG_CONV_KERNELS, KernelFunc> = {
   },
 };
 
-let registered = false;
-
-/**
- * Registers the fused long-convolution kernels for the webgpu backend, once. Called on first use.
- *
- * @example
- * registerLongConvKernels();
- */
-export function registerLongConvKernels(): void {
-  if (registered) return;
-  registered = true;
-  for (const kind of Object.keys(LONG_CONV_KERNELS) as Array<keyof typeof LONG_CONV_KERNELS>) {
-    const kernelName = LONG_CONV_KERNELS[kind];
-    if (tf.getKernel(kernelName, 'webgpu') === undefined) tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: kernelFuncs[kind] });
-  }
-}
+/** The fused long-convolution kernels, for the webgpu backend (registered by registerWebGpuKernels). */
+export const longConvKernelConfigs: KernelConfig[] = (Object.keys(LONG_CONV_KERNELS) as Array<keyof typeof LONG_CONV_KERNELS>)
+  .map((kind) => ({ kernelName: LONG_CONV_KERNELS[kind], backendName: 'webgpu', kernelFunc: kernelFuncs[kind] }));
 
 /** ω_N^j = (cos, −sin)(2πj/N) for j < count, interleaved, one tensor per backend instance, N and count. */
 const twiddleTables = new WeakMap<object, Map<string, Tensor1D>>();
@@ -703,7 +691,7 @@ export function webGpuLongConv(u: Tensor3D, kernel: Tensor2D, skip?: Tensor1D, r
   const [batch, channels, length] = u.shape;
   const plan = batch * channels === 0 ? undefined : fusedPlan(length, batch * channels, [u, kernel, skip, reverseKernel]);
   if (plan === undefined) return undefined;
-  registerLongConvKernels();
+  registerWebGpuKernels();
   const kernelLength = kernel.shape[1];
   const reverseLength = reverseKernel === undefined ? 0 : reverseKernel.shape[1];
   const hasReverse = reverseKernel !== undefined;
@@ -763,7 +751,7 @@ export function webGpuConvKernelSpectrum(kf: Tensor2D, kr: Tensor2D | undefined,
   const [channels, length] = kf.shape;
   const fused = channels === 0 ? undefined : fusedPlan(length, channels, [kf, kr]);
   if (fused === undefined) return undefined;
-  registerLongConvKernels();
+  registerWebGpuKernels();
   const packed = runSpectrum(kf, kr, length, fused);
   return { length, channels, plan, re: packed, im: packed };
 }
@@ -811,7 +799,7 @@ export function webGpuConvWithSpectrum(u: Tensor3D, spectrum: { re: Tensor; im: 
   const fused = fusedSpectrumOf(spectrum);
   if (fused === undefined) return undefined;
   if (tf.getBackend() !== 'webgpu') throw foreignSpectrum('convWithSpectrum');
-  registerLongConvKernels();
+  registerWebGpuKernels();
   return convWithPacked('convWithSpectrum', u, fused, skip);
 }
 
@@ -836,6 +824,6 @@ export function webGpuConvPairWithSpectra(a: Tensor3D, sa: { re: Tensor; im: Ten
   const fb = fusedSpectrumOf(sb);
   if (fa === undefined && fb === undefined) return undefined;
   if (fa === undefined || fb === undefined || tf.getBackend() !== 'webgpu') throw foreignSpectrum('convPairWithSpectra');
-  registerLongConvKernels();
+  registerWebGpuKernels();
   return [convWithPacked('convPairWithSpectra', a, fa, da), convWithPacked('convPairWithSpectra', b, fb, db)];
 }

@@ -9,11 +9,12 @@
 // convolutions, the combination); here one workgroup per (batch, channel) row reads z and u in their natural
 // channel-last layouts, keeps the row in workgroup memory for both FFT round trips and writes y channel-last.
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelFunc, Tensor, Tensor1D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, Tensor, Tensor1D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
 import { fusedConvSize, fusedSpectrumOf, LongConvProgram, runProgram, singlePassCommon, threadsFor, twiddleTable } from './webgpu-long-conv.js';
 import type { WebGpuBackendLike } from './webgpu-long-conv.js';
 import { envSetting, fusedKernelsOff } from '../env.js';
+import { registerWebGpuKernels } from './webgpu-kernels.js';
 
 /** Name of the fused mixer kernel (registered for the webgpu backend). */
 export const MIXER_KERNEL = 'M2FusedMixerCore';
@@ -142,14 +143,8 @@ const mixerKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return runProgram(backend, program, residual ? [z, p, km, w, u, kr] : [z, p, km, w], { rows: batch! * d, channels: d, seqLen: length!, batch: batch! });
 };
 
-let registered = false;
-
-/** Registers the fused mixer kernel for webgpu, once (called on first use). */
-function registerMixerKernel(): void {
-  if (registered) return;
-  registered = true;
-  if (tf.getKernel(MIXER_KERNEL, 'webgpu') === undefined) tf.registerKernel({ kernelName: MIXER_KERNEL, backendName: 'webgpu', kernelFunc: mixerKernel });
-}
+/** The fused mixer kernel, for the webgpu backend (registered by registerWebGpuKernels). */
+export const mixerKernelConfigs: KernelConfig[] = [{ kernelName: MIXER_KERNEL, backendName: 'webgpu', kernelFunc: mixerKernel }];
 
 /**
  * Packs the mixer's per-channel parameters for {@link webGpuMixerCore} into one vector (cache it with the weights):
@@ -236,7 +231,7 @@ export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Te
     const layout = given ? 'z [3d, B, L], u [d, B, L]' : 'z [B, L, 3d], u [B, L, d]';
     throw new ShapeError(`webGpuMixerCore: expected ${layout}, params [14d] and spectra for d channels, got z [${z.shape.join(', ')}], u [${u?.shape.join(', ') ?? '-'}], params [${params.size}], spectrum channels ${km.packed.shape[0]}`, { parameter: 'z' });
   }
-  registerMixerKernel();
+  registerWebGpuKernels();
   // Channel-last inputs are transposed to channel-first here (and y back), so that the kernel's row reads and writes
   // are contiguous instead of strided by 3d / d: on the H200 at L = 4096 the kernel went from 6.2 to 3.8 ms per
   // forward for 2.0 ms of transposes (run 2); callers that can produce channel-first inputs directly save those.

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { countDispatches, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
 import { relativeL2, seededUniform } from '../testing.js';
 import { geluGate } from './wasm-math-kernels.js';
-import { registerWebGpuNormKernels, webGpuLayerNorm } from './webgpu-norm.js';
+import { webGpuLayerNorm } from './webgpu-norm.js';
 
 const gpu = await swiftShaderWebGpu();
 afterAll(() => tf.setBackend('cpu'));
@@ -51,7 +51,6 @@ describe.skipIf(!gpu.available)(`webgpu LayerNorm and GELU gate (SwiftShader)${g
     const value = seededUniform(n, 5);
     const expected = Float64Array.from(gate, (g, i) => 0.5 * g * (1 + erf(g / Math.SQRT2)) * value[i]!);
     await tf.setBackend('webgpu');
-    registerWebGpuNormKernels();
     const [g, v] = [tf.tensor1d(gate), tf.tensor1d(value)];
     const { result, total } = countDispatches(() => geluGate(g, v));
     expect(total).toBe(1);

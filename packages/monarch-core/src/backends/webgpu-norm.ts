@@ -6,9 +6,10 @@
 //                     wasm kernel of `geluGate` uses, so `geluGate` runs it on webgpu; erf is tfjs-webgpu's own
 //                     Abramowitz–Stegun 7.1.26 form (|error| ≤ 1.5e-7), so results match the stock ops.
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import { LongConvProgram, runProgram } from './webgpu-long-conv.js';
 import { fusedKernelsOff } from '../env.js';
+import { registerWebGpuKernels } from './webgpu-kernels.js';
 
 /** Name of the webgpu LayerNorm kernel. */
 export const LAYER_NORM_KERNEL = 'M2LayerNormRows';
@@ -104,20 +105,11 @@ const geluGateKernel: KernelFunc = ({ inputs, backend }) => {
   return runProgram(backend, program, [gate, value], { rows: size, channels: 0, seqLen: 0 });
 };
 
-let registered = false;
-
-/**
- * Registers the webgpu LayerNorm and GELU-gate kernels, once (after this, `geluGate` runs fused on webgpu).
- *
- * @example
- * registerWebGpuNormKernels();
- */
-export function registerWebGpuNormKernels(): void {
-  if (registered) return;
-  registered = true;
-  if (tf.getKernel(LAYER_NORM_KERNEL, 'webgpu') === undefined) tf.registerKernel({ kernelName: LAYER_NORM_KERNEL, backendName: 'webgpu', kernelFunc: layerNormKernel });
-  if (tf.getKernel(GELU_GATE_KERNEL, 'webgpu') === undefined) tf.registerKernel({ kernelName: GELU_GATE_KERNEL, backendName: 'webgpu', kernelFunc: geluGateKernel });
-}
+/** The LayerNorm and GELU-gate kernels, for the webgpu backend (registered by registerWebGpuKernels). */
+export const normKernelConfigs: KernelConfig[] = [
+  { kernelName: LAYER_NORM_KERNEL, backendName: 'webgpu', kernelFunc: layerNormKernel },
+  { kernelName: GELU_GATE_KERNEL, backendName: 'webgpu', kernelFunc: geluGateKernel },
+];
 
 /**
  * LayerNorm over the last axis, (x − mean)/√(var + eps)·weight + bias, as one WGSL dispatch on webgpu. Inference
@@ -138,6 +130,6 @@ export function webGpuLayerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: nu
   if (fusedKernelsOff()) return undefined;
   const d = x.shape[x.rank - 1]!;
   if ([x, weight, bias].some((t) => t.dtype !== 'float32') || weight.size !== d || bias.size !== d || x.size === 0) return undefined;
-  registerWebGpuNormKernels();
+  registerWebGpuKernels();
   return tf.engine().runKernel(LAYER_NORM_KERNEL, { x, weight, bias }, { eps } as unknown as tf.NamedAttrMap) as Tensor;
 }

@@ -8,10 +8,11 @@
 // the gradient; here the forward and dz are one elementwise dispatch each (channel-last, coalesced) and dw, dbias
 // one partial-sum dispatch over row chunks plus a Sum.
 import * as tf from '@tensorflow/tfjs-core';
-import type { KernelFunc, Tensor, Tensor1D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, Tensor, Tensor1D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
 import { LongConvProgram, runProgram } from './webgpu-long-conv.js';
 import { fusedKernelsOff } from '../env.js';
+import { registerWebGpuKernels } from './webgpu-kernels.js';
 
 /** Kernel names (webgpu only). */
 export const SHORT_CONV_KERNELS = { forward: 'M2ShortConv', inputGrad: 'M2ShortConvInputGrad', weightGrad: 'M2ShortConvWeightGrad' } as const;
@@ -113,16 +114,9 @@ function kernelFor(mode: Mode): KernelFunc {
   };
 }
 
-let registered = false;
-
-function registerShortConvKernels(): void {
-  if (registered) return;
-  registered = true;
-  for (const mode of Object.keys(SHORT_CONV_KERNELS) as Mode[]) {
-    const kernelName = SHORT_CONV_KERNELS[mode];
-    if (tf.getKernel(kernelName, 'webgpu') === undefined) tf.registerKernel({ kernelName, backendName: 'webgpu', kernelFunc: kernelFor(mode) });
-  }
-}
+/** The short-convolution kernels, for the webgpu backend (registered by registerWebGpuKernels). */
+export const shortConvKernelConfigs: KernelConfig[] = (Object.keys(SHORT_CONV_KERNELS) as Mode[])
+  .map((mode) => ({ kernelName: SHORT_CONV_KERNELS[mode], backendName: 'webgpu', kernelFunc: kernelFor(mode) }));
 
 /**
  * The short causal depthwise convolution (kernel 3) as fused WGSL kernels on webgpu, differentiable with respect to
@@ -144,7 +138,7 @@ export function webGpuShortConv(z: Tensor3D, weight: Tensor, bias: Tensor1D): Te
   if (weight.size !== 3 * channels || bias.size !== channels) {
     throw new ShapeError(`webGpuShortConv: weight must hold [${channels}, 3] taps and bias ${channels} values (C of z), got weight [${weight.shape.join(', ')}] and bias [${bias.shape.join(', ')}]`, { parameter: 'weight' });
   }
-  registerShortConvKernels();
+  registerWebGpuKernels();
   const run = tf.customGrad(((...args: unknown[]) => {
     const save = args[args.length - 1] as (tensors: Tensor[]) => void;
     const [zIn, wIn, bIn] = args as Tensor[];
