@@ -14,6 +14,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelFunc, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
+import { workgroupStorageBytes } from './webgpu-limits.js';
 
 /** Kernel names. */
 export const BLOCK_DIAG_KERNELS = {
@@ -209,8 +210,7 @@ const shallowTile: BlockDiagTile = { tm: 8, tn: 8, tk: 8 };
 export function runBlockDiagWebGpu(backend: object, mode: Mode, a: TensorInfo, b: TensorInfo,
   blockShape: { nb: number; bi: number; bo: number }, tile?: BlockDiagTile): TensorInfo {
   if (tile === undefined) {
-    const limit = (backend as { device?: GPUDevice }).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
-    tile = blockDiagWorkgroupBytes(mode, blockDiagTile) <= limit ? blockDiagTile : shallowTile;
+    tile = blockDiagWorkgroupBytes(mode, blockDiagTile) <= workgroupStorageBytes(backend) ? blockDiagTile : shallowTile;
   }
   const gpu = backend as WebGpuBackendLike;
   const { nb, bi, bo } = blockShape;

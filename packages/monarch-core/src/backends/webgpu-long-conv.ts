@@ -34,6 +34,7 @@ import { FOUR_STEP_THREADS, fourStepPlan, fourStepShader, kernelGradRegisters } 
 import type { FourStepPass, FourStepPlan } from './webgpu-long-conv-four-step.js';
 import { envSetting, fusedKernelsOff } from '../env.js';
 import { registerWebGpuKernels } from './webgpu-kernels.js';
+import { webGpuLimits, workgroupStorageBytes } from './webgpu-limits.js';
 
 /** Names of the fused long-convolution kernels (registered for the webgpu backend). */
 export const LONG_CONV_KERNELS = {
@@ -81,7 +82,7 @@ export function threadsFor(m: number): number {
  */
 function workgroupThreadLimit(): number {
   const requested = Number(envSetting('M2_FUSED_THREADS') ?? NaN);
-  const limits = tf.getBackend() === 'webgpu' ? (tf.backend() as unknown as WebGpuBackendLike).device?.limits : undefined;
+  const limits = tf.getBackend() === 'webgpu' ? webGpuLimits() : undefined;
   let limit = Math.min(1024, limits?.maxComputeInvocationsPerWorkgroup ?? 256, limits?.maxComputeWorkgroupSizeX ?? 256);
   if (Number.isInteger(requested) && requested >= 32) limit = Math.min(limit, requested);
   return 2 ** Math.floor(Math.log2(limit));
@@ -641,11 +642,10 @@ function fusedPlan(length: number, rows: number, tensors: Array<Tensor | undefin
   if (tf.getBackend() !== 'webgpu') return undefined;
   if (optional && fusedKernelsOff()) return undefined;
   if (tensors.some((t) => t !== undefined && t.dtype !== 'float32')) return undefined;
-  const limits = (tf.backend() as unknown as WebGpuBackendLike).device?.limits;
-  const rowBytes = rowBytesOverride ?? limits?.maxComputeWorkgroupStorageSize ?? 16384;
+  const rowBytes = rowBytesOverride ?? workgroupStorageBytes();
   const { m, bytes } = fusedConvSize(length);
   if (bytes <= rowBytes) return { m };
-  if (8 * m * rows > (limits?.maxStorageBufferBindingSize ?? 2 ** 27)) return undefined;
+  if (8 * m * rows > (webGpuLimits()?.maxStorageBufferBindingSize ?? 2 ** 27)) return undefined;
   return { m, fourStep: fourStepPlan(m, rowBytes) };
 }
 

@@ -12,9 +12,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, Tensor, Tensor1D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
 import { fusedConvSize, fusedSpectrumOf, LongConvProgram, runProgram, singlePassCommon, threadsFor, twiddleTable } from './webgpu-long-conv.js';
-import type { WebGpuBackendLike } from './webgpu-long-conv.js';
 import { envSetting, fusedKernelsOff } from '../env.js';
 import { registerWebGpuKernels } from './webgpu-kernels.js';
+import { workgroupStorageBytes } from './webgpu-limits.js';
 
 /** Name of the fused mixer kernel (registered for the webgpu backend). */
 export const MIXER_KERNEL = 'M2FusedMixerCore';
@@ -181,8 +181,7 @@ export function mixerParams(shortWeight: Tensor, shortBias: Tensor, mainSkip: Te
 export function canFuseMixer(length: number): boolean {
   if (tf.getBackend() !== 'webgpu') return false;
   if (fusedKernelsOff()) return false;
-  const limit = (tf.backend() as unknown as WebGpuBackendLike).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
-  return fusedConvSize(length).bytes <= limit;
+  return fusedConvSize(length).bytes <= workgroupStorageBytes();
 }
 
 /** Options of {@link webGpuMixerCore}. */
@@ -224,8 +223,7 @@ export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Te
   if (km === undefined || (residual !== undefined) !== (u !== undefined) || (residual !== undefined && kr === undefined)) return undefined;
   if ([z, u, params].some((t) => t !== undefined && t.dtype !== 'float32')) return undefined;
   const { m, bytes } = fusedConvSize(length);
-  const limit = (tf.backend() as unknown as WebGpuBackendLike).device?.limits.maxComputeWorkgroupStorageSize ?? 16384;
-  if (bytes > limit || km.m !== m || (kr !== undefined && kr.m !== m)) return undefined;
+  if (bytes > workgroupStorageBytes() || km.m !== m || (kr !== undefined && kr.m !== m)) return undefined;
   const uShape = given ? [d, batch, length] : [batch, length, d];
   if (!Number.isInteger(d) || params.size !== 14 * d || km.packed.shape[0] !== d || (u !== undefined && u.shape.some((v, i) => v !== uShape[i]))) {
     const layout = given ? 'z [3d, B, L], u [d, B, L]' : 'z [B, L, 3d], u [B, L, d]';
