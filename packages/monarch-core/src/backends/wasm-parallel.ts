@@ -9,6 +9,7 @@
 // helper: the same code runs on both sides and needs no bundler.
 import * as tf from '@tensorflow/tfjs-core';
 import { importRuntime, isNode } from './register-gradients.js';
+import { FFT_WASM_PLAIN, FFT_WASM_SHARED } from './wasm-fft-binary.js';
 import { SIMD_WASM_PLAIN, SIMD_WASM_SHARED } from './wasm-simd-binary.js';
 
 /**
@@ -19,9 +20,12 @@ import { SIMD_WASM_PLAIN, SIMD_WASM_SHARED } from './wasm-simd-binary.js';
  * - transpose: the tiled plane transpose of wasm-view-kernels (planes × row tiles), units = (plane, row tile).
  * - twiddleTranspose: a Monarch DFT stage's twiddle product fused with its digit transpose [O, A, B, R] ↔
  *   [O, R, B, A] (monarch-dft.ts), units = (o, b).
+ * - fftSpectrum, fftConv: the FFT long convolution's kernel spectra and the convolution itself (wasm-fft-source.ts;
+ *   WebAssembly only), units = groups of four channels / (batch, channel group).
  */
 const KERNEL_SOURCE = `
 let W = null; // the SIMD module's exports (wasm-simd-source.ts), bound to the same memory, when available
+let F = null; // the FFT long-convolution module's exports (wasm-fft-source.ts), likewise
 function erfApprox(x) {
   const v = x > 4 ? 4 : x < -4 ? -4 : x;
   const x2 = v * v;
@@ -106,48 +110,72 @@ function twiddleTranspose(h, a, lo, hi) {
     }
   }
 }
-const KERNELS = [geluGate, erf, transpose, twiddleTranspose];
-function useSimd(module, memory) {
+function fftSpectrum(h, a, lo, hi) {
+  // a = [src, dst, scratch, tw, C, M, units, threads] (byte offsets)
+  if (F === null) throw new Error('the wasm FFT module is not loaded');
+  F.spectrum(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], lo, hi);
+}
+function fftConv(h, a, lo, hi) {
+  // a = [u, spec, skip, out, scratch, tw, C, L, M, conj, units, threads] (byte offsets; skip 0: none)
+  if (F === null) throw new Error('the wasm FFT module is not loaded');
+  F.conv(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], lo, hi);
+}
+const KERNELS = [geluGate, erf, transpose, twiddleTranspose, fftSpectrum, fftConv];
+function useSimd(module, memory, fftModule) {
   W = module === null ? null : new WebAssembly.Instance(module, { env: { memory } }).exports;
+  F = fftModule == null ? null : new WebAssembly.Instance(fftModule, { env: { memory } }).exports;
 }
 `;
 
 /** Kernel ids (index into KERNELS in KERNEL_SOURCE). */
-export const PARALLEL_KERNELS = { geluGate: 0, erf: 1, transpose: 2, twiddleTranspose: 3 } as const;
+export const PARALLEL_KERNELS = { geluGate: 0, erf: 1, transpose: 2, twiddleTranspose: 3, fftSpectrum: 4, fftConv: 5 } as const;
 
 type Loop = (heap: Float32Array, args: Int32Array | number[], lo: number, hi: number) => void;
 
 /** The loops compiled in this thread, with the SIMD module bound to `memory` when given (one set per memory). */
 function compileLoops(memory?: WebAssembly.Memory): Loop[] {
-  const { KERNELS, useSimd } = new Function(`${KERNEL_SOURCE}\nreturn { KERNELS, useSimd };`)() as { KERNELS: Loop[]; useSimd: (m: WebAssembly.Module | null, memory?: WebAssembly.Memory) => void };
-  if (memory !== undefined) useSimd(simdModule(memory), memory);
+  const { KERNELS, useSimd } = new Function(`${KERNEL_SOURCE}\nreturn { KERNELS, useSimd };`)() as {
+    KERNELS: Loop[];
+    useSimd: (m: WebAssembly.Module | null, memory?: WebAssembly.Memory, fft?: WebAssembly.Module | null) => void;
+  };
+  if (memory !== undefined) useSimd(simdModule(memory), memory, fftModule(memory));
   return KERNELS;
 }
 
 /** The loops in plain JavaScript, bound to no memory (tests; and when no wasm backend runs). */
 export const parallelLoops: Loop[] = compileLoops();
 
-const modules = new Map<boolean, WebAssembly.Module>();
+const modules = new Map<string, WebAssembly.Module | null>();
+
+/** A committed module (base64, plain and shared-memory variants) for this memory's kind, or null if it does not validate. */
+function moduleFor(name: string, memory: WebAssembly.Memory, plain: string, sharedBytes: string): WebAssembly.Module | null {
+  const shared = memory.buffer instanceof SharedArrayBuffer;
+  const key = `${name}:${shared}`;
+  let module = modules.get(key);
+  if (module === undefined) {
+    const bytes = Uint8Array.from(atob(shared ? sharedBytes : plain), (c) => c.charCodeAt(0));
+    module = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+    modules.set(key, module);
+  }
+  return module;
+}
 
 /** The SIMD kernels' module for this memory's kind (shared or plain), or null where WebAssembly SIMD is missing. */
 function simdModule(memory: WebAssembly.Memory): WebAssembly.Module | null {
-  const shared = memory.buffer instanceof SharedArrayBuffer;
-  let module = modules.get(shared);
-  if (module === undefined) {
-    const bytes = Uint8Array.from(atob(shared ? SIMD_WASM_SHARED : SIMD_WASM_PLAIN), (c) => c.charCodeAt(0));
-    if (!WebAssembly.validate(bytes)) return null;
-    module = new WebAssembly.Module(bytes);
-    modules.set(shared, module);
-  }
-  return module;
+  return moduleFor('simd', memory, SIMD_WASM_PLAIN, SIMD_WASM_SHARED);
+}
+
+/** The FFT long-convolution module (wasm-fft-source.ts) for this memory's kind, or null where it does not validate. */
+function fftModule(memory: WebAssembly.Memory): WebAssembly.Module | null {
+  return moduleFor('fft', memory, FFT_WASM_PLAIN, FFT_WASM_SHARED);
 }
 
 /** Helper thread body: wait for a job, run its share, report. Control words: see ParallelPool. */
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 ${KERNEL_SOURCE}
-const { memory, control, args, module } = workerData;
-useSimd(module, memory);
+const { memory, control, args, module, fftModule } = workerData;
+useSimd(module, memory, fftModule);
 const ctl = new Int32Array(control);
 const arg = new Int32Array(args);
 let seen = 0;
@@ -248,7 +276,7 @@ export async function createHelperPool(memory: WebAssembly.Memory, threads: numb
   for (let i = 1; i < threads; i++) {
     const control = new Int32Array(new SharedArrayBuffer(8 * 4));
     const args = new Int32Array(new SharedArrayBuffer(MAX_ARGS * 4));
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { memory, control: control.buffer, args: args.buffer, module: simdModule(memory) } });
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { memory, control: control.buffer, args: args.buffer, module: simdModule(memory), fftModule: fftModule(memory) } });
     worker.unref(); // an idle helper does not keep the process alive
     helpers.push({ control, args, worker });
   }
@@ -258,6 +286,8 @@ export async function createHelperPool(memory: WebAssembly.Memory, threads: numb
 let pool: ParallelPool | undefined;
 /** The loops bound to the wasm backend's memory (SIMD module included), once the backend is set up. */
 let mainLoops: Loop[] | undefined;
+/** The memory mainLoops are bound to. */
+let boundMemory: WebAssembly.Memory | undefined;
 
 /**
  * Binds the loops to the wasm backend's heap (SIMD kernels where WebAssembly SIMD exists) and starts `threads − 1`
@@ -275,6 +305,7 @@ export async function startWasmHelpers(threads: number): Promise<number> {
   const memory = backend?.wasm?.wasmMemory ?? (Object.values(backend?.wasm?.asm ?? {}).find((v) => v instanceof WebAssembly.Memory) as WebAssembly.Memory | undefined);
   if (memory === undefined) return 1;
   mainLoops ??= compileLoops(memory);
+  boundMemory ??= memory;
   if (threads < 2 || !isNode() || !(memory.buffer instanceof SharedArrayBuffer)) return 1;
   pool = await createHelperPool(memory, threads);
   return pool.threads;
@@ -295,6 +326,16 @@ export function runParallel(kernel: number, args: number[], units: number, heap:
 }
 
 let simd = true;
+
+/**
+ * Whether the FFT long-convolution kernels (PARALLEL_KERNELS.fftSpectrum / fftConv) can run: the loops are bound
+ * to the wasm backend's heap (startWasmHelpers ran), the FFT module validated there, and the SIMD kernels are on.
+ * @returns True when they run.
+ */
+export function wasmFftReady(): boolean {
+  const memory = boundMemory;
+  return simd && mainLoops !== undefined && memory !== undefined && fftModule(memory) !== null;
+}
 
 /**
  * Turns the SIMD module (and the helpers) off, back to the plain JavaScript loops on one thread (paired timings).
