@@ -12,6 +12,7 @@
 //                   the kernel-gradient rows.
 // The frequency-domain product happens in the four-step's transposed order, so no transpose is materialised.
 // `W` holds ω_N^j = (cos, −sin)(2πj/N) for all j < N.
+import { kernelTapFunction, placedKernelFunction, WGSL_COMPLEX, WGSL_REAL_PAIRS } from './webgpu-wgsl-common.js';
 
 /** Sizes of a four-step transform. */
 export interface FourStepPlan {
@@ -95,10 +96,7 @@ function helpers(complexCount: number, n: number): string {
   const m2Scale : f32 = ${1 / n};
   fn m2Get(i : u32) -> vec2<f32> { return vec2<f32>(m2buf[2u * i], m2buf[2u * i + 1u]); }
   fn m2Set(i : u32, v : vec2<f32>) { m2buf[2u * i] = v.x; m2buf[2u * i + 1u] = v.y; }
-  fn m2Mul(a : vec2<f32>, b : vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
-  fn m2Conj(a : vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x, -a.y); }
-  fn m2Tw(j : u32) -> vec2<f32> { return vec2<f32>(W[2u * j], W[2u * j + 1u]); }
-  `;
+  ${WGSL_COMPLEX}`;
 }
 
 /** Which four-step pass, and what it reads or produces. */
@@ -165,19 +163,8 @@ export function fourStepShader(plan: FourStepPlan, which: FourStepPass): string 
     if (j < len) { return X[r * len + j]; }
     return 0.0;
   }`
-        : `// The kernel on the N-point circle: kf at lags 0…, a kernel longer than L wraps to negative lags, kr[t] at −(t+1).
-  fn m2Sample(c : u32, j : u32, len : u32) -> f32 {
-    let kLen = u32(uniforms.kLen);
-    if (j < min(kLen, len)) { return KF[c * kLen + j]; }
-    if (kLen > len && j >= ${n}u - len) {
-      let i = j + 2u * len - ${n}u;
-      if (i < kLen) { return KF[c * kLen + i]; }
-      return 0.0;
-    }
-    ${which.reverse ? `let rLen = u32(uniforms.rLen);
-    if (j >= ${n}u - rLen) { return KR[c * rLen + ${n - 1}u - j]; }` : ''}
-    return 0.0;
-  }`;
+        : `${kernelTapFunction(n)}${placedKernelFunction(which.reverse)}
+  fn m2Sample(c : u32, j : u32, len : u32) -> f32 { return m2Placed(c, j, len, u32(uniforms.kLen), u32(uniforms.rLen)); }`;
       return `${head}
   ${source}
   fn main() {${prologue}
@@ -210,19 +197,13 @@ export function fourStepShader(plan: FourStepPlan, which: FourStepPass): string 
         if (j0 + 1u < len) { result[r * len + j0 + 1u] = v.y${which.skip ? ' + dc * X[r * len + j0 + 1u]' : ''}; }`
       : `m2StoreGrad(r, 2u * mm, v.x, len);
         m2StoreGrad(r, 2u * mm + 1u, v.y, len);`;
-    const gradStore = which.mode === 'kernelGrad' ? `
+    const gradStore = which.mode === 'kernelGrad' ? `${kernelTapFunction(n)}
   // Scatters position p of the N-point correlation row into the kernels' gradient rows [kf | kr].
   fn m2StoreGrad(c : u32, p : u32, value : f32, len : u32) {
     let kLen = u32(uniforms.kLen);
     let rLen = u32(uniforms.rLen);
-    let width = kLen + rLen;
-    if (p < min(kLen, len)) { result[c * width + p] = value; return; }
-    if (kLen > len && p >= ${n}u - len) {
-      let i = p + 2u * len - ${n}u;
-      if (i < kLen) { result[c * width + i] = value; }
-      return;
-    }
-    if (p >= ${n}u - rLen) { result[c * width + kLen + ${n - 1}u - p] = value; }
+    let i = m2KernelTap(p, len, kLen, rLen);
+    if (i != M2_NO_TAP) { result[c * (kLen + rLen) + i] = value; }
   }` : '';
     return `${head}${gradStore}
   fn main() {${prologue}
@@ -251,7 +232,7 @@ export function fourStepShader(plan: FourStepPlan, which: FourStepPass): string 
   // rows: a workgroup holds the rows k1a = j and k1b = (M1 − j) mod M1 (j = 0 … M1/2), in slots 0 and 1.
   const rowPairs = m1 / 2 + 1;
   const pairsPerThread = Math.ceil(m2 / threads);
-  const head = `${helpers(2 * m2, n)}${fftFunctions('m2Row', m2, 2, logN)}
+  const head = `${helpers(2 * m2, n)}${WGSL_REAL_PAIRS}${fftFunctions('m2Row', m2, 2, logN)}
   // Shared positions of Z[k] and Z[M − k] for the p-th frequency pair of the two rows, and k.
   fn m2PairOf(p : u32, k1a : u32, distinct : bool) -> vec3<u32> {
     if (distinct) { return vec3<u32>(m2RowRev(p), ${m2}u + m2RowRev(${m2 - 1}u - p), k1a + ${m1}u * p); }
@@ -262,22 +243,6 @@ export function fourStepShader(plan: FourStepPlan, which: FourStepPass): string 
     if (distinct) { return ${m2}u; }
     if (k1a == 0u) { return ${m2 / 2 + 1}u; }
     return ${m2 / 2}u;
-  }
-  // X[k] and X[M − k] of the real signal from Z[k] (at ia) and Z[M − k] (at ib).
-  fn m2RealPair(ia : u32, ib : u32, k : u32) -> array<vec2<f32>, 2> {
-    let zk = m2Get(ia);
-    let zq = m2Conj(m2Get(ib));
-    let e = 0.5 * (zk + zq);
-    let d = 0.5 * (zk - zq);
-    let wo = m2Mul(m2Tw(k), vec2<f32>(d.y, -d.x));
-    return array<vec2<f32>, 2>(e + wo, m2Conj(e - wo));
-  }
-  // Stores the real inverse's half-length input W[k] (at ia) and W[M − k] (at ib) of Y[k], Y[M − k].
-  fn m2StorePair(ia : u32, ib : u32, k : u32, yk : vec2<f32>, ym : vec2<f32>) {
-    let s = yk + m2Conj(ym);
-    let d = m2Mul(yk - m2Conj(ym), m2Conj(m2Tw(k)));
-    m2Set(ia, s + vec2<f32>(-d.y, d.x));
-    if (ib != ia) { m2Set(ib, m2Conj(s) + vec2<f32>(d.y, d.x)); }
   }
   fn m2LoadRows(src : u32, t : u32, rowBase : u32, k1a : u32, k1b : u32) {
     for (var e = t; e < ${2 * m2}u; e = e + ${threads}u) {
@@ -325,7 +290,7 @@ export function fourStepShader(plan: FourStepPlan, which: FourStepPass): string 
       let x = m2RealPair(q.x, q.y, q.z);
       let ka = 2u * (kBase + q.z);
       let kb = 2u * (kBase + ${m}u - q.z);
-      m2StorePair(q.x, q.y, q.z, m2Mul(x[0], ${k('ka')}), m2Mul(x[1], ${k('kb')}));
+      m2StorePair(q.x, q.y, q.z, m2Mul(x.a, ${k('ka')}), m2Mul(x.b, ${k('kb')}));
     }
     workgroupBarrier();
     m2RowInverse(t);${storeRows}
@@ -343,12 +308,12 @@ export function fourStepShader(plan: FourStepPlan, which: FourStepPass): string 
         let q = m2PairOf(p, k1a, distinct);
         let x = m2RealPair(q.x, q.y, q.z);
         let oa = (r * ${m + 1}u + q.z) * 2u;
-        result[oa] = x[0].x;
-        result[oa + 1u] = x[0].y;
+        result[oa] = x.a.x;
+        result[oa + 1u] = x.a.y;
         if (q.y != q.x || q.z == 0u) {
           let ob = (r * ${m + 1}u + ${m}u - q.z) * 2u;
-          result[ob] = x[1].x;
-          result[ob + 1u] = x[1].y;
+          result[ob] = x.b.x;
+          result[ob + 1u] = x.b.y;
         }
       }
     }
@@ -376,12 +341,12 @@ export function fourStepShader(plan: FourStepPlan, which: FourStepPass): string 
       m2LoadRows(0u, t, rowBase, k1a, k1b);
       workgroupBarrier();
       m2RowForward(t);
-      ${eachOwnPair('ua[i] = x[0];', 'ub[i] = x[1];')}
+      ${eachOwnPair('ua[i] = x.a;', 'ub[i] = x.b;')}
       workgroupBarrier();
       m2LoadRows(1u, t, rowBase, k1a, k1b);
       workgroupBarrier();
       m2RowForward(t);
-      ${eachOwnPair('accA[i] = accA[i] + m2Mul(x[0], m2Conj(ua[i]));', 'accB[i] = accB[i] + m2Mul(x[1], m2Conj(ub[i]));')}
+      ${eachOwnPair('accA[i] = accA[i] + m2Mul(x.a, m2Conj(ua[i]));', 'accB[i] = accB[i] + m2Mul(x.b, m2Conj(ub[i]));')}
       workgroupBarrier();
     }
     for (var i = 0u; i < ${pairsPerThread}u; i = i + 1u) {

@@ -33,6 +33,7 @@ import { longConvInputs, unpackLongConvArgs } from '../long-conv-inputs.js';
 import { FOUR_STEP_THREADS, fourStepPlan, fourStepShader, kernelGradRegisters } from './webgpu-long-conv-four-step.js';
 import type { FourStepPass, FourStepPlan } from './webgpu-long-conv-four-step.js';
 import { envSetting, fusedKernelsOff } from '../env.js';
+import { kernelTapFunction, placedKernelFunction, spectrumProduct, WGSL_COMPLEX, WGSL_REAL_PAIRS } from './webgpu-wgsl-common.js';
 import { registerWebGpuKernels } from './webgpu-kernels.js';
 import { webGpuLimits, workgroupStorageBytes } from './webgpu-limits.js';
 
@@ -202,11 +203,9 @@ export function singlePassCommon(m: number): string {
   const log = Math.round(Math.log2(m));
   const n = 2 * m;
   const threads = threadsFor(m);
-  const halfM = m >> 1;
-  const common = `
+  return `
   var<workgroup> m2buf : array<vec2<f32>, ${m}>;
   const m2Scale : f32 = ${1 / n};
-  struct M2Pair { a : vec2<f32>, b : vec2<f32>, };
 
   fn m2Get(i : u32) -> vec2<f32> { return m2buf[i]; }
   fn m2Set(i : u32, v : vec2<f32>) { m2buf[i] = v; }
@@ -215,9 +214,7 @@ export function singlePassCommon(m: number): string {
     let v = m2buf[j >> 1u];
     return select(v.x, v.y, (j & 1u) == 1u);
   }
-  fn m2Mul(a : vec2<f32>, b : vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x); }
-  fn m2Conj(a : vec2<f32>) -> vec2<f32> { return vec2<f32>(a.x, -a.y); }
-  fn m2Tw(j : u32) -> vec2<f32> { return vec2<f32>(W[2u * j], W[2u * j + 1u]); }
+  ${WGSL_COMPLEX}${WGSL_REAL_PAIRS}
   fn m2Rev(k : u32) -> u32 { return ${log === 0 ? '0u' : `reverseBits(k) >> ${32 - log}u`}; }
 
   // Decimation in frequency over the M complex values (natural order in, bit-reversed order out): radix-2 stages
@@ -230,26 +227,11 @@ export function singlePassCommon(m: number): string {
   }
 
   // X[k] and X[M−k] of the real 2M-point signal whose half-length transform Z sits bit-reversed in m2buf.
-  fn m2RealSpectrum(k : u32) -> M2Pair {
-    let q = (${m}u - k) & ${m - 1}u;
-    let zk = m2Get(m2Rev(k));
-    let zq = m2Conj(m2Get(m2Rev(q)));
-    let e = 0.5 * (zk + zq);
-    let d = 0.5 * (zk - zq);
-    let wo = m2Mul(m2Tw(k), vec2<f32>(d.y, -d.x));
-    return M2Pair(e + wo, m2Conj(e - wo));
-  }
+  fn m2RealSpectrum(k : u32) -> M2Pair { return m2RealPair(m2Rev(k), m2Rev((${m}u - k) & ${m - 1}u), k); }
 
   // Stores the half-length inverse input W[k], W[M−k] (bit-reversed) of the hermitian spectrum Y[k], Y[M−k].
-  fn m2StoreInverse(k : u32, yk : vec2<f32>, ym : vec2<f32>) {
-    let q = (${m}u - k) & ${m - 1}u;
-    let s = yk + m2Conj(ym);
-    let d = m2Mul(yk - m2Conj(ym), m2Conj(m2Tw(k)));
-    m2Set(m2Rev(k), s + vec2<f32>(-d.y, d.x));
-    if (k != 0u && q != k) { m2Set(m2Rev(q), m2Conj(s) + vec2<f32>(d.y, d.x)); }
-  }
+  fn m2StoreInverse(k : u32, yk : vec2<f32>, ym : vec2<f32>) { m2StorePair(m2Rev(k), m2Rev((${m}u - k) & ${m - 1}u), k, yk, ym); }
   `;
-  return common;
 }
 
 /**
@@ -322,10 +304,7 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
     workgroupBarrier();
     m2Forward(t);
     let kBase = c * ${m + 1}u;
-    for (var p = t; p <= ${halfM}u; p = p + ${threads}u) {
-      let x = m2RealSpectrum(p);
-      m2StoreInverse(p, m2Mul(x.a, m2K(kBase + p)), m2Mul(x.b, m2K(kBase + ${m}u - p)));
-    }
+    ${spectrumProduct(m, threads, (i) => `m2K(${i})`)}
     workgroupBarrier();
     m2Inverse(t);
     ${options.skip ? 'let dc = D[c];' : ''}
@@ -339,18 +318,7 @@ export function longConvShader(kind: LongConvShaderKind, m: number, options: Lon
   }
 
   if (kind === 'spectrum') {
-    return `${common}
-  // The kernel on the N-point circle: kf at lags 0…, a kernel longer than L wraps to negative lags, kr[t] at −(t+1).
-  fn m2Placed(c : u32, j : u32, len : u32, kLen : u32, rLen : u32) -> f32 {
-    if (j < min(kLen, len)) { return KF[c * kLen + j]; }
-    if (kLen > len && j >= ${n}u - len) {
-      let i = j + 2u * len - ${n}u;
-      if (i < kLen) { return KF[c * kLen + i]; }
-      return 0.0;
-    }
-    ${options.reverse ? `if (j >= ${n}u - rLen) { return KR[c * rLen + ${n - 1}u - j]; }` : ''}
-    return 0.0;
-  }
+    return `${common}${kernelTapFunction(n)}${placedKernelFunction(options.reverse === true)}
 
   fn main() {
     ${channelPrologue}

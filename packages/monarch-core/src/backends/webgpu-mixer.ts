@@ -15,6 +15,7 @@ import { fusedConvSize, fusedSpectrumOf, LongConvProgram, runProgram, singlePass
 import { envSetting, fusedKernelsOff } from '../env.js';
 import { registerWebGpuKernels } from './webgpu-kernels.js';
 import { workgroupStorageBytes } from './webgpu-limits.js';
+import { spectrumProduct } from './webgpu-wgsl-common.js';
 
 /** Name of the fused mixer kernel (registered for the webgpu backend). */
 export const MIXER_KERNEL = 'M2FusedMixerCore';
@@ -35,13 +36,9 @@ export function mixerShader(m: number, residual: boolean, channelFirst = false):
   // Each thread holds the sample pairs (2q, 2q+1) of complex slots q = t + i·threads < ⌈M/2⌉ (L ≤ M samples).
   const slots = Math.max(1, m >> 1);
   const perThread = Math.ceil(slots / threads);
-  const spectrumProduct = (k: string) => `
-    for (var p = t; p <= ${m >> 1}u; p = p + ${threads}u) {
-      let x = m2RealSpectrum(p);
-      let ia = 2u * (kBase + p);
-      let ib = 2u * (kBase + ${m}u - p);
-      m2StoreInverse(p, m2Mul(x.a, vec2<f32>(${k}[ia], ${k}[ia + 1u])), m2Mul(x.b, vec2<f32>(${k}[ib], ${k}[ib + 1u])));
-    }
+  // × the kernel spectrum (input KM or KR, packed [d, M+1, 2]), then the inverse transform.
+  const convolve = (k: string) => `
+    ${spectrumProduct(m, threads, (i) => `vec2<f32>(${k}[2u * (${i})], ${k}[2u * (${i}) + 1u])`)}
     workgroupBarrier();
     m2Inverse(t);`;
   // Stores the held pairs (zeros past L) and zeros in the padded half.
@@ -92,7 +89,7 @@ export function mixerShader(m: number, residual: boolean, channelFirst = false):
       held[i] = vec2<f32>(m2Gate(b, j, c, len), m2Gate(b, j + 1u, c, len));
     }
     ${fill}
-    ${spectrumProduct('KM')}
+    ${convolve('KM')}
     let dMain = P[12u * d + c];
     for (var i = 0u; i < ${perThread}u; i = i + 1u) {
       let q = t + i * ${threads}u;
@@ -112,7 +109,7 @@ export function mixerShader(m: number, residual: boolean, channelFirst = false):
       held[i] = v;
     }
     ${fill}
-    ${spectrumProduct('KR')}
+    ${convolve('KR')}
     let dRes = P[13u * d + c];
     for (var i = 0u; i < ${perThread}u; i = i + 1u) {
       let q = t + i * ${threads}u;
