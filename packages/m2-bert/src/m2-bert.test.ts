@@ -18,6 +18,9 @@ const ids = [
   [2, 7, 7, 3, 4, 8, 9, 3, 0, 0],
 ];
 
+/** log Σ exp, float64. */
+const logSumExp = (row: number[]) => Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
+
 describe('M2Bert', () => {
   it('has one trainable variable per parameter tensor, aliases mapped to the shared variable, and the analytic count', () => {
     for (const head of ['masked-lm', 'sequence-classification', 'text-encoding', 'none'] as const) {
@@ -46,8 +49,49 @@ describe('M2Bert', () => {
     tf.dispose([mlm, cls, enc].flatMap((o) => [o.lastHiddenState, o.logits, o.poolerOutput]).filter((t): t is tf.Tensor => !!t));
   });
 
+  it('masked LM with labels: the head runs at the labelled positions only (zeros elsewhere), the loss is their mean CE', () => {
+    const mlm = make({});
+    const labels = [
+      [-100, 5, -100, -100, 0, -100, -100, -100, 9, -100],
+      [-100, -100, -100, 3, -100, -100, -100, -100, -100, 63],
+    ];
+    const warm = mlm.forward({ inputIds: ids, labels }); // fills the model's inference caches (transposed weights, filter spectra)
+    tf.dispose([warm.lastHiddenState, warm.logits!, warm.loss!]);
+    const noneLabelled = ids.map((r) => r.map(() => -100));
+    tf.dispose(Object.values(tf.variableGrads(() => mlm.forward({ inputIds: ids, labels: noneLabelled }).loss as tf.Scalar).grads)); // training caches
+    const before = tf.memory().numTensors;
+    const full = mlm.forward({ inputIds: ids });
+    const withLabels = mlm.forward({ inputIds: ids, labels });
+    const z = full.logits!.arraySync() as number[][][];
+    const got = withLabels.logits!.arraySync() as number[][][];
+    let expected = 0;
+    let count = 0;
+    labels.forEach((row, b) =>
+      row.forEach((label, l) => {
+        if (label > 0) {
+          for (let v = 0; v < 64; v++) expect(got[b]![l]![v]).toBeCloseTo(z[b]![l]![v]!, 4);
+          expected += logSumExp(z[b]![l]!) - z[b]![l]![label]!;
+          count++;
+        } else {
+          expect(got[b]![l]!.every((x) => x === 0)).toBe(true);
+        }
+      }),
+    );
+    expect(withLabels.loss!.dataSync()[0]).toBeCloseTo(expected / count, 4);
+    // Nothing labelled: loss 0, and every weight still gets a (zero) gradient.
+    const variables = mlm.trainableVariables();
+    const { value, grads } = tf.variableGrads(() => mlm.forward({ inputIds: ids, labels: noneLabelled }).loss as tf.Scalar, variables);
+    expect(Math.abs(value.dataSync()[0]!)).toBe(0);
+    expect(Object.keys(grads).length).toBe(variables.length);
+    expect(tf.tidy(() => Object.values(grads).every((g) => tf.max(tf.abs(g)).dataSync()[0] === 0))).toBe(true);
+    tf.dispose([full, withLabels].flatMap((o) => [o.lastHiddenState, o.logits, o.loss]).filter((t): t is tf.Tensor => !!t));
+    tf.dispose([value, ...Object.values(grads)]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => mlm.forward({ inputIds: ids, labels: [[1, 2]] })).toThrow(/masked-LM labels must have the shape of inputIds \[2, 10\], got \[1, 2\]/);
+    expect(() => mlm.forward({ inputIds: ids, labels: labels.map((r) => r.map((x) => (x === 63 ? 64 : x))) })).toThrow(/label 64 is not a token id in \[0, 64\)/);
+  });
+
   it('classification losses follow §2.6: CE for int labels, MSE for one label, BCE for float multi-hot labels', () => {
-    const logSumExp = (row: number[]) => Math.log(row.reduce((s, v) => s + Math.exp(v), 0));
     const cls = make({ head: 'sequence-classification', labels: ['a', 'b', 'c'] });
     const out = cls.forward({ inputIds: ids, labels: [2, 0] });
     const z = out.logits!.arraySync() as number[][];
