@@ -24,7 +24,9 @@
 //                          Ĝ·Ū in registers), inverse-transformed and scattered straight into the kernels' gradient
 //                          rows, plus dD = Σ_{b,n} dy⊙u.
 // A row must fit in workgroup memory: 8·M bytes (M = 4096, L ≤ 4096, needs 32 KiB, which SwiftShader and an H200
-// grant). Longer rows, other backends and non-float32 inputs take fft-conv.ts's Monarch path.
+// grant). Longer rows take the same kernels as three "four-step" passes through a scratch tensor
+// (webgpu-long-conv-four-step.ts); other backends, non-float32 inputs and M2_FUSED_LONG_CONV=0 take fft-conv.ts's
+// Monarch path.
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import type { DftPlan } from '../dft-plan.js';

@@ -57,14 +57,17 @@ describe.skipIf(!gpu.available)(`fused mixer core on webgpu (SwiftShader)${gpu.a
     const residual = convKernelSpectrum(weights[2]);
     const params = mixerParams(weights[3], weights[4], weights[5], withResidual ? weights[6] : undefined);
     const [zt, ut] = [tf.tensor3d(z, [batch, length, 3 * d]), tf.tensor3d(u, [batch, length, d])];
-    process.env.M2_MIXER_CHANNEL_FIRST = transposed ? '1' : '0';
-    const { result: y, total, byProgram } = countDispatches(() => webGpuMixerCore(zt, withResidual ? ut : undefined, params, main, withResidual ? residual : undefined)!);
-    delete process.env.M2_MIXER_CHANNEL_FIRST;
+    // Channel-first: z [3d, B, L], u [d, B, L] → y [d, B, L], as M2SequenceMixer feeds it from L = 2048.
+    const [zIn, uIn] = transposed ? [tf.transpose(zt, [2, 0, 1]), tf.transpose(ut, [2, 0, 1])] : [zt, ut];
+    const { result: y, total, byProgram } = countDispatches(() =>
+      webGpuMixerCore(zIn, withResidual ? uIn : undefined, params, main, withResidual ? residual : undefined, { channelFirst: transposed })!);
     expect(byProgram.get('LongConvProgram')).toBe(1);
-    expect(total).toBe(transposed ? 4 : 1); // channel-first: + transposes of z, u and y
-    const got = await readTensor(y);
+    expect(total).toBe(1);
+    expect(y.shape).toEqual(transposed ? [d, batch, length] : [batch, length, d]);
+    const yLast = transposed ? tf.transpose(y, [1, 2, 0]) : y; // [B, L, d]
+    const got = await readTensor(yLast);
     expect(got.shape).toEqual([batch, length, d]);
-    tf.dispose([y, zt, ut, params, ...weights]);
+    tf.dispose([y, yLast, zt, ut, zIn, uIn, params, ...weights]);
     disposeConvSpectrum(main);
     disposeConvSpectrum(residual);
     await tf.setBackend('cpu');

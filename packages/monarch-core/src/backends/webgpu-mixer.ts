@@ -7,12 +7,13 @@
 // with both long convolutions from cached kernel spectra (fused layout, webgpu-long-conv.ts). Stock ops need ~45
 // kernels for this per layer (short-convolution slices, pads and products, the gate, four transposes, the pair of
 // convolutions, the combination); here one workgroup per (batch, channel) row reads z and u in their natural
-// channel-last layouts, keeps the row in workgroup memory for both FFT round trips and writes y channel-last.
+// channel-last layouts (or channel-first ones, whole rows at a time), keeps the row in workgroup memory for both FFT
+// round trips and writes y in the same layout.
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, Tensor, Tensor1D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
 import { fusedConvSize, fusedSpectrumOf, LongConvProgram, runProgram, singlePassCommon, threadsFor, twiddleTable } from './webgpu-long-conv.js';
-import { envSetting, fusedKernelsOff } from '../env.js';
+import { fusedKernelsOff } from '../env.js';
 import { registerWebGpuKernels } from './webgpu-kernels.js';
 import { workgroupStorageBytes } from './webgpu-limits.js';
 import { spectrumProduct } from './webgpu-wgsl-common.js';
@@ -27,6 +28,7 @@ export const MIXER_KERNEL = 'M2FusedMixerCore';
  *
  * @param m - Half the transform size (a power of two ≥ L).
  * @param residual - Whether the residual long convolution of u is added.
+ * @param channelFirst - Z [3d, B, L], U and the result [d, B, L] instead of channel-last.
  * @returns The shader body.
  * @example
  * mixerShader(1024, true).includes('fn main()'); // → true
@@ -184,9 +186,10 @@ export function canFuseMixer(length: number): boolean {
 /** Options of {@link webGpuMixerCore}. */
 export interface MixerCoreOptions {
   /**
-   * true: z, u (and the result) are channel-first, z [3d, B, L], u [d, B, L] → y [d, B, L]. false: channel-last,
-   * read strided by the kernel (no transposes: fewest dispatches). Default (undefined): channel-last, transposed to
-   * channel-first and back around the kernel (contiguous reads: less GPU time at long L).
+   * true: z, u (and the result) are channel-first, z [3d, B, L], u [d, B, L] → y [d, B, L]: the kernel's row reads
+   * and writes are contiguous (on the H200 at L = 4096, 3.8 instead of 6.2 ms per forward), worth it where the caller
+   * makes those layouts without extra transposes (M2SequenceMixer does from L = 2048). Default false: channel-last,
+   * z [B, L, 3d], u [B, L, d] → y [B, L, d], read strided by the kernel (no transposes: fewest dispatches).
    */
   channelFirst?: boolean;
 }
@@ -194,9 +197,10 @@ export interface MixerCoreOptions {
 /**
  * M2's sequence-mixer core at inference as one WGSL dispatch (see the top of this file): from the in_linear output
  * z [B, L, 3d] (blocks x1 | x2 | v, before the short convolutions) and the normed input u, returns
- * y = (conv(v⊙x1) + D⊙(v⊙x1))⊙x2 + conv(u) + D_res⊙u, channel-last. Not differentiable (inference only).
+ * y = (conv(v⊙x1) + D⊙(v⊙x1))⊙x2 + conv(u) + D_res⊙u. Not differentiable (inference only).
  *
- * Shapes: z [B, L, 3d], u [B, L, d], params [14d], spectra of [d, L] kernels → y [B, L, d]
+ * Shapes: z [B, L, 3d], u [B, L, d], params [14d], spectra of [d, L] kernels → y [B, L, d]; with `channelFirst`,
+ * z [3d, B, L], u [d, B, L] → y [d, B, L]
  * @param z - in_linear output, blocks [x1 | x2 | v] on the last axis.
  * @param u - The mixer's (normed) input, for the residual convolution; omit without one.
  * @param params - From {@link mixerParams}.
@@ -210,36 +214,26 @@ export interface MixerCoreOptions {
  */
 export function webGpuMixerCore(z: Tensor3D, u: Tensor3D | undefined, params: Tensor1D,
   main: { re: Tensor; im: Tensor }, residual?: { re: Tensor; im: Tensor }, options: MixerCoreOptions = {}): Tensor3D | undefined {
-  if (tf.getBackend() !== 'webgpu') return undefined;
-  if (fusedKernelsOff()) return undefined;
-  const given = options.channelFirst === true; // z [3d, B, L], u [d, B, L] → y [d, B, L]
-  const [batch, length, threeD] = given ? [z.shape[1], z.shape[2], z.shape[0]] : z.shape;
+  const channelFirst = options.channelFirst === true; // z [3d, B, L], u [d, B, L] → y [d, B, L]
+  const [batch, length, threeD] = channelFirst ? [z.shape[1], z.shape[2], z.shape[0]] : z.shape;
+  if (!canFuseMixer(length)) return undefined;
   const d = threeD / 3;
   const km = fusedSpectrumOf(main);
   const kr = residual === undefined ? undefined : fusedSpectrumOf(residual);
   if (km === undefined || (residual !== undefined) !== (u !== undefined) || (residual !== undefined && kr === undefined)) return undefined;
   if ([z, u, params].some((t) => t !== undefined && t.dtype !== 'float32')) return undefined;
-  const { m, bytes } = fusedConvSize(length);
-  if (bytes > workgroupStorageBytes() || km.m !== m || (kr !== undefined && kr.m !== m)) return undefined;
-  const uShape = given ? [d, batch, length] : [batch, length, d];
+  const { m } = fusedConvSize(length);
+  if (km.m !== m || (kr !== undefined && kr.m !== m)) return undefined;
+  const uShape = channelFirst ? [d, batch, length] : [batch, length, d];
   if (!Number.isInteger(d) || params.size !== 14 * d || km.packed.shape[0] !== d || (u !== undefined && u.shape.some((v, i) => v !== uShape[i]))) {
-    const layout = given ? 'z [3d, B, L], u [d, B, L]' : 'z [B, L, 3d], u [B, L, d]';
+    const layout = channelFirst ? 'z [3d, B, L], u [d, B, L]' : 'z [B, L, 3d], u [B, L, d]';
     throw new ShapeError(`webGpuMixerCore: expected ${layout}, params [14d] and spectra for d channels, got z [${z.shape.join(', ')}], u [${u?.shape.join(', ') ?? '-'}], params [${params.size}], spectrum channels ${km.packed.shape[0]}`, { parameter: 'z' });
   }
   registerWebGpuKernels();
-  // Channel-last inputs are transposed to channel-first here (and y back), so that the kernel's row reads and writes
-  // are contiguous instead of strided by 3d / d: on the H200 at L = 4096 the kernel went from 6.2 to 3.8 ms per
-  // forward for 2.0 ms of transposes (run 2); callers that can produce channel-first inputs directly save those.
-  // M2_MIXER_CHANNEL_FIRST=0 makes the kernel read the channel-last layout instead (for comparisons).
-  const strided = options.channelFirst === false || (!given && envSetting('M2_MIXER_CHANNEL_FIRST') === '0');
-  return tf.tidy(() => {
-    const first = (t: Tensor3D) => (given || strided ? t : tf.transpose(t, [2, 0, 1]));
-    const inputs: tf.NamedTensorMap = { z: first(z), p: params, km: km.packed };
-    if (u !== undefined && kr !== undefined) {
-      inputs.u = first(u);
-      inputs.kr = kr.packed;
-    }
-    const y = tf.engine().runKernel(MIXER_KERNEL, inputs, { m, channelFirst: !strided } as unknown as tf.NamedAttrMap) as Tensor3D;
-    return given || strided ? y : tf.transpose(y, [1, 2, 0]); // [d, B, L] → [B, L, d]
-  });
+  const inputs: tf.NamedTensorMap = { z, p: params, km: km.packed };
+  if (u !== undefined && kr !== undefined) {
+    inputs.u = u;
+    inputs.kr = kr.packed;
+  }
+  return tf.engine().runKernel(MIXER_KERNEL, inputs, { m, channelFirst } as unknown as tf.NamedAttrMap) as Tensor3D;
 }
