@@ -8,11 +8,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
 import { convPlan, layoutPhase } from './dft-plan.js';
 import type { DftPlan } from './dft-plan.js';
-import { ShapeError } from './errors.js';
+import { BackendError, ShapeError } from './errors.js';
 import { longConvInputs, unpackLongConvArgs } from './long-conv-inputs.js';
 import { complexMul, forwardDft, inverseDft } from './monarch-dft.js';
 import type { Complex } from './monarch-dft.js';
 import { checkRank, checkTensor, shapeText } from './validate.js';
+import { isWasmSpectrum, useWasmFft, wasmKernelSpectrum, wasmSpectrumConv } from './backends/wasm-fft-conv.js';
 import { webGpuConvKernelSpectrum, webGpuConvPairWithSpectra, webGpuConvWithSpectrum, webGpuLongConv } from './backends/webgpu-long-conv.js';
 
 /** Options of {@link fftConv}. */
@@ -215,7 +216,41 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
   const flatC = (t: Tensor) => tf.reshape(t, [channels * n]); // [C·N]
   const hasReverse = reverseKernel !== undefined;
   const hasSkip = skip !== undefined;
+  const dKernels = (g: Complex, uRe: Tensor, uIm: Tensor): Tensor[] => {
+    // Σ_b G_b·conj(U_b). Packed, G·conj(Z) adds i·(G₂·conj U₁ − G₁·conj U₂), whose inverse DFT is imaginary (real
+    // signals): the real-output inverse below drops it.
+    const rowsN = (t: Tensor) => tf.reshape(t, [-1, n]);
+    const dK0 = mulConj(g, { re: uRe, im: uIm }); // [B, C·N]
+    const dK = { re: rowsN(tf.sum(dK0.re, 0)), im: rowsN(tf.sum(dK0.im, 0)) }; // [C, N], still ×N
+    const dkernel = unplaceKernel(inverseDft(dK, plan, { realOutput: true, digits: kernelDigits }) as Tensor);
+    return hasReverse ? [dkernel, cutRows(inverseDft(phaseConj(dK, plan), plan, { realOutput: true, digits }) as Tensor, length)] : [dkernel];
+  };
 
+  if (useWasmFft()) {
+    // wasm: the forward (and du) through the WebAssembly FFT kernels (backends/wasm-fft-conv.ts); the kernels'
+    // gradients through the Monarch transforms of u and dy.
+    const wasmOp = tf.customGrad(((...args: unknown[]) => {
+      const { u: uIn, kernel: kIn, reverseKernel: krIn, skip: dIn, save } = unpackLongConvArgs(args, hasReverse, hasSkip);
+      const spectrum = wasmSpectrumOf(length, kIn as Tensor2D, krIn as Tensor2D | undefined);
+      const value = wasmSpectrumConv(uIn as Tensor3D, spectrum, dIn as Tensor1D | undefined);
+      save([spectrum, uIn, ...(dIn === undefined ? [] : [dIn])]);
+      tf.dispose(spectrum); // kept by save for the gradient
+      return {
+        value,
+        gradFunc: (dy: Tensor, saved: Tensor[]) => {
+          const [spectrumSaved, uSaved, dSaved] = saved;
+          let du: Tensor = wasmSpectrumConv(dy as Tensor3D, spectrumSaved!, undefined, true);
+          if (hasSkip) du = tf.add(du, tf.mul(dy, tf.reshape(dSaved!, [channels, 1])));
+          const g0 = transformRows(packRows(dy));
+          const su = transformRows(packRows(uSaved!));
+          const grads: Tensor[] = [du, ...dKernels({ re: perBatch(g0.re), im: perBatch(g0.im) }, perBatch(su.re), perBatch(su.im))];
+          if (hasSkip) grads.push(tf.sum(tf.mul(dy, uSaved!), [0, 2]));
+          return grads;
+        },
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return wasmOp(...longConvInputs(u, kernel, reverseKernel, skip)) as Tensor3D;
+  }
 
   const op = tf.customGrad(((...args: unknown[]) => {
     const { u: uIn, kernel: kIn, reverseKernel: krIn, skip: dIn, save } = unpackLongConvArgs(args, hasReverse, hasSkip);
@@ -251,19 +286,60 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
         const dSpectrumU = mulConj(g, { re: kRe, im: kIm });
         let du = unpackRows(inverseDft({ re: rowsN(dSpectrumU.re), im: rowsN(dSpectrumU.im) }, plan, { realOutput: !pack, digits }));
         if (hasSkip) du = tf.add(du, tf.mul(dy, tf.reshape(dSaved, [channels, 1])));
-        // Σ_b G_b·conj(U_b). Packed, G·conj(Z) adds i·(G₂·conj U₁ − G₁·conj U₂), whose inverse DFT is imaginary (real
-        // signals): the real-output inverse below drops it.
-        const dK0 = mulConj(g, { re: uRe, im: uIm }); // [B, C·N]
-        const dK = { re: rowsN(tf.sum(dK0.re, 0)), im: rowsN(tf.sum(dK0.im, 0)) }; // [C, N], still ×N
-        const dkernel = unplaceKernel(inverseDft(dK, plan, { realOutput: true, digits: kernelDigits }) as Tensor);
-        const grads: Tensor[] = [du, dkernel];
-        if (hasReverse) grads.push(cutRows(inverseDft(phaseConj(dK, plan), plan, { realOutput: true, digits }) as Tensor, length));
+        const grads: Tensor[] = [du, ...dKernels(g, uRe, uIm)];
         if (hasSkip) grads.push(tf.sum(tf.mul(dy, uSaved), [0, 2]));
         return grads;
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(...longConvInputs(u, kernel, reverseKernel, skip)) as Tensor3D;
+}
+
+/**
+ * The wasm FFT kernels' spectrum of a long-convolution kernel: kernel [C, Lk ≤ 2L] as in {@link fftConv} (lags
+ * L+1..2L−1 of a kernel longer than L wrap to the end of the circle), or kf [C, L] with kr [C, L] reversed at the end
+ * (bidirectional). Shapes: → [⌈C/4⌉·(N/2 + 1)·8].
+ */
+function wasmSpectrumOf(length: number, kernel: Tensor2D, reverseKernel?: Tensor2D): Tensor {
+  return tf.tidy(() => {
+    if (reverseKernel !== undefined) return wasmKernelSpectrum(length, kernel, tf.reverse(reverseKernel, 1) as Tensor2D);
+    const kernelLength = kernel.shape[1];
+    if (kernelLength <= length) return wasmKernelSpectrum(length, kernel);
+    const k2 = kernelLength < 2 * length ? tf.pad(kernel, [[0, 0], [0, 2 * length - kernelLength]]) : kernel; // [C, 2L]
+    const [head, tail] = tf.split(k2, [length, length], 1);
+    return wasmKernelSpectrum(length, head as Tensor2D, tail as Tensor2D);
+  });
+}
+
+/** A wasm-layout spectrum used where its kernels cannot run. */
+function checkWasmSpectrumBackend(op: string): void {
+  if (tf.getBackend() !== 'wasm') {
+    throw new BackendError(`${op}: the spectrum was made by the wasm FFT kernels, but the backend is now ${tf.getBackend()}; make the spectrum again on this backend (convKernelSpectrum)`, { parameter: 'spectrum' });
+  }
+}
+
+/**
+ * u ⊛ K + D⊙u with a wasm-layout spectrum, differentiable with respect to u and D: du = u's adjoint convolution
+ * (conj K̂) + D⊙dy, dD = Σ_{b,n} dy⊙u.
+ */
+function wasmConvWithSpectrum(u: Tensor3D, spectrum: Tensor, skip: Tensor1D | undefined): Tensor3D {
+  const channels = u.shape[1];
+  const op = tf.customGrad(((...args: unknown[]) => {
+    const [uIn, dIn] = args as Tensor[];
+    const save = args[args.length - 1] as (t: Tensor[]) => void;
+    const hasSkip = skip !== undefined;
+    save(hasSkip ? [uIn!, dIn!] : []);
+    return {
+      value: wasmSpectrumConv(uIn as Tensor3D, spectrum, hasSkip ? (dIn as Tensor1D) : undefined),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const du = wasmSpectrumConv(dy as Tensor3D, spectrum, undefined, true);
+        if (!hasSkip) return [du];
+        const [uSaved, dSaved] = saved;
+        return [tf.add(du, tf.mul(dy, tf.reshape(dSaved!, [channels, 1]))), tf.sum(tf.mul(dy, uSaved!), [0, 2])];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return (skip === undefined ? op(u) : op(u, skip)) as Tensor3D;
 }
 
 /**
@@ -278,9 +354,12 @@ export interface ConvKernelSpectrum {
   readonly channels: number;
   /** The Monarch plan (FFT size N ≥ 2L). */
   readonly plan: DftPlan;
-  /** Real part [C·N] in the plan's digit-reversed layout. */
+  /**
+   * Real part [C·N] in the plan's digit-reversed layout. On webgpu and wasm (fused kernels) `re` and `im` are one
+   * tensor in those kernels' own layout (wasm: [⌈C/4⌉, N'/2 + 1, re ×4 | im ×4] with N' the power of two ≥ 2L).
+   */
   readonly re: Tensor;
-  /** Imaginary part [C·N]. */
+  /** Imaginary part [C·N] (see `re`). */
   readonly im: Tensor;
 }
 
@@ -313,6 +392,10 @@ export function convKernelSpectrum(kf: Tensor2D, kr?: Tensor2D, options: FftConv
   const plan = convPlan(length, options.order);
   const fused = webGpuConvKernelSpectrum(kf, kr, plan); // webgpu: one WGSL dispatch, the fused kernels' layout
   if (fused !== undefined) return fused;
+  if (useWasmFft()) {
+    const spectrum = tf.keep(wasmSpectrumOf(length, kf, kr)); // wasm: the FFT kernels' layout (backends/wasm-fft-conv.ts)
+    return { length, channels, plan, re: spectrum, im: spectrum };
+  }
   const digits = Math.ceil(length / (plan.n / plan.radices[0]));
   const width = digits * (plan.n / plan.radices[0]);
   const chunkSpectrumOf = (c0: number, cs: number) =>
@@ -390,6 +473,7 @@ export function convPairWithSpectra(a: Tensor3D, sa: ConvKernelSpectrum, b: Tens
   checkSkip(op, db, channels);
   const fused = webGpuConvPairWithSpectra(a, sa, b, sb, da, db); // spectra made on webgpu
   if (fused !== undefined) return fused;
+  if (isWasmSpectrum(sa.re) || isWasmSpectrum(sb.re)) return [convWithSpectrum(a, sa, da), convWithSpectrum(b, sb, db)]; // wasm FFT kernels
   return tf.tidy(() =>
     byChannelChunks(batch, channels, sa.plan.n, [a, b], (c0, cs, [ac, bc]) => {
       const { plan } = sa;
@@ -520,6 +604,10 @@ export function convWithSpectrum(u: Tensor3D, spectrum: ConvKernelSpectrum, skip
   checkSkip(op, skip, channels);
   const fused = webGpuConvWithSpectrum(u, spectrum, skip); // spectra made on webgpu
   if (fused !== undefined) return fused;
+  if (isWasmSpectrum(spectrum.re)) {
+    checkWasmSpectrumBackend(op);
+    return wasmConvWithSpectrum(u, spectrum.re, skip); // wasm FFT kernels (backends/wasm-fft-conv.ts)
+  }
   return tf.tidy(
     () =>
       byChannelChunks(batch, channels, spectrum.plan.n, [u], (c0, cs, [uc]) => {

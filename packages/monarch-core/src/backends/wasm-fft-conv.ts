@@ -1,0 +1,211 @@
+// The FFT long convolution on the wasm backend (kernels of wasm-fft-source.ts's module, split over the helper threads
+// of wasm-parallel.ts): y = irfft(rfft(u, N)·K̂)[:L] + D⊙u with N = the power of two ≥ 2L, O(N log N) per row
+// instead of the Monarch DFT's matMuls. Two tfjs kernels: M2FftSpectrum (placed real kernels [C, N] → K̂/(2N) in the
+// module's layout [⌈C/4⌉, N/2 + 1, re4 | im4]) and M2FftConv (u [B, C, L] × spectrum (+ D) → y). fft-conv.ts
+// chooses them on wasm unless `M2_FUSED_LONG_CONV=0`. Internal: not exported from index.ts.
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
+import { fusedKernelsOff } from '../env.js';
+import { BackendError } from '../errors.js';
+import { HeapFull } from './wasm-heap-guard.js';
+import { PARALLEL_KERNELS, runParallel, wasmFftReady, wasmHelperThreads } from './wasm-parallel.js';
+
+/** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  wasm: { _malloc(bytes: number): number; _free(pointer: number): void };
+}
+
+/** Kernel names. */
+export const FFT_SPECTRUM = 'M2FftSpectrum';
+export const FFT_CONV = 'M2FftConv';
+
+/**
+ * The FFT size of the wasm long convolution for sequence length L: the power of two ≥ 2L (≥ 2).
+ * @param length - L.
+ * @returns N.
+ * @example
+ * wasmFftSize(3000); // → 8192
+ */
+export function wasmFftSize(length: number): number {
+  return Math.max(2, 2 ** Math.ceil(Math.log2(2 * length)));
+}
+
+/** Twiddle tables in the heap, per emscripten module and M: W_M^j (j < M) then W_N^k (k ≤ M/2), float32 (cos, −sin). */
+const twiddleTables = new WeakMap<object, Map<number, number>>();
+
+function heapBlock(wasm: WasmBackendLike, bytes: number, what: string): number {
+  let pointer = 0;
+  try {
+    pointer = wasm.wasm._malloc(bytes) >>> 0;
+  } catch (error) {
+    if (!(error instanceof HeapFull)) throw error;
+  }
+  if (pointer === 0) {
+    throw new BackendError(`wasm backend out of memory: no room for the FFT long convolution's ${what} (${(bytes / 2 ** 20).toFixed(1)} MiB); the wasm heap is at most 4 GiB. Use shorter sequences or smaller batches.`, { parameter: 'bytes', value: bytes });
+  }
+  return pointer;
+}
+
+/**
+ * The FFT module's twiddle table for M = N/2, computed in float64: W_M^j for j < M, then W_N^k for k ≤ M/2, as
+ * float32 (cos, −sin) pairs.
+ * @param m - M (a power of two).
+ * @returns 2·(M + ⌊M/2⌋ + 1) floats.
+ */
+export function fftTwiddles(m: number): Float32Array {
+  const half = m >> 1;
+  const values = new Float32Array(2 * (m + half + 1));
+  for (let j = 0; j < m; j++) {
+    values[2 * j] = Math.cos((2 * Math.PI * j) / m);
+    values[2 * j + 1] = -Math.sin((2 * Math.PI * j) / m);
+  }
+  for (let k = 0; k <= half; k++) {
+    values[2 * (m + k)] = Math.cos((Math.PI * k) / m); // W_N^k, N = 2M
+    values[2 * (m + k) + 1] = -Math.sin((Math.PI * k) / m);
+  }
+  return values;
+}
+
+/** The twiddle table for M = N/2 (computed once in float64, kept for the process: (1.5·M + 1)·8 bytes). */
+function twiddles(wasm: WasmBackendLike, m: number): number {
+  let tables = twiddleTables.get(wasm.wasm);
+  if (tables === undefined) twiddleTables.set(wasm.wasm, (tables = new Map()));
+  let pointer = tables.get(m);
+  if (pointer !== undefined) return pointer;
+  const values = fftTwiddles(m);
+  pointer = heapBlock(wasm, values.byteLength, 'twiddle table');
+  new Float32Array(memoryOf(wasm), pointer, values.length).set(values); // a view after the allocation (the heap may grow)
+  tables.set(m, pointer);
+  return pointer;
+}
+
+/** The heap's current buffer (after any growth). */
+function memoryOf(wasm: WasmBackendLike): ArrayBufferLike {
+  return (wasm.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer;
+}
+
+/** Runs a loop with a per-thread scratch block of 2·M·32 bytes for every thread that may take a share. */
+function withScratch(wasm: WasmBackendLike, m: number, run: (scratch: number, threads: number) => void): void {
+  const threads = wasmHelperThreads();
+  const scratch = heapBlock(wasm, threads * m * 64, 'scratch');
+  try {
+    run(scratch, threads);
+  } finally {
+    wasm.wasm._free(scratch);
+  }
+}
+
+const byteOffset = (wasm: WasmBackendLike, t: TensorInfo) => wasm.typedArrayFromHeap(t).byteOffset;
+
+/** Placed real kernels [C, N] → K̂/(2N), [⌈C/4⌉·(N/2 + 1)·8] floats. */
+const spectrumKernel: KernelFunc = ({ inputs, backend }) => {
+  const { kernel } = inputs as { kernel: TensorInfo };
+  const wasm = backend as unknown as WasmBackendLike;
+  const [channels, n] = kernel.shape as [number, number];
+  const m = n / 2;
+  const groups = Math.ceil(channels / 4);
+  const out = wasm.makeOutput([groups * (m + 1) * 8], 'float32');
+  const tw = twiddles(wasm, m);
+  withScratch(wasm, m, (scratch, threads) => {
+    const args = [byteOffset(wasm, kernel), byteOffset(wasm, out), scratch, tw, channels, m, groups, threads];
+    runParallel(PARALLEL_KERNELS.fftSpectrum, args, groups, new Float32Array(memoryOf(wasm)), channels * n * 8);
+  });
+  return out;
+};
+
+/** u [B, C, L] × spectrum (+ skip [C]) → y [B, C, L]; attrs.conj multiplies by conj K̂ (the adjoint: du). */
+const convKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { u, spectrum, skip } = inputs as { u: TensorInfo; spectrum: TensorInfo; skip?: TensorInfo };
+  const { conj } = attrs as unknown as { conj: boolean };
+  const wasm = backend as unknown as WasmBackendLike;
+  const [batch, channels, length] = u.shape as [number, number, number];
+  const m = wasmFftSize(length) / 2;
+  const units = batch * Math.ceil(channels / 4);
+  const out = wasm.makeOutput(u.shape, 'float32');
+  const tw = twiddles(wasm, m);
+  withScratch(wasm, m, (scratch, threads) => {
+    const skipAt = skip === undefined ? 0 : byteOffset(wasm, skip);
+    const args = [byteOffset(wasm, u), byteOffset(wasm, spectrum), skipAt, byteOffset(wasm, out), scratch, tw, channels, length, m, conj ? 1 : 0, units, threads];
+    runParallel(PARALLEL_KERNELS.fftConv, args, units, new Float32Array(memoryOf(wasm)), batch * channels * m * 16);
+  });
+  return out;
+};
+
+const kernelConfigs: KernelConfig[] = [
+  { kernelName: FFT_SPECTRUM, backendName: 'wasm', kernelFunc: spectrumKernel },
+  { kernelName: FFT_CONV, backendName: 'wasm', kernelFunc: convKernel },
+];
+
+function register(): void {
+  for (const config of kernelConfigs) {
+    if (tf.getKernel(config.kernelName, 'wasm')?.kernelFunc !== config.kernelFunc) {
+      if (tf.getKernel(config.kernelName, 'wasm') !== undefined) tf.unregisterKernel(config.kernelName, 'wasm');
+      tf.registerKernel(config);
+    }
+  }
+}
+
+/**
+ * Whether the long convolutions take the wasm FFT kernels now: the active backend is wasm, its helper loops are bound
+ * (setupBackend('wasm')), the FFT module validates, and `M2_FUSED_LONG_CONV=0` is not set.
+ * @returns True when they do.
+ */
+export function useWasmFft(): boolean {
+  if (tf.getBackend() !== 'wasm' || fusedKernelsOff() || !wasmFftReady()) return false;
+  register();
+  return true;
+}
+
+/** Spectra made by {@link wasmKernelSpectrum} (their layout is this module's, not the Monarch one). */
+const wasmSpectra = new WeakSet<Tensor>();
+
+/**
+ * Whether a spectrum tensor is in this module's layout.
+ * @param t - A spectrum's tensor.
+ * @returns True for spectra from {@link wasmKernelSpectrum}.
+ */
+export function isWasmSpectrum(t: Tensor): boolean {
+  return wasmSpectra.has(t);
+}
+
+/**
+ * A kernel's spectrum from its placement on the N-point circle: kf (lags 0..) at the start, and the tail (lags
+ * −L..−1, already in circle order) at the end. Shapes: kf [C, ≤ L] (+ tail [C, L]) → [⌈C/4⌉·(N/2 + 1)·8].
+ *
+ * @param length - L.
+ * @param kf - Kernel taps of lags 0, 1, … ([C, Lk ≤ L]).
+ * @param tail - Optional taps of lags −L..−1 in that order ([C, L]).
+ * @returns The spectrum tensor (a new tensor; the caller owns it).
+ */
+export function wasmKernelSpectrum(length: number, kf: Tensor2D, tail?: Tensor2D): Tensor1D {
+  const n = wasmFftSize(length);
+  const spectrum = tf.tidy(() => {
+    const [channels, lk] = kf.shape;
+    const parts: Tensor[] = [kf];
+    const tailLength = tail === undefined ? 0 : length;
+    if (n - lk - tailLength > 0) parts.push(tf.zeros([channels, n - lk - tailLength]));
+    if (tail !== undefined) parts.push(tail);
+    const placed = parts.length === 1 ? kf : tf.concat(parts, 1); // [C, N]
+    return tf.engine().runKernel(FFT_SPECTRUM, { kernel: placed }) as Tensor1D;
+  });
+  wasmSpectra.add(spectrum);
+  return spectrum;
+}
+
+/**
+ * The convolution with a spectrum from {@link wasmKernelSpectrum} (not differentiable by itself: fft-conv.ts wraps it).
+ * Shapes: u [B, C, L] × spectrum (+ skip [C]) → [B, C, L].
+ *
+ * @param u - Input, channel-first.
+ * @param spectrum - The kernel spectrum.
+ * @param skip - Optional D [C].
+ * @param conj - Multiply by conj K̂ instead (the adjoint, for du).
+ * @returns y [B, C, L].
+ */
+export function wasmSpectrumConv(u: Tensor3D, spectrum: Tensor, skip?: Tensor1D, conj = false): Tensor3D {
+  const inputs: Record<string, Tensor> = { u, spectrum };
+  if (skip !== undefined) inputs['skip'] = skip;
+  return tf.engine().runKernel(FFT_CONV, inputs, { conj } as unknown as tf.NamedAttrMap) as Tensor3D;
+}
