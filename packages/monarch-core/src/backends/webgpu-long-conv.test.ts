@@ -8,7 +8,7 @@ import { BackendError } from '../errors.js';
 import { bidirectionalConv, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, disposeConvSpectrum, fftConv } from '../fft-conv.js';
 import { bidirectionalConvReference, causalConvReference, longConvReference, relativeL2, seededUniform } from '../testing.js';
 import { fourStepPlan, fourStepShader } from './webgpu-long-conv-four-step.js';
-import { fusedConvSize, LONG_CONV_KERNELS, longConvShader, setFusedConvWorkgroupBytes } from './webgpu-long-conv.js';
+import { fusedConvSize, LONG_CONV_KERNELS, longConvShader, rowBlocks, setFusedConvBindingBytes, setFusedConvWorkgroupBytes } from './webgpu-long-conv.js';
 
 const gpu = await swiftShaderWebGpu();
 const skipReason = gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`;
@@ -183,6 +183,41 @@ describe.skipIf(!gpu.available)(`fused long convolution on webgpu (SwiftShader)$
     expect(relativeL2(got[1]!, want[1]!)).toBeLessThan(1e-4);
   });
 
+  it.each([
+    [3, 2, 37, 3], // 2 rows a dispatch: one batch entry each
+    [2, 3, 37, 4], // 2 rows a dispatch, 3 channels: channel blocks of one entry
+  ])('B = %i, C = %i, L = %i past the storage-binding limit: convWithSpectrum runs the four-step passes in %i row blocks, equal to float64 sums; u and D gradients equal cpu\'s', async (batch, channels, length, blocks) => {
+    const p = problem(batch, channels, length, 300 + channels);
+    const shape = [batch, channels, length];
+    await tf.setBackend('webgpu');
+    setFusedConvWorkgroupBytes(256); // M = 64 as 8 × 8 four-step passes, 8·M = 512 bytes of scratch a row
+    const [kf, kr] = [tf.tensor2d(p.kf, [channels, length]), tf.tensor2d(p.kr, [channels, length])];
+    const spectrum = convKernelSpectrum(kf, kr); // C rows fit: the fused layout
+    const [u, d, dy] = [tf.tensor3d(p.u, [batch, channels, length]), tf.tensor1d(p.d), tf.tensor3d(p.dy, [batch, channels, length])];
+    setFusedConvBindingBytes(1024); // 2 rows a scratch binding
+    try {
+      const { result: y, byProgram } = countDispatches(() => convWithSpectrum(u, spectrum, d));
+      expect(byProgram.get('LongConvProgram')).toBe(3 * blocks);
+      const grads = tf.grads((a, b) => tf.sum(tf.mul(convWithSpectrum(a as tf.Tensor3D, spectrum, b as tf.Tensor1D), dy)))([u, d]);
+      const [got, du, dD] = await Promise.all([y, ...grads].map(readTensor));
+      tf.dispose([y, ...grads]);
+      const bidirRef = bidirectionalConvReference(view(p.u, shape), view(p.kf, [channels, length]), view(p.kr, [channels, length]), view(p.d, [channels]));
+      expect(relativeL2(got!, bidirRef)).toBeLessThan(1e-5);
+      await tf.setBackend('cpu');
+      const want = await Promise.all(tf.grads((a, b) => tf.sum(tf.mul(bidirectionalConv(a as tf.Tensor3D, tf.tensor2d(p.kf, [channels, length]), tf.tensor2d(p.kr, [channels, length]), b as tf.Tensor1D), tf.tensor3d(p.dy, shape as [number, number, number]))))(
+        [tf.tensor3d(p.u, [batch, channels, length]), tf.tensor1d(p.d)]).map(readTensor));
+      expect(relativeL2(du!, want[0]!)).toBeLessThan(1e-4);
+      expect(relativeL2(dD!, want[1]!)).toBeLessThan(1e-4);
+    } finally {
+      setFusedConvBindingBytes(undefined);
+      setFusedConvWorkgroupBytes(undefined);
+      await tf.setBackend('webgpu');
+      tf.dispose([kf, kr, u, d, dy]);
+      disposeConvSpectrum(spectrum);
+      await tf.setBackend('cpu');
+    }
+  });
+
   it('does not grow the tensor count across repeated forwards', async () => {
     await tf.setBackend('webgpu');
     const p = problem(1, 2, 20, 3);
@@ -226,6 +261,15 @@ describe('fused long convolution shaders (no GPU needed)', () => {
       for (const line of code.split('\n').filter((l) => l.includes('workgroupBarrier'))) expect(line.trim()).toBe('workgroupBarrier();');
     }
     expect(Object.values(LONG_CONV_KERNELS)).toEqual(['M2FusedLongConv', 'M2FusedConvSpectrum', 'M2FusedConvKernelGrad']);
+  });
+
+  it('splits the rows of a [B, C, L] convolution into blocks of whole batch entries, else channel ranges of one entry', () => {
+    expect(rowBlocks(3, 2, Infinity)).toEqual([[{ b0: 0, bn: 3, c0: 0, cn: 2 }]]);
+    expect(rowBlocks(3, 2, 4)).toEqual([[{ b0: 0, bn: 2, c0: 0, cn: 2 }], [{ b0: 2, bn: 1, c0: 0, cn: 2 }]]);
+    expect(rowBlocks(2, 5, 2)).toEqual([
+      [{ b0: 0, bn: 1, c0: 0, cn: 2 }, { b0: 0, bn: 1, c0: 2, cn: 2 }, { b0: 0, bn: 1, c0: 4, cn: 1 }],
+      [{ b0: 1, bn: 1, c0: 0, cn: 2 }, { b0: 1, bn: 1, c0: 2, cn: 2 }, { b0: 1, bn: 1, c0: 4, cn: 1 }],
+    ]);
   });
 
   it('splits long rows so that two rows of M2 fit the workgroup memory and column workgroups hold ≤ 2048 values', () => {

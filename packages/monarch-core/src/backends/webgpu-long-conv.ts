@@ -587,9 +587,12 @@ export function twiddleTable(n: number, count: number): Tensor1D {
 interface FusedPlan {
   m: number;
   fourStep?: FourStepPlan;
+  /** Most rows one dispatch may take: a four-step scratch tensor [rows, M1, M2, 2] fits one storage binding. */
+  maxRows: number;
 }
 
 let rowBytesOverride: number | undefined;
+let bindingBytesOverride: number | undefined;
 
 /**
  * Test hook: pretends the device grants only `bytes` of workgroup memory per workgroup (so that short rows take the
@@ -604,19 +607,65 @@ export function setFusedConvWorkgroupBytes(bytes: number | undefined): void {
 }
 
 /**
- * The plan of a length-L convolution on the active backend, or undefined when the fused kernels do not apply:
- * the backend is not webgpu, `M2_FUSED_LONG_CONV=0`, an input is not float32, or a scratch tensor of the four-step
- * passes would exceed the device's storage-binding limit.
+ * Test hook: pretends the device's storage bindings hold only `bytes` (so that small four-step convolutions are
+ * split into row blocks); undefined restores the device's limit.
+ *
+ * @param bytes - Largest storage binding to plan with, or undefined.
+ * @example
+ * setFusedConvBindingBytes(1024); // four-step scratch tensors of more than 1 KiB are split
  */
-function fusedPlan(length: number, rows: number, tensors: Array<Tensor | undefined>, optional = true): FusedPlan | undefined {
+export function setFusedConvBindingBytes(bytes: number | undefined): void {
+  bindingBytesOverride = bytes;
+}
+
+/**
+ * The plan of a length-L convolution on the active backend, or undefined when the fused kernels do not apply:
+ * the backend is not webgpu, `M2_FUSED_LONG_CONV=0` (unless not `optional`), or an input is not float32.
+ */
+function fusedPlan(length: number, tensors: Array<Tensor | undefined>, optional = true): FusedPlan | undefined {
   if (tf.getBackend() !== 'webgpu') return undefined;
   if (optional && fusedKernelsOff()) return undefined;
   if (tensors.some((t) => t !== undefined && t.dtype !== 'float32')) return undefined;
   const rowBytes = rowBytesOverride ?? workgroupStorageBytes();
   const { m, bytes } = fusedConvSize(length);
-  if (bytes <= rowBytes) return { m };
-  if (8 * m * rows > (webGpuLimits()?.maxStorageBufferBindingSize ?? 2 ** 27)) return undefined;
-  return { m, fourStep: fourStepPlan(m, rowBytes) };
+  if (bytes <= rowBytes) return { m, maxRows: Infinity };
+  const bindingBytes = bindingBytesOverride ?? webGpuLimits()?.maxStorageBufferBindingSize ?? 2 ** 27;
+  return { m, fourStep: fourStepPlan(m, rowBytes), maxRows: Math.floor(bindingBytes / (8 * m)) };
+}
+
+/** Rows [b0, b0 + bn) × channels [c0, c0 + cn) of a [B, C, L] convolution: one dispatch of a {@link rowBlocks} plan. */
+export interface RowBlock {
+  b0: number;
+  bn: number;
+  c0: number;
+  cn: number;
+}
+
+/**
+ * Splits the B·C rows of a [B, C, L] convolution into blocks of at most `maxRows` rows: runs of whole batch
+ * entries when one entry's C rows fit, else channel ranges of one batch entry at a time. Each inner list covers
+ * the batch range of its blocks and concatenates along channels.
+ *
+ * @param batch - B.
+ * @param channels - C.
+ * @param maxRows - Most rows per block (≥ 1).
+ * @returns The blocks, grouped by batch range, in order.
+ * @example
+ * rowBlocks(3, 2, 4); // → [[{ b0: 0, bn: 2, c0: 0, cn: 2 }], [{ b0: 2, bn: 1, c0: 0, cn: 2 }]]
+ */
+export function rowBlocks(batch: number, channels: number, maxRows: number): RowBlock[][] {
+  const groups: RowBlock[][] = [];
+  if (channels <= maxRows) {
+    const bn = Math.floor(maxRows / channels);
+    for (let b0 = 0; b0 < batch; b0 += bn) groups.push([{ b0, bn: Math.min(bn, batch - b0), c0: 0, cn: channels }]);
+    return groups;
+  }
+  for (let b0 = 0; b0 < batch; b0++) {
+    const group: RowBlock[] = [];
+    for (let c0 = 0; c0 < channels; c0 += maxRows) group.push({ b0, bn: 1, c0, cn: Math.min(maxRows, channels - c0) });
+    groups.push(group);
+  }
+  return groups;
 }
 
 function planAttrs(plan: FusedPlan): { m: number; m1: number; m2: number; columns: number } {
@@ -652,15 +701,16 @@ function runSpectrum(kf: Tensor, kr: Tensor | undefined, length: number, plan: F
  * @param kernel - Kernel on the 2L circle (lags 0… then negative lags), as in `fftConv`.
  * @param skip - Optional D [C].
  * @param reverseKernel - Optional kr [C, L] (bidirectional: kr[t] at lag −(t+1)).
- * @returns y, or undefined when the fused path does not apply (not webgpu, L too long for one workgroup, not
- *   float32): the caller then runs the Monarch path.
+ * @returns y, or undefined when the fused path does not apply (not webgpu, switched off, not float32, or the
+ *   four-step scratch of B·C rows past the storage-binding limit): the caller then runs the Monarch path.
  * @example
  * const y = webGpuLongConv(u, kf, d, kr) ?? bidirectionalConv(u, kf, kr, d);
  */
 export function webGpuLongConv(u: Tensor3D, kernel: Tensor2D, skip?: Tensor1D, reverseKernel?: Tensor2D): Tensor3D | undefined {
   const [batch, channels, length] = u.shape;
-  const plan = batch * channels === 0 ? undefined : fusedPlan(length, batch * channels, [u, kernel, skip, reverseKernel]);
-  if (plan === undefined) return undefined;
+  const plan = batch * channels === 0 ? undefined : fusedPlan(length, [u, kernel, skip, reverseKernel]);
+  // Past the storage-binding limit (four-step scratch of B·C rows) the Monarch path runs instead.
+  if (plan === undefined || batch * channels > plan.maxRows) return undefined;
   registerWebGpuKernels();
   const kernelLength = kernel.shape[1];
   const reverseLength = reverseKernel === undefined ? 0 : reverseKernel.shape[1];
@@ -719,18 +769,39 @@ export function fusedSpectrumOf(spectrum: { re: Tensor; im: Tensor }): FusedSpec
 export function webGpuConvKernelSpectrum(kf: Tensor2D, kr: Tensor2D | undefined, plan: DftPlan):
   { length: number; channels: number; plan: DftPlan; re: Tensor; im: Tensor } | undefined {
   const [channels, length] = kf.shape;
-  const fused = channels === 0 ? undefined : fusedPlan(length, channels, [kf, kr]);
-  if (fused === undefined) return undefined;
+  const fused = channels === 0 ? undefined : fusedPlan(length, [kf, kr]);
+  if (fused === undefined || channels > fused.maxRows) return undefined;
   registerWebGpuKernels();
   const packed = runSpectrum(kf, kr, length, fused);
   return { length, channels, plan, re: packed, im: packed };
+}
+
+/**
+ * conv kernel over x [B, C, L] in row blocks of at most plan.maxRows rows (each with its channels' spectrum rows and
+ * D), concatenated back: one block (no slices) when all rows fit.
+ */
+function runConvInBlocks(x: Tensor, packed: Tensor, plan: FusedPlan, skip: Tensor | undefined, conjugate: boolean): Tensor3D {
+  const [batch, channels] = x.shape as [number, number, number];
+  if (batch * channels <= plan.maxRows) return runConv(x, packed, plan, skip, conjugate);
+  if (plan.maxRows < 1) throw new BackendError(`long convolution: one row of length ${x.shape[2]} needs a ${8 * plan.m}-byte scratch binding, more than the device allows.`, { parameter: 'u' });
+  return tf.tidy(() => {
+    const groups = rowBlocks(batch, channels, plan.maxRows).map((group) => {
+      const parts = group.map(({ b0, bn, c0, cn }) => {
+        const whole = cn === channels;
+        return runConv(tf.slice(x, [b0, c0, 0], [bn, cn, -1]), whole ? packed : tf.slice(packed, [c0, 0, 0], [cn, -1, -1]), plan,
+          skip === undefined || whole ? skip : tf.slice(skip, [c0], [cn]), conjugate); // [bn, cn, L]
+      });
+      return parts.length === 1 ? parts[0]! : tf.concat(parts, 1); // [bn, C, L]
+    });
+    return (groups.length === 1 ? groups[0]! : tf.concat(groups, 0)) as Tensor3D; // [B, C, L]
+  });
 }
 
 /** conv(x) + D⊙x with a fused-layout spectrum, differentiable with respect to x and D. */
 function convWithPacked(op: string, x: Tensor3D, spectrum: FusedSpectrumLayout, skip: Tensor1D | undefined): Tensor3D {
   const { packed } = spectrum;
   const hasSkip = skip !== undefined;
-  const plan = fusedPlan(x.shape[2], x.shape[0] * x.shape[1], [x, skip], false);
+  const plan = fusedPlan(x.shape[2], [x, skip], false);
   if (plan === undefined) throw new BackendError(`${op}: the fused webgpu kernels cannot run this convolution (u ${x.dtype} [${x.shape.join(', ')}]) and its spectrum exists only in their layout; make the spectrum with M2_FUSED_LONG_CONV unset and float32 inputs.`, { parameter: 'u' });
   const run = tf.customGrad(((...args: unknown[]) => {
     const save = args[args.length - 1] as (tensors: Tensor[]) => void;
@@ -738,9 +809,9 @@ function convWithPacked(op: string, x: Tensor3D, spectrum: FusedSpectrumLayout, 
     const dIn = hasSkip ? (args[1] as Tensor) : undefined;
     save(hasSkip ? [xIn, dIn!] : []);
     return {
-      value: runConv(xIn, packed, plan, dIn, false),
+      value: runConvInBlocks(xIn, packed, plan, dIn, false),
       gradFunc: (dy: Tensor, saved: Tensor[]) => {
-        const du = runConv(dy, packed, plan, saved[1], true);
+        const du = runConvInBlocks(dy, packed, plan, saved[1], true);
         return hasSkip ? [du, tf.sum(tf.mul(dy, saved[0]), [0, 2])] : [du];
       },
     };
