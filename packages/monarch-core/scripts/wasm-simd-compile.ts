@@ -1,6 +1,7 @@
 // Compiles the SIMD kernels' WebAssembly text with wabt (dev tool: the build script and the test that checks the
 // committed binary; nothing imports this at run time).
 import { fftWat } from '../src/backends/wasm-fft-source.js';
+import { gemmWat } from '../src/backends/wasm-gemm-source.js';
 import { simdWat } from '../src/backends/wasm-simd-source.js';
 
 /**
@@ -19,6 +20,15 @@ export async function compileSimdWat(shared: boolean): Promise<Uint8Array> {
  */
 export async function compileFftWat(shared: boolean): Promise<Uint8Array> {
   return compileWat(`m2-fft-${shared ? 'shared' : 'plain'}.wat`, fftWat(shared));
+}
+
+/**
+ * The block-diagonal / Monarch product module (wasm-gemm-source.ts) for one memory variant as bytes.
+ * @param shared - Import a shared memory (threaded tfjs-wasm).
+ * @returns The wasm binary.
+ */
+export async function compileGemmWat(shared: boolean): Promise<Uint8Array> {
+  return compileWat(`m2-gemm-${shared ? 'shared' : 'plain'}.wat`, gemmWat(shared));
 }
 
 /** WebAssembly text (SIMD, threads) → validated binary. */

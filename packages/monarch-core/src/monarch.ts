@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
 import { blockDiagMatmulUnchecked } from './blockdiag.js';
+import { clearWasmGemmCache, monarchGemm, wasmGemmEnabled } from './backends/wasm-gemm-kernel.js';
 import { ShapeError } from './errors.js';
 import { svd } from './svd.js';
 import { checkDim, checkRank, checkTensor, shapeText } from './validate.js';
@@ -40,6 +41,10 @@ export function monarchMatmul(x: Tensor, w1: Tensor3D, w2: Tensor3D): Tensor {
   }
   checkDim(op, 'x', x, -1, K * P, `w1 numBlocks ${K} × blockIn ${P}`);
   const lead = x.shape.slice(0, -1);
+  if (Lb % 4 === 0 && !recordingGradients() && wasmGemmEnabled()) {
+    // One SIMD kernel: both factors read and write the permuted layouts in place (backends/wasm-gemm-kernel.ts).
+    return tf.tidy(() => tf.reshape(monarchGemm(tf.reshape(x, [-1, K * P]) as Tensor2D, w1, w2), [...lead, S * Lb]));
+  }
   if (tf.getBackend() === 'wasm' && !recordingGradients()) {
     const [b1, b2] = [transposedBlocks(w1), transposedBlocks(w2)]; // cached outside the tidy
     return tf.tidy(() => tf.reshape(monarchWasm(tf.reshape(x, [-1, K * P]) as Tensor2D, w1.shape, w2.shape, b1, b2), [...lead, S * Lb]));
@@ -88,7 +93,8 @@ function transposedBlocks(w: Tensor3D): Tensor2D[] {
 }
 
 /**
- * Frees the per-block factors {@link monarchMatmul} keeps on wasm (rebuilt on the next call).
+ * Frees the per-block factors and packed weights {@link monarchMatmul} and {@link blockDiagMatmul} keep on wasm
+ * (rebuilt on the next call).
  *
  * @example
  * clearMonarchCache();
@@ -96,6 +102,7 @@ function transposedBlocks(w: Tensor3D): Tensor2D[] {
 export function clearMonarchCache(): void {
   for (const entry of blockCache.values()) tf.dispose(entry.blocks);
   blockCache.clear();
+  clearWasmGemmCache();
 }
 
 /**

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { importRuntime, isNode } from './register-gradients.js';
 import { FFT_WASM_PLAIN, FFT_WASM_SHARED } from './wasm-fft-binary.js';
+import { GEMM_WASM_PLAIN, GEMM_WASM_SHARED } from './wasm-gemm-binary.js';
 import { SIMD_WASM_PLAIN, SIMD_WASM_SHARED } from './wasm-simd-binary.js';
 
 /**
@@ -22,10 +23,13 @@ import { SIMD_WASM_PLAIN, SIMD_WASM_SHARED } from './wasm-simd-binary.js';
  *   [O, R, B, A] (monarch-dft.ts), units = (o, b).
  * - fftSpectrum, fftConv: the FFT long convolution's kernel spectra and the convolution itself (wasm-fft-source.ts;
  *   WebAssembly only), units = groups of four channels / (batch, channel group).
+ * - blockGemm, monarchGemm: block-diagonal and order-2 Monarch products on packed weights (wasm-gemm-source.ts;
+ *   WebAssembly only), units = chunks of rows.
  */
 const KERNEL_SOURCE = `
 let W = null; // the SIMD module's exports (wasm-simd-source.ts), bound to the same memory, when available
 let F = null; // the FFT long-convolution module's exports (wasm-fft-source.ts), likewise
+let G = null; // the block-diagonal / Monarch product module's exports (wasm-gemm-source.ts), likewise
 function erfApprox(x) {
   const v = x > 4 ? 4 : x < -4 ? -4 : x;
   const x2 = v * v;
@@ -120,15 +124,26 @@ function fftConv(h, a, lo, hi) {
   if (F === null) throw new Error('the wasm FFT module is not loaded');
   F.conv(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], lo, hi);
 }
-const KERNELS = [geluGate, erf, transpose, twiddleTranspose, fftSpectrum, fftConv];
-function useSimd(module, memory, fftModule) {
+function blockGemm(h, a, lo, hi) {
+  // a = [x, packed, y, rows, numBlocks, blockIn, blockOut, rowChunk] (x, packed, y: float offsets)
+  if (G === null) throw new Error('the wasm gemm module is not loaded');
+  G.blockGemm(a[0] * 4, a[1] * 4, a[2] * 4, a[3], a[4], a[5], a[6], a[7], lo, hi);
+}
+function monarchGemm(h, a, lo, hi) {
+  // a = [x, packed1, packed2, scratch, y, rows, K, P, Q, Lb, R, S, rowChunk] (the first five: float offsets)
+  if (G === null) throw new Error('the wasm gemm module is not loaded');
+  G.monarch(a[0] * 4, a[1] * 4, a[2] * 4, a[3] * 4, a[4] * 4, a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], lo, hi);
+}
+const KERNELS = [geluGate, erf, transpose, twiddleTranspose, fftSpectrum, fftConv, blockGemm, monarchGemm];
+function useSimd(module, memory, fftModule, gemmModule) {
   W = module === null ? null : new WebAssembly.Instance(module, { env: { memory } }).exports;
   F = fftModule == null ? null : new WebAssembly.Instance(fftModule, { env: { memory } }).exports;
+  G = gemmModule == null ? null : new WebAssembly.Instance(gemmModule, { env: { memory } }).exports;
 }
 `;
 
 /** Kernel ids (index into KERNELS in KERNEL_SOURCE). */
-export const PARALLEL_KERNELS = { geluGate: 0, erf: 1, transpose: 2, twiddleTranspose: 3, fftSpectrum: 4, fftConv: 5 } as const;
+export const PARALLEL_KERNELS = { geluGate: 0, erf: 1, transpose: 2, twiddleTranspose: 3, fftSpectrum: 4, fftConv: 5, blockGemm: 6, monarchGemm: 7 } as const;
 
 type Loop = (heap: Float32Array, args: Int32Array | number[], lo: number, hi: number) => void;
 
@@ -136,9 +151,9 @@ type Loop = (heap: Float32Array, args: Int32Array | number[], lo: number, hi: nu
 function compileLoops(memory?: WebAssembly.Memory): Loop[] {
   const { KERNELS, useSimd } = new Function(`${KERNEL_SOURCE}\nreturn { KERNELS, useSimd };`)() as {
     KERNELS: Loop[];
-    useSimd: (m: WebAssembly.Module | null, memory?: WebAssembly.Memory, fft?: WebAssembly.Module | null) => void;
+    useSimd: (m: WebAssembly.Module | null, memory?: WebAssembly.Memory, fft?: WebAssembly.Module | null, gemm?: WebAssembly.Module | null) => void;
   };
-  if (memory !== undefined) useSimd(simdModule(memory), memory, fftModule(memory));
+  if (memory !== undefined) useSimd(simdModule(memory), memory, fftModule(memory), gemmModule(memory));
   return KERNELS;
 }
 
@@ -170,12 +185,17 @@ function fftModule(memory: WebAssembly.Memory): WebAssembly.Module | null {
   return moduleFor('fft', memory, FFT_WASM_PLAIN, FFT_WASM_SHARED);
 }
 
+/** The block-diagonal / Monarch product module (wasm-gemm-source.ts) for this memory's kind, or null where it does not validate. */
+function gemmModule(memory: WebAssembly.Memory): WebAssembly.Module | null {
+  return moduleFor('gemm', memory, GEMM_WASM_PLAIN, GEMM_WASM_SHARED);
+}
+
 /** Helper thread body: wait for a job, run its share, report. Control words: see ParallelPool. */
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 ${KERNEL_SOURCE}
-const { memory, control, args, module, fftModule } = workerData;
-useSimd(module, memory, fftModule);
+const { memory, control, args, module, fftModule, gemmModule } = workerData;
+useSimd(module, memory, fftModule, gemmModule);
 const ctl = new Int32Array(control);
 const arg = new Int32Array(args);
 let seen = 0;
@@ -276,7 +296,7 @@ export async function createHelperPool(memory: WebAssembly.Memory, threads: numb
   for (let i = 1; i < threads; i++) {
     const control = new Int32Array(new SharedArrayBuffer(8 * 4));
     const args = new Int32Array(new SharedArrayBuffer(MAX_ARGS * 4));
-    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { memory, control: control.buffer, args: args.buffer, module: simdModule(memory), fftModule: fftModule(memory) } });
+    const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { memory, control: control.buffer, args: args.buffer, module: simdModule(memory), fftModule: fftModule(memory), gemmModule: gemmModule(memory) } });
     worker.unref(); // an idle helper does not keep the process alive
     helpers.push({ control, args, worker });
   }
@@ -335,6 +355,17 @@ let simd = true;
 export function wasmFftReady(): boolean {
   const memory = boundMemory;
   return simd && mainLoops !== undefined && memory !== undefined && fftModule(memory) !== null;
+}
+
+/**
+ * Whether the block-diagonal / Monarch product kernels (PARALLEL_KERNELS.blockGemm / monarchGemm) can run: the
+ * loops are bound to the wasm backend's heap (startWasmHelpers ran), the gemm module validated there, and the SIMD
+ * kernels are on.
+ * @returns True when they run.
+ */
+export function wasmGemmReady(): boolean {
+  const memory = boundMemory;
+  return simd && mainLoops !== undefined && memory !== undefined && gemmModule(memory) !== null;
 }
 
 /**

@@ -1,0 +1,225 @@
+// Block-diagonal and order-2 Monarch products as wasm kernels of their own (tfjs custom ops registered for the
+// 'wasm' backend), running wasm-gemm-source.ts's SIMD loops on the tfjs heap, split by row chunks over the helper
+// threads of wasm-parallel.ts. They read each block's operand straight from the row layout and write the permuted
+// layout directly, so the split / concat / digit-transpose copies of the per-block XNNPACK path disappear. Weights
+// are packed once (panels of 8 output columns; Monarch's second factor as [S, R, Lb]) and cached while the weight
+// keeps its data. `M2_WASM_MONARCH_KERNEL=0` switches back to the per-block XNNPACK path (paired timings).
+import * as tf from '@tensorflow/tfjs-core';
+import type { GradSaveFunc, KernelFunc, NamedAttrMap, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
+import { envSetting } from '../env.js';
+import { GEMM_PANEL } from './wasm-gemm-source.js';
+import { PARALLEL_KERNELS, runParallel, wasmGemmReady, wasmHelperThreads } from './wasm-parallel.js';
+
+/** Kernel name of the block-diagonal product: inputs { x [N, nb·bi], packed }, attrs { numBlocks, blockIn, blockOut }. */
+export const BLOCK_GEMM_KERNEL = 'M2BlockDiagGemm';
+/** Kernel name of the order-2 Monarch product: inputs { x [N, K·P], packed1, packed2 }, attrs { K, P, Q, Lb, R, S }. */
+export const MONARCH_GEMM_KERNEL = 'M2MonarchGemm';
+
+/** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/** Rows per work unit: ≥ 4 units per thread so that the shares even out, 4–64 rows, a multiple of 4 (the tile). */
+function rowChunk(rows: number): number {
+  return Math.max(4, Math.min(64, Math.ceil(rows / (4 * wasmHelperThreads()) / 4) * 4));
+}
+
+/** Float offset of a tensor's data in the heap, and the heap as floats. */
+function heapOffset(view: Float32Array): number {
+  return view.byteOffset / 4;
+}
+
+const blockGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, packed } = inputs as { x: TensorInfo; packed: TensorInfo };
+  const { numBlocks, blockIn, blockOut } = attrs as unknown as { numBlocks: number; blockIn: number; blockOut: number };
+  const wasm = backend as unknown as WasmBackendLike;
+  const rows = x.shape[0]!;
+  const out = wasm.makeOutput([rows, numBlocks * blockOut], 'float32');
+  if (rows === 0) return out;
+  // Views taken after the allocation (growing an unshared heap detaches earlier views).
+  const xv = wasm.typedArrayFromHeap(x);
+  const pv = wasm.typedArrayFromHeap(packed);
+  const yv = wasm.typedArrayFromHeap(out);
+  const chunk = rowChunk(rows);
+  const args = [heapOffset(xv), heapOffset(pv), heapOffset(yv), rows, numBlocks, blockIn, blockOut, chunk];
+  runParallel(PARALLEL_KERNELS.blockGemm, args, Math.ceil(rows / chunk), new Float32Array(xv.buffer, 0, 0), rows * numBlocks * blockIn * blockOut);
+  return out;
+};
+
+const monarchGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, packed1, packed2 } = inputs as { x: TensorInfo; packed1: TensorInfo; packed2: TensorInfo };
+  const { K, P, Q, Lb, R, S } = attrs as unknown as Record<'K' | 'P' | 'Q' | 'Lb' | 'R' | 'S', number>;
+  const wasm = backend as unknown as WasmBackendLike;
+  const rows = x.shape[0]!;
+  const out = wasm.makeOutput([rows, Lb * S], 'float32');
+  if (rows === 0) return out;
+  const scratch = wasm.makeOutput([rows, K * Q], 'float32'); // out1 = x·blockdiag(w1ᵀ), row chunk by row chunk
+  try {
+    const views = [x, packed1, packed2, scratch, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
+    const chunk = rowChunk(rows);
+    const args = [...views, rows, K, P, Q, Lb, R, S, chunk];
+    runParallel(PARALLEL_KERNELS.monarchGemm, args, Math.ceil(rows / chunk), new Float32Array(0), rows * K * P * Q);
+  } finally {
+    wasm.disposeData(scratch.dataId, true);
+  }
+  return out;
+};
+
+let registered = false;
+
+/** Registers the two kernels for the 'wasm' backend (once). */
+function registerGemmKernels(): void {
+  if (registered) return;
+  for (const [kernelName, kernelFunc] of [
+    [BLOCK_GEMM_KERNEL, blockGemmKernel],
+    [MONARCH_GEMM_KERNEL, monarchGemmKernel],
+  ] as const) {
+    if (tf.getKernel(kernelName, 'wasm') === undefined) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+  }
+  registered = true;
+}
+
+/**
+ * Whether the block-diagonal / Monarch kernels run now: the wasm backend is active, its SIMD gemm module is bound to
+ * the heap (setupBackend('wasm') did that), and `M2_WASM_MONARCH_KERNEL` is not `0`.
+ *
+ * @returns True when {@link blockDiagGemm} and {@link monarchGemm} may be called.
+ * @example
+ * wasmGemmEnabled(); // → true after setupBackend('wasm') in Node
+ */
+export function wasmGemmEnabled(): boolean {
+  return tf.getBackend() === 'wasm' && envSetting('M2_WASM_MONARCH_KERNEL') !== '0' && wasmGemmReady();
+}
+
+/**
+ * Blocks [nb, bi, bo] packed for the gemm loops: per block, ⌈bo/8⌉ panels [bi, 8] (zero-padded columns), flat.
+ *
+ * Shapes: [nb, bi, bo] → [nb·⌈bo/8⌉·bi·8]
+ */
+function packBlocks(blocks: Tensor3D): Tensor1D {
+  return tf.tidy(() => {
+    const [nb, bi, bo] = blocks.shape;
+    const panels = Math.ceil(bo / GEMM_PANEL);
+    const padded = panels * GEMM_PANEL === bo ? blocks : tf.pad(blocks, [[0, 0], [0, 0], [0, panels * GEMM_PANEL - bo]]); // [nb, bi, panels·8]
+    const panelled = tf.transpose(tf.reshape(padded, [nb, bi, panels, GEMM_PANEL]), [0, 2, 1, 3]); // [nb, panels, bi, 8]
+    return tf.reshape(panelled, [-1]) as Tensor1D;
+  });
+}
+
+interface PackedEntry {
+  sources: Tensor[];
+  dataIds: object[];
+  packed: Tensor1D;
+}
+
+/** Packed weights by their first source tensor and kind. */
+const packCache = new Map<Tensor, Map<string, PackedEntry>>();
+
+const dataIdOf = (t: Tensor) => (t as unknown as { dataId: object }).dataId;
+
+/**
+ * `make()` of these sources, computed once and kept while every source keeps its data (a Variable's assign swaps the
+ * data id). Entries of disposed sources are freed on the next miss.
+ */
+function cachedPack(kind: string, sources: Tensor[], make: () => Tensor1D): Tensor1D {
+  const key = sources[0]!;
+  const hit = packCache.get(key)?.get(kind);
+  if (hit !== undefined && !hit.packed.isDisposed && hit.sources.length === sources.length && hit.sources.every((s, i) => s === sources[i] && hit.dataIds[i] === dataIdOf(s))) {
+    return hit.packed;
+  }
+  for (const [source, entries] of packCache) {
+    for (const [k, entry] of entries) {
+      if (entry.sources.some((s) => s.isDisposed) || (source === key && k === kind)) {
+        entry.packed.dispose();
+        entries.delete(k);
+      }
+    }
+    if (entries.size === 0) packCache.delete(source);
+  }
+  const packed = tf.keep(make());
+  if (!packCache.has(key)) packCache.set(key, new Map());
+  packCache.get(key)!.set(kind, { sources, dataIds: sources.map(dataIdOf), packed });
+  return packed;
+}
+
+/**
+ * Frees the packed weights kept by {@link blockDiagGemm} and {@link monarchGemm} (rebuilt on the next call).
+ *
+ * @example
+ * clearWasmGemmCache();
+ */
+export function clearWasmGemmCache(): void {
+  for (const entries of packCache.values()) for (const entry of entries.values()) entry.packed.dispose();
+  packCache.clear();
+}
+
+/** The block kernel on packed blocks. Shapes: x [N, nb·bi] → [N, nb·bo]. */
+function runBlockGemm(x: Tensor, packed: Tensor1D, numBlocks: number, blockIn: number, blockOut: number): Tensor2D {
+  registerGemmKernels();
+  const attrs = { numBlocks, blockIn, blockOut } as unknown as NamedAttrMap;
+  return tf.engine().runKernel(BLOCK_GEMM_KERNEL, { x, packed }, attrs) as Tensor2D;
+}
+
+/**
+ * Block-diagonal product with the wasm gemm kernel (call only when {@link wasmGemmEnabled}), with its gradient:
+ * dx = dy·blockdiag(W_kᵀ) (the same kernel on transposed blocks), dW_k = x_kᵀ·dy_k (one 2-D matMul per block).
+ * The packed blocks are cached while the weights keep their data.
+ *
+ * Shapes: x [N, nb·bi] × blocks [nb, bi, bo] (or nb × [bi, bo]) → [N, nb·bo]
+ * @param x - Input rows.
+ * @param blocks - The blocks in tfjs layout, as one tensor or pre-split.
+ * @returns The product.
+ * @example
+ * blockDiagGemm(tf.ones([2, 8]), tf.ones([4, 2, 3])).shape; // → [2, 12]
+ */
+export function blockDiagGemm(x: Tensor2D, blocks: Tensor3D | Tensor2D[]): Tensor2D {
+  const split = Array.isArray(blocks);
+  const [numBlocks, blockIn, blockOut] = split ? [blocks.length, blocks[0]!.shape[0], blocks[0]!.shape[1]] : blocks.shape;
+  const sources = split ? blocks : [blocks];
+  const stacked = () => (split ? tf.stack(blocks) : blocks) as Tensor3D; // [nb, bi, bo]
+  const packed = cachedPack('blocks', sources, () => tf.tidy(() => packBlocks(stacked())));
+  const product = tf.customGrad((...args: unknown[]) => {
+    const save = args.pop() as GradSaveFunc;
+    const inputs = args as Tensor[];
+    save(inputs);
+    return {
+      value: runBlockGemm(inputs[0]!, packed, numBlocks, blockIn, blockOut),
+      gradFunc: (dy: Tensor, saved: Tensor[]) => {
+        const [xs, ...ws] = saved;
+        const w = (split ? tf.stack(ws) : ws[0]) as Tensor3D; // [nb, bi, bo]
+        const dx = runBlockGemm(dy, packBlocks(tf.transpose(w, [0, 2, 1])), numBlocks, blockOut, blockIn); // [N, nb·bi]
+        const xk = numBlocks === 1 ? [xs!] : tf.split(xs!, numBlocks, 1); // nb × [N, bi]
+        const dyk = numBlocks === 1 ? [dy] : tf.split(dy, numBlocks, 1); // nb × [N, bo]
+        const dw = xk.map((a, k) => tf.matMul(a as Tensor2D, dyk[k] as Tensor2D, true, false)); // nb × [bi, bo]
+        return [dx, ...(split ? dw : [tf.stack(dw)])];
+      },
+    };
+  });
+  return product(x, ...sources) as Tensor2D;
+}
+
+/**
+ * Order-2 Monarch product (monarchMatmul's semantics, PyTorch layouts) with the wasm gemm kernel, for inference
+ * (no gradient: monarchMatmul records its tfjs path on the tape). Call only when {@link wasmGemmEnabled} and
+ * Lb % 4 = 0 (the second factor's vectors run over 4 adjacent blocks).
+ *
+ * Shapes: x [N, K·P] × w1 (K, Q, P) × w2 (Lb, S, R), Lb·R = K·Q → [N, Lb·S]
+ * @param x - Input rows.
+ * @param w1 - First factor (block, out, in).
+ * @param w2 - Second factor (block, out, in).
+ * @returns y [N, Lb·S], y[b, s·Lb + l] = Σ_r w2[l, s, r]·out1[b, r·Lb + l].
+ * @example
+ * monarchGemm(tf.ones([2, 64]), tf.ones([8, 8, 8]), tf.ones([8, 8, 8])).shape; // → [2, 64]
+ */
+export function monarchGemm(x: Tensor2D, w1: Tensor3D, w2: Tensor3D): Tensor2D {
+  const [K, Q, P] = w1.shape;
+  const [Lb, S, R] = w2.shape;
+  const packed1 = cachedPack('monarch1', [w1], () => tf.tidy(() => packBlocks(tf.transpose(w1, [0, 2, 1])))); // K × [P, Q]
+  const packed2 = cachedPack('monarch2', [w2], () => tf.tidy(() => tf.reshape(tf.transpose(w2, [1, 2, 0]), [-1]) as Tensor1D)); // [S, R, Lb]
+  registerGemmKernels();
+  const attrs = { K, P, Q, Lb, R, S } as unknown as NamedAttrMap;
+  return tf.engine().runKernel(MONARCH_GEMM_KERNEL, { x, packed1, packed2 }, attrs) as Tensor2D;
+}

@@ -1,0 +1,241 @@
+// WebAssembly (SIMD) source of monarch-core's block-diagonal and order-2 Monarch products on the tfjs-wasm heap.
+// tfjs-wasm's matMul (XNNPACK) only takes whole contiguous 2-D operands, so a block-diagonal product there is a split
+// of x, one matMul per block and a concat, and an order-2 Monarch product adds digit transposes between its factors:
+// those copies, not the matMuls, cost 60–90 % of the time. These loops read every block's operand straight from the
+// row layout (a block of x is a column range with x's row stride) and write the permuted layout directly.
+//
+// Two register-tiled micro-kernels (f32x4 multiply + add, 4 lanes):
+// - `$gemm{MR}`: MR rows × 8 outputs, C[i, j] += A[i, k]·B[k, j] over k, A's scalars splat, B packed in panels of 8
+//   columns ([K, 8] contiguous, zero-padded): y = x·W for one block (blockGemm, Monarch's first factor).
+// - `$lane{MR}x{MS}`: MR rows × MS outputs × 4 adjacent BLOCKS per vector. Monarch's second factor reads
+//   out1[b, r·Lb + l] and writes y[b, s·Lb + l]: both are contiguous along the block index l, so its vectors run
+//   over l (4 blocks at once, each lane with its own weights W'[s, r, l], packed [S, R, Lb]); no transposes.
+//
+// Every pointer and stride is a byte offset into the heap. The loops run over work units [lo, hi) of `rowChunk`
+// rows so that wasm-parallel.ts can split them over its helper threads (each unit writes its own rows only).
+// The binary is committed as base64 in wasm-gemm-binary.ts; regenerate it with
+// `node --import tsx packages/monarch-core/scripts/build-wasm-simd.ts` (a test checks it matches this source).
+
+/** Output columns of one packed weight panel (two f32x4 vectors). */
+export const GEMM_PANEL = 8;
+
+/** Rows of the gemm micro-kernel's main tile. */
+const GEMM_ROWS = 4;
+
+const v = (name: string) => `(local.get ${name})`;
+const add = (a: string, b: string) => `(i32.add ${a} ${b})`;
+const mul = (a: string, b: string) => `(i32.mul ${a} ${b})`;
+
+/**
+ * `$gemm{rows}`: C[rows, 8] = A[rows, K]·P[K, 8] (P one packed panel); stores `nc` ≤ 8 columns of each row.
+ * Params: a (row 0 of A at column 0), lda, p, kb = K·4, c, ldc, nc.
+ */
+function gemmMicro(rows: number): string {
+  const acc: string[] = [];
+  for (let i = 0; i < rows; i++) acc.push(`$c${i}0`, `$c${i}1`);
+  let body = '';
+  for (let i = 1; i < rows; i++) body += `(local.set $a${i} ${add(v(`$a${i - 1}`), v('$lda'))})\n    `;
+  let step = `(local.set $b0 (v128.load ${v('$p')}))\n      (local.set $b1 (v128.load offset=16 ${v('$p')}))\n`;
+  for (let i = 0; i < rows; i++) {
+    step += `      (local.set $s (v128.load32_splat ${add(v(`$a${i}`), v('$o'))}))\n`;
+    step += `      (local.set $c${i}0 (f32x4.add ${v(`$c${i}0`)} (f32x4.mul ${v('$s')} ${v('$b0')})))\n`;
+    step += `      (local.set $c${i}1 (f32x4.add ${v(`$c${i}1`)} (f32x4.mul ${v('$s')} ${v('$b1')})))\n`;
+  }
+  let full = '';
+  let part = '';
+  for (let i = 0; i < rows; i++) {
+    const row = i === 0 ? v('$c') : add(v('$c'), mul(v('$ldc'), `(i32.const ${i})`));
+    full += `(v128.store ${row} ${v(`$c${i}0`)}) (v128.store offset=16 ${row} ${v(`$c${i}1`)})\n      `;
+    part += `(call $storePart ${row} ${v(`$c${i}0`)} ${v(`$c${i}1`)} ${v('$nc')})\n      `;
+  }
+  const aLocals = Array.from({ length: rows - 1 }, (_, i) => `(local $a${i + 1} i32)`).join(' ');
+  return `(func $gemm${rows} (param $a0 i32) (param $lda i32) (param $p i32) (param $kb i32) (param $c i32) (param $ldc i32) (param $nc i32)
+    ${aLocals} (local $o i32) (local $b0 v128) (local $b1 v128) (local $s v128) ${acc.map((a) => `(local ${a} v128)`).join(' ')}
+    ${body}(loop $k
+${step}      (local.set $p (i32.add ${v('$p')} (i32.const 32)))
+      (local.set $o (i32.add ${v('$o')} (i32.const 4)))
+      (br_if $k (i32.lt_u ${v('$o')} ${v('$kb')})))
+    (if (i32.eq ${v('$nc')} (i32.const 8))
+      (then ${full})
+      (else ${part})))`;
+}
+
+/**
+ * `$lane{rows}x{outs}`: for 4 adjacent blocks l..l+3 (the vector lanes), Y[i, j] = Σ_r T[i, r]·W[j, r] with T's
+ * and W's r-steps `step` bytes apart. Params: t (row 0, r 0), lt (row stride), w (out 0, r 0), lw (out stride),
+ * step, end = R·step, y (row 0, out 0), ly (row stride), sy (out stride).
+ */
+function laneMicro(rows: number, outs: number): string {
+  const acc: string[] = [];
+  for (let i = 0; i < rows; i++) for (let j = 0; j < outs; j++) acc.push(`$y${i}${j}`);
+  let setup = '';
+  for (let i = 1; i < rows; i++) setup += `(local.set $t${i} ${add(v(`$t${i - 1}`), v('$lt'))})\n    `;
+  for (let j = 1; j < outs; j++) setup += `(local.set $w${j} ${add(v(`$w${j - 1}`), v('$lw'))})\n    `;
+  let step = '';
+  for (let j = 0; j < outs; j++) step += `      (local.set $b${j} (v128.load ${add(v(`$w${j}`), v('$o'))}))\n`;
+  for (let i = 0; i < rows; i++) {
+    step += `      (local.set $s (v128.load ${add(v(`$t${i}`), v('$o'))}))\n`;
+    for (let j = 0; j < outs; j++) step += `      (local.set $y${i}${j} (f32x4.add ${v(`$y${i}${j}`)} (f32x4.mul ${v('$s')} ${v(`$b${j}`)})))\n`;
+  }
+  let store = '';
+  for (let i = 0; i < rows; i++) {
+    for (let j = 0; j < outs; j++) {
+      store += `(v128.store ${add(v('$y'), add(mul(v('$ly'), `(i32.const ${i})`), mul(v('$sy'), `(i32.const ${j})`)))} ${v(`$y${i}${j}`)})\n    `;
+    }
+  }
+  const locals = [
+    ...Array.from({ length: rows - 1 }, (_, i) => `(local $t${i + 1} i32)`),
+    ...Array.from({ length: outs - 1 }, (_, j) => `(local $w${j + 1} i32)`),
+    ...Array.from({ length: outs }, (_, j) => `(local $b${j} v128)`),
+    ...acc.map((a) => `(local ${a} v128)`),
+  ].join(' ');
+  return `(func $lane${rows}x${outs} (param $t0 i32) (param $lt i32) (param $w0 i32) (param $lw i32) (param $step i32) (param $end i32) (param $y i32) (param $ly i32) (param $sy i32)
+    (local $o i32) (local $s v128) ${locals}
+    ${setup}(loop $r
+${step}      (local.set $o (i32.add ${v('$o')} ${v('$step')}))
+      (br_if $r (i32.lt_u ${v('$o')} ${v('$end')})))
+    ${store})`;
+}
+
+/** Stores lanes [0, n) of the 8 values (v0, v1) at c (n < 8: a panel's last, partial columns). */
+const STORE_PART = `(func $storePart (param $c i32) (param $v0 v128) (param $v1 v128) (param $n i32)
+    ${Array.from({ length: 7 }, (_, j) => `(if (i32.gt_u ${v('$n')} (i32.const ${j})) (then (f32.store offset=${4 * j} ${v('$c')} (f32x4.extract_lane ${j % 4} ${v(j < 4 ? '$v0' : '$v1')}))))`).join('\n    ')})`;
+
+/**
+ * `$gemm`: C[rows, N] = A[rows, K]·W[K, N] with W packed as ⌈N/8⌉ panels [K, 8]: panel by panel (it stays in L1),
+ * row tiles of 4 inside, then single rows.
+ */
+const GEMM = `(func $gemm (param $a i32) (param $lda i32) (param $p i32) (param $kb i32) (param $c i32) (param $ldc i32) (param $rows i32) (param $n i32)
+    (local $j i32) (local $i i32) (local $nc i32) (local $ai i32) (local $ci i32)
+    (loop $panel
+      (local.set $nc (i32.sub ${v('$n')} ${v('$j')}))
+      (if (i32.gt_u ${v('$nc')} (i32.const 8)) (then (local.set $nc (i32.const 8))))
+      (local.set $i (i32.const 0))
+      (local.set $ai ${v('$a')})
+      (local.set $ci (i32.add ${v('$c')} (i32.shl ${v('$j')} (i32.const 2))))
+      (block $tailRows (loop $tile
+        (br_if $tailRows (i32.gt_u (i32.add ${v('$i')} (i32.const ${GEMM_ROWS})) ${v('$rows')}))
+        (call $gemm${GEMM_ROWS} ${v('$ai')} ${v('$lda')} ${v('$p')} ${v('$kb')} ${v('$ci')} ${v('$ldc')} ${v('$nc')})
+        (local.set $ai (i32.add ${v('$ai')} (i32.shl ${v('$lda')} (i32.const 2))))
+        (local.set $ci (i32.add ${v('$ci')} (i32.shl ${v('$ldc')} (i32.const 2))))
+        (local.set $i (i32.add ${v('$i')} (i32.const ${GEMM_ROWS})))
+        (br $tile)))
+      (block $done (loop $row
+        (br_if $done (i32.ge_u ${v('$i')} ${v('$rows')}))
+        (call $gemm1 ${v('$ai')} ${v('$lda')} ${v('$p')} ${v('$kb')} ${v('$ci')} ${v('$ldc')} ${v('$nc')})
+        (local.set $ai (i32.add ${v('$ai')} ${v('$lda')}))
+        (local.set $ci (i32.add ${v('$ci')} ${v('$ldc')}))
+        (local.set $i (i32.add ${v('$i')} (i32.const 1)))
+        (br $row)))
+      (local.set $p (i32.add ${v('$p')} (i32.shl ${v('$kb')} (i32.const 3))))
+      (local.set $j (i32.add ${v('$j')} (i32.const 8)))
+      (br_if $panel (i32.lt_u ${v('$j')} ${v('$n')}))))`;
+
+/** One lane micro-kernel call for `rows` × `outs` at row i, output s (locals of $lane). */
+const laneCall = (rows: number, outs: number) =>
+  `(call $lane${rows}x${outs} (i32.add ${v('$tl')} (i32.mul ${v('$i')} ${v('$lt')})) ${v('$lt')} ${v('$ws')} ${v('$lw')} ${v('$step')} ${v('$end')} ` +
+  `(i32.add ${v('$ys')} (i32.mul ${v('$i')} ${v('$ly')})) ${v('$ly')} ${v('$step')})`;
+
+/** Row loop of $lane for `outs` outputs: tiles of 4 rows, then single rows. */
+const laneRows = (outs: number) => `(local.set $i (i32.const 0))
+          (block $tail${outs} (loop $tile${outs}
+            (br_if $tail${outs} (i32.gt_u (i32.add ${v('$i')} (i32.const 4)) ${v('$rows')}))
+            ${laneCall(4, outs)}
+            (local.set $i (i32.add ${v('$i')} (i32.const 4)))
+            (br $tile${outs})))
+          (block $done${outs} (loop $row${outs}
+            (br_if $done${outs} (i32.ge_u ${v('$i')} ${v('$rows')}))
+            ${laneCall(1, outs)}
+            (local.set $i (i32.add ${v('$i')} (i32.const 1)))
+            (br $row${outs})))`;
+
+/**
+ * `$lane`: Monarch's second factor on `rows` rows: y[i, s·Lb + l] = Σ_r t[i, r·Lb + l]·W'[s, r, l], W' packed
+ * [S, R, Lb] (Lb a multiple of 4). Blocks in groups of 4 (the lanes), outputs in pairs, row tiles of 4 inside.
+ */
+const LANE = `(func $lane (param $t i32) (param $lt i32) (param $w i32) (param $y i32) (param $ly i32) (param $rows i32) (param $Lb i32) (param $R i32) (param $S i32)
+    (local $l i32) (local $s i32) (local $i i32) (local $step i32) (local $end i32) (local $lw i32) (local $ws i32) (local $ys i32) (local $tl i32)
+    (local.set $step (i32.shl ${v('$Lb')} (i32.const 2)))
+    (local.set $end (i32.mul ${v('$R')} ${v('$step')}))
+    (local.set $lw ${v('$end')})
+    (loop $block
+      (local.set $s (i32.const 0))
+      (local.set $tl (i32.add ${v('$t')} (i32.shl ${v('$l')} (i32.const 2))))
+      (block $oddOut (loop $pair
+        (br_if $oddOut (i32.gt_u (i32.add ${v('$s')} (i32.const 2)) ${v('$S')}))
+        (local.set $ws (i32.add ${v('$w')} (i32.add (i32.mul ${v('$s')} ${v('$lw')}) (i32.shl ${v('$l')} (i32.const 2)))))
+        (local.set $ys (i32.add ${v('$y')} (i32.add (i32.mul ${v('$s')} ${v('$step')}) (i32.shl ${v('$l')} (i32.const 2)))))
+        ${laneRows(2)}
+        (local.set $s (i32.add ${v('$s')} (i32.const 2)))
+        (br $pair)))
+      (if (i32.lt_u ${v('$s')} ${v('$S')}) (then
+        (local.set $ws (i32.add ${v('$w')} (i32.add (i32.mul ${v('$s')} ${v('$lw')}) (i32.shl ${v('$l')} (i32.const 2)))))
+        (local.set $ys (i32.add ${v('$y')} (i32.add (i32.mul ${v('$s')} ${v('$step')}) (i32.shl ${v('$l')} (i32.const 2)))))
+        ${laneRows(1)}))
+      (local.set $l (i32.add ${v('$l')} (i32.const 4)))
+      (br_if $block (i32.lt_u ${v('$l')} ${v('$Lb')}))))`;
+
+/**
+ * The module's text. `shared` picks the memory import: threaded tfjs-wasm has a shared memory (with a maximum), the
+ * single-threaded build a plain one, and an import must match.
+ *
+ * Exports (all offsets and pointers in bytes, units = chunks of `rowChunk` rows, [lo, hi) a share of them):
+ * - blockGemm(x, p, y, rows, numBlocks, K, N, rowChunk, lo, hi): y[:, k·N + j] = Σ_i x[:, k·K + i]·W_k[i, j], the
+ *   blocks W_k [K, N] packed one after another as ⌈N/8⌉ panels [K, 8] (packGemmBlocks in wasm-gemm-kernel.ts).
+ * - monarch(x, p1, p2, t, y, rows, K, P, Q, Lb, R, S, rowChunk, lo, hi): out1 = blockGemm(x, p1) into the scratch
+ *   t [rows, K·Q], then y[:, s·Lb + l] = Σ_r out1[:, r·Lb + l]·W'[s, r, l] with p2 = W' [S, R, Lb].
+ */
+export function gemmWat(shared: boolean): string {
+  return `(module
+  (import "env" "memory" (memory 0${shared ? ' 65536 shared' : ''}))
+  ${STORE_PART}
+  ${gemmMicro(GEMM_ROWS)}
+  ${gemmMicro(1)}
+  ${laneMicro(4, 2)}
+  ${laneMicro(1, 2)}
+  ${laneMicro(4, 1)}
+  ${laneMicro(1, 1)}
+  ${GEMM}
+  ${LANE}
+  (func $blockGemm (export "blockGemm") (param $x i32) (param $p i32) (param $y i32) (param $rows i32) (param $nb i32) (param $K i32) (param $N i32) (param $chunk i32) (param $lo i32) (param $hi i32)
+    (local $u i32) (local $r0 i32) (local $rr i32) (local $k i32) (local $xs i32) (local $ys i32) (local $bytes i32) (local $xr i32) (local $yr i32)
+    (local.set $xs (i32.shl (i32.mul ${v('$nb')} ${v('$K')}) (i32.const 2)))
+    (local.set $ys (i32.shl (i32.mul ${v('$nb')} ${v('$N')}) (i32.const 2)))
+    ;; one packed block: ⌈N/8⌉ panels of K·8 floats
+    (local.set $bytes (i32.shl (i32.mul (i32.and (i32.add ${v('$N')} (i32.const 7)) (i32.const -8)) ${v('$K')}) (i32.const 2)))
+    (local.set $u ${v('$lo')})
+    (block $done (loop $unit
+      (br_if $done (i32.ge_u ${v('$u')} ${v('$hi')}))
+      (local.set $r0 (i32.mul ${v('$u')} ${v('$chunk')}))
+      (local.set $rr (i32.sub ${v('$rows')} ${v('$r0')}))
+      (if (i32.gt_u ${v('$rr')} ${v('$chunk')}) (then (local.set $rr ${v('$chunk')})))
+      (local.set $xr (i32.add ${v('$x')} (i32.mul ${v('$r0')} ${v('$xs')})))
+      (local.set $yr (i32.add ${v('$y')} (i32.mul ${v('$r0')} ${v('$ys')})))
+      (local.set $k (i32.const 0))
+      (loop $block
+        (call $gemm (i32.add ${v('$xr')} (i32.shl (i32.mul ${v('$k')} ${v('$K')}) (i32.const 2))) ${v('$xs')}
+          (i32.add ${v('$p')} (i32.mul ${v('$k')} ${v('$bytes')})) (i32.shl ${v('$K')} (i32.const 2))
+          (i32.add ${v('$yr')} (i32.shl (i32.mul ${v('$k')} ${v('$N')}) (i32.const 2))) ${v('$ys')} ${v('$rr')} ${v('$N')})
+        (local.set $k (i32.add ${v('$k')} (i32.const 1)))
+        (br_if $block (i32.lt_u ${v('$k')} ${v('$nb')})))
+      (local.set $u (i32.add ${v('$u')} (i32.const 1)))
+      (br $unit))))
+  (func (export "monarch") (param $x i32) (param $p1 i32) (param $p2 i32) (param $t i32) (param $y i32) (param $rows i32)
+    (param $K i32) (param $P i32) (param $Q i32) (param $Lb i32) (param $R i32) (param $S i32) (param $chunk i32) (param $lo i32) (param $hi i32)
+    (local $u i32) (local $r0 i32) (local $rr i32) (local $ts i32) (local $ys i32)
+    (local.set $ts (i32.shl (i32.mul ${v('$K')} ${v('$Q')}) (i32.const 2)))
+    (local.set $ys (i32.shl (i32.mul ${v('$Lb')} ${v('$S')}) (i32.const 2)))
+    (local.set $u ${v('$lo')})
+    (block $done (loop $unit
+      (br_if $done (i32.ge_u ${v('$u')} ${v('$hi')}))
+      (local.set $r0 (i32.mul ${v('$u')} ${v('$chunk')}))
+      (local.set $rr (i32.sub ${v('$rows')} ${v('$r0')}))
+      (if (i32.gt_u ${v('$rr')} ${v('$chunk')}) (then (local.set $rr ${v('$chunk')})))
+      ;; the chunk's first factor into its rows of t (still in cache for the second)
+      (call $blockGemm ${v('$x')} ${v('$p1')} ${v('$t')} ${v('$rows')} ${v('$K')} ${v('$P')} ${v('$Q')} ${v('$chunk')} ${v('$u')} (i32.add ${v('$u')} (i32.const 1)))
+      (call $lane (i32.add ${v('$t')} (i32.mul ${v('$r0')} ${v('$ts')})) ${v('$ts')} ${v('$p2')}
+        (i32.add ${v('$y')} (i32.mul ${v('$r0')} ${v('$ys')})) ${v('$ys')} ${v('$rr')} ${v('$Lb')} ${v('$R')} ${v('$S')})
+      (local.set $u (i32.add ${v('$u')} (i32.const 1)))
+      (br $unit))))
+)`;
+}
