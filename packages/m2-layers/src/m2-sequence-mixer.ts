@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { bidirectionalConv, canFuseMixer, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, envSetting, InvalidArgumentError, longConvPlan, mixerParams, ShapeError, webGpuMixerCore, webGpuShortConv } from '@monarch-mixer/monarch-core';
+import { bidirectionalConv, canFuseMixer, canFuseShortConv, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, envSetting, InvalidArgumentError, longConvPlan, mixerParams, ShapeError, webGpuMixerCore, webGpuShortConv } from '@monarch-mixer/monarch-core';
 import type { ConvKernelSpectrum } from '@monarch-mixer/monarch-core';
 import { positiveInteger } from './blockdiag-linear.js';
 import { HyenaFilter } from './hyena-filter.js';
@@ -282,7 +282,8 @@ export class M2SequenceMixer extends M2Layer {
 
   /** x1, x2, v after their short convolutions via monarch-core's WGSL kernel (webgpu), or undefined elsewhere. */
   private fusedShortConvs(u: Tensor): Tensor[] | undefined {
-    if (tf.getBackend() !== 'webgpu') return undefined;
+    // Checked before the in_linear matMul, whose output would otherwise be thrown away when the kernel declines.
+    if (!canFuseShortConv() || u.dtype !== 'float32') return undefined;
     const [batch, length, d] = u.shape as [number, number, number];
     return tf.tidy(() => {
       const [inWeightT] = this.transposedWeights('in_linear_full', this.inWeight!.read(), () => [tf.transpose(this.inWeight!.read())]); // [d, 3d]

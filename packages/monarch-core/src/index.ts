@@ -48,7 +48,7 @@ export { fftConv, causalConv, bidirectionalConv, longConvPlan, convKernelSpectru
 export type { FftConvOptions, ConvKernelSpectrum } from './fft-conv.js';
 export { canFuseMixer, mixerParams, webGpuMixerCore } from './backends/webgpu-mixer.js';
 export type { MixerCoreOptions } from './backends/webgpu-mixer.js';
-export { webGpuShortConv } from './backends/webgpu-short-conv.js';
+export { canFuseShortConv, webGpuShortConv } from './backends/webgpu-short-conv.js';
 export { webGpuLayerNorm } from './backends/webgpu-norm.js';
 export { envSetting } from './env.js';
 export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';

@@ -119,6 +119,18 @@ export const shortConvKernelConfigs: KernelConfig[] = (Object.keys(SHORT_CONV_KE
   .map((mode) => ({ kernelName: SHORT_CONV_KERNELS[mode], backendName: 'webgpu', kernelFunc: kernelFor(mode) }));
 
 /**
+ * Whether {@link webGpuShortConv} runs now for float32 inputs (webgpu active, not switched off by
+ * `M2_FUSED_LONG_CONV=0`): check it before computing its input.
+ *
+ * @returns True when the fused short convolution applies.
+ * @example
+ * if (canFuseShortConv()) y = webGpuShortConv(inLinear(u), w, b);
+ */
+export function canFuseShortConv(): boolean {
+  return tf.getBackend() === 'webgpu' && !fusedKernelsOff();
+}
+
+/**
  * The short causal depthwise convolution (kernel 3) as fused WGSL kernels on webgpu, differentiable with respect to
  * z, the taps and the bias: forward 1 dispatch (+1 to pack taps and bias), backward 3 (dz, partial dw/dbias, Sum).
  *
@@ -132,8 +144,7 @@ export const shortConvKernelConfigs: KernelConfig[] = (Object.keys(SHORT_CONV_KE
  * const y = webGpuShortConv(z, w, b) ?? slowShortConv(z, w, b);
  */
 export function webGpuShortConv(z: Tensor3D, weight: Tensor, bias: Tensor1D): Tensor3D | undefined {
-  if (tf.getBackend() !== 'webgpu' || [z, weight, bias].some((t) => t.dtype !== 'float32')) return undefined;
-  if (fusedKernelsOff()) return undefined;
+  if (!canFuseShortConv() || [z, weight, bias].some((t) => t.dtype !== 'float32')) return undefined;
   const channels = z.shape[2];
   if (weight.size !== 3 * channels || bias.size !== channels) {
     throw new ShapeError(`webGpuShortConv: weight must hold [${channels}, 3] taps and bias ${channels} values (C of z), got weight [${weight.shape.join(', ')}] and bias [${bias.shape.join(', ')}]`, { parameter: 'weight' });
