@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readSafetensors, toFloat32, toInt32 } from '@monarch-mixer/monarch-core';
 import type { TensorRecord } from '@monarch-mixer/monarch-core';
 import { relativeL2 } from '@monarch-mixer/monarch-core/testing';
-import { countDispatches, readTensor, swiftShaderWebGpu } from '../../monarch-core/test/webgpu-swiftshader.js';
+import { countDispatches, describeWebGpu, overrideEnv, readTensor, swiftShaderWebGpu } from '../../monarch-core/test/webgpu-swiftshader.js';
 import { M2Bert } from './m2-bert.js';
 
 const mlmDir = fileURLToPath(new URL('../test/fixtures/tiny-mlm/', import.meta.url));
@@ -30,15 +30,20 @@ async function settle(): Promise<void> {
   }
 }
 
-describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+describeWebGpu(gpu, 'M2Bert tiny-mlm goldens on webgpu (SwiftShader)', () => {
   let model: M2Bert;
   const io = records('io.safetensors');
   const grads = records('grads.safetensors');
+  let restoreEnv = () => {};
   beforeAll(async () => {
+    // The channel-first mixer core on webgpu, the layout long sequences use (L = 32 here would run channel-last);
+    // M2SequenceMixer reads it only for its fused inference core (webgpu, no gradient tape).
+    restoreEnv = overrideEnv({ M2_MIXER_CHANNEL_FIRST: '1' });
     model = await M2Bert.fromPretrained(mlmDir); // on the suite's backend; the first test runs it on wasm first
   });
   afterAll(async () => {
-    model.dispose();
+    restoreEnv();
+    model?.dispose();
     await tf.setBackend('cpu');
   });
   const inputs = () => ({ inputIds: ints(io.get('input_ids')!), tokenTypeIds: ints(io.get('token_type_ids')!), attentionMask: ints(io.get('attention_mask')!) });
@@ -51,11 +56,9 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
     const wasmLogits = await readTensor(onWasm.logits!);
     tf.dispose(Object.values(onWasm).flat() as tf.Tensor[]);
     await tf.setBackend('webgpu');
-    process.env.M2_MIXER_CHANNEL_FIRST = '1';
     const onGpu = model.forward(given);
     const gpuLogits = await readTensor(onGpu.logits!);
     tf.dispose(Object.values(onGpu).flat() as tf.Tensor[]);
-    delete process.env.M2_MIXER_CHANNEL_FIRST;
     const golden = floats(io.get('logits')!);
     expect(relativeL2(wasmLogits, golden)).toBeLessThan(1e-4);
     expect(relativeL2(gpuLogits, golden)).toBeLessThan(5e-3); // SwiftShader's sin, as above
@@ -63,7 +66,6 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
 
   it('logits and every hidden state equal the PyTorch goldens; repeated forwards keep tensors and GPU bytes flat', async () => {
     await tf.setBackend('webgpu');
-    process.env.M2_MIXER_CHANNEL_FIRST = '1'; // the layout long sequences use (L = 32 here would run channel-last)
     const given = inputs();
     const forward = () => model.forward(given, { outputHiddenStates: true });
     tf.dispose(Object.values(forward()).flat() as tf.Tensor[]); // builds the cached spectra and weight slices
@@ -94,7 +96,6 @@ describe.skipIf(!gpu.available)(`M2Bert tiny-mlm goldens on webgpu (SwiftShader)
     await settle();
     expect(tf.memory().numTensors).toBe(before.tensors);
     expect((tf.memory() as { numBytesInGPU?: number }).numBytesInGPU).toBeLessThanOrEqual(before.bytes!);
-    delete process.env.M2_MIXER_CHANNEL_FIRST;
   });
 
   it('the MLM loss and the gradients of the mixer and MLP weights equal the PyTorch goldens (tf.variableGrads)', async () => {

@@ -2,15 +2,15 @@
 // mixer core runs as monarch-core's fused WGSL kernel (webGpuMixerCore), under a gradient tape as fused long
 // convolutions. Skipped, with the reason in the name, where SwiftShader is missing.
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, describe, expect, it } from 'vitest';
-import { countDispatches, readTensor, swiftShaderWebGpu } from '../../monarch-core/test/webgpu-swiftshader.js';
+import { afterAll, expect, it } from 'vitest';
+import { countDispatches, describeWebGpu, readTensor, swiftShaderWebGpu } from '../../monarch-core/test/webgpu-swiftshader.js';
 import { relativeL2 } from '@monarch-mixer/monarch-core/testing';
 import { M2SequenceMixer } from './index.js';
 
 const gpu = await swiftShaderWebGpu();
 afterAll(() => tf.setBackend('cpu'));
 
-describe.skipIf(!gpu.available)(`M2SequenceMixer on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+describeWebGpu(gpu, 'M2SequenceMixer on webgpu (SwiftShader)', () => {
   it.each([
     [{ bidirectional: true, preNorm: true, residualLongConv: true }, '1'],
     [{ bidirectional: false, preNorm: false, residualLongConv: false }, '0'],

@@ -403,3 +403,30 @@ export function bidirectionalConvReference(u: TensorLike, kf: TensorLike, kr: Te
   }
   return { shape: [B, C, L], data: out };
 }
+
+/**
+ * The error function in float64 (|error| ≲ 1e-15), for references of GELU and Erf kernels: its Maclaurin series
+ * below |x| = 2.5, the continued fraction of erfc above.
+ *
+ * @param x - Any number.
+ * @returns erf(x).
+ * @example
+ * erf64(1); // → 0.8427007929497149
+ */
+export function erf64(x: number): number {
+  const z = Math.abs(x);
+  if (z < 2.5) {
+    // erf z = 2/√π · Σ (−1)^n z^(2n+1) / (n! (2n+1)); the largest term is e^(z²) ≈ 500 at most here.
+    let term = z;
+    let sum = z;
+    for (let n = 1; n < 200 && Math.abs(term) > 1e-17 * sum; n++) {
+      term *= (-z * z) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // erfc z = e^(−z²)/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + …)))), evaluated from the tail.
+  let fraction = z;
+  for (let n = 120; n >= 1; n--) fraction = z + n / 2 / fraction;
+  return Math.sign(x) * (1 - Math.exp(-z * z) / (Math.sqrt(Math.PI) * fraction));
+}

@@ -3,6 +3,7 @@
 // their results can be compared with the cpu backend and float64 references. Slow: test small shapes.
 import { existsSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
+import { describe } from 'vitest';
 import { setupBackend } from '../src/backends/setup-backend.js';
 
 /** SwiftShader's Vulkan ICD as the chromium package installs it. */
@@ -36,6 +37,37 @@ export function swiftShaderWebGpu(): Promise<WebGpuAvailability> {
     }
   })();
   return availability;
+}
+
+/**
+ * A webgpu test suite: `describe` where webgpu runs, else skipped with the reason in its name (so that the test
+ * report says why).
+ *
+ * @param gpu - From {@link swiftShaderWebGpu}.
+ * @param title - The suite's name.
+ * @param body - The suite.
+ */
+export function describeWebGpu(gpu: WebGpuAvailability, title: string, body: () => void): void {
+  describe.skipIf(!gpu.available)(`${title}${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, body);
+}
+
+/**
+ * Sets environment switches (undefined: unset) and returns the function that restores their previous values; call
+ * it in a `finally` or an `afterAll`.
+ *
+ * @param vars - Switches to set, e.g. `{ M2_MIXER_CHANNEL_FIRST: '1' }`.
+ * @returns The restore function.
+ */
+export function overrideEnv(vars: Record<string, string | undefined>): () => void {
+  const set = (values: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
+  const previous = Object.fromEntries(Object.keys(vars).map((name) => [name, process.env[name]]));
+  set(vars);
+  return () => set(previous);
 }
 
 /** Reads a tensor (any backend, asynchronously: webgpu in Node has no synchronous read) as shape + float32 data. */

@@ -2,23 +2,9 @@
 // gradient against central finite differences of the float64 function.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectTensorsClose, numericalGradient } from '../testing.js';
+import { erf64, expectTensorsClose, numericalGradient } from '../testing.js';
 import { setupBackend } from './setup-backend.js';
 import { erfApprox, GELU_GATE, geluGate, registerWasmMathKernels, wasmMathKernels } from './wasm-math-kernels.js';
-
-/** erf in float64: Maclaurin series (|x| ≤ 4: cancellation stays below 1e-10), ±1 beyond (|erf| > 1 − 2e-8). */
-function erf64(x: number): number {
-  if (Math.abs(x) > 4) return Math.sign(x);
-  let term = x;
-  let sum = x;
-  for (let n = 1; n < 200; n++) {
-    term *= (-x * x) / n;
-    const add = term / (2 * n + 1);
-    sum += add;
-    if (Math.abs(add) < 1e-17) break;
-  }
-  return (2 / Math.sqrt(Math.PI)) * sum;
-}
 
 const gelu64 = (x: number) => 0.5 * x * (1 + erf64(x / Math.SQRT2));
 const grid = (n: number, lo: number, hi: number) => Array.from({ length: n }, (_, i) => lo + ((hi - lo) * i) / (n - 1));

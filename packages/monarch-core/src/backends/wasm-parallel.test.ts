@@ -4,15 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHelperPool, PARALLEL_KERNELS, parallelLoops } from './wasm-parallel.js';
 import type { ParallelPool } from './wasm-parallel.js';
-
-const erf64 = (x: number): number => {
-  // Abramowitz–Stegun 7.1.26 is too coarse; integrate exp(−t²) with Simpson's rule instead (float64 reference).
-  const n = 2000;
-  const h = x / n;
-  let s = 1 + Math.exp(-x * x);
-  for (let i = 1; i < n; i++) s += (i % 2 ? 4 : 2) * Math.exp(-((i * h) ** 2));
-  return ((2 / Math.sqrt(Math.PI)) * s * h) / 3;
-};
+import { erf64 } from '../testing.js';
 
 describe('wasm helper-thread loops', () => {
   let memory: WebAssembly.Memory;

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ShapeError } from '../errors.js';
 import { blockDiagMatmulReference, expectTensorsClose, seededUniform } from '../testing.js';
-import { readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
+import { describeWebGpu, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
 import { blockDiagMatmulKernel, blockDiagShader, blockDiagTile, blockDiagWorkgroupBytes, runBlockDiagWebGpu } from './webgpu-blockdiag.js';
 
 const random = seededUniform;
@@ -73,7 +73,7 @@ describe('blockDiagMatmulKernel', () => {
 // The WGSL kernels themselves, executed on webgpu through SwiftShader (a CPU Vulkan driver).
 const gpu = await swiftShaderWebGpu();
 
-describe.skipIf(!gpu.available)(`blockDiagMatmulKernel's WGSL on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+describeWebGpu(gpu, "blockDiagMatmulKernel's WGSL on webgpu (SwiftShader)", () => {
   const [rows, nb, bi, bo] = [37, 3, 20, 12]; // no multiple of any tile
   const x = random(rows * nb * bi, 11);
   const w = random(nb * bi * bo, 12);

@@ -3,7 +3,7 @@
 // test name, where SwiftShader is missing; in CI it must be there (tooling/system-deps.sh installs it).
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { countDispatches, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
+import { countDispatches, describeWebGpu, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
 import { BackendError } from '../errors.js';
 import { bidirectionalConv, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, disposeConvSpectrum, fftConv } from '../fft-conv.js';
 import { bidirectionalConvReference, causalConvReference, longConvReference, relativeL2, seededUniform } from '../testing.js';
@@ -11,7 +11,6 @@ import { fourStepPlan, fourStepShader } from './webgpu-long-conv-four-step.js';
 import { fusedConvSize, LONG_CONV_KERNELS, longConvShader, rowBlocks, setFusedConvBindingBytes, setFusedConvWorkgroupBytes } from './webgpu-long-conv.js';
 
 const gpu = await swiftShaderWebGpu();
-const skipReason = gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`;
 afterAll(() => tf.setBackend('cpu'));
 
 // CI installs SwiftShader (tooling/system-deps.sh): there a missing webgpu is a failure, not a skip.
@@ -37,7 +36,7 @@ function problem(batch: number, channels: number, length: number, seed: number) 
 type Problem = ReturnType<typeof problem>;
 const view = (data: Float32Array, shape: number[]) => ({ shape, data });
 
-describe.skipIf(!gpu.available)(`fused long convolution on webgpu (SwiftShader)${skipReason}`, () => {
+describeWebGpu(gpu, 'fused long convolution on webgpu (SwiftShader)', () => {
   it.each([
     [1, 1, 1],
     [3, 2, 7],
@@ -80,21 +79,24 @@ describe.skipIf(!gpu.available)(`fused long convolution on webgpu (SwiftShader)$
     const kLong = tf.tensor2d(p.kLong, [channels, p.longLength]);
     const d = tf.tensor1d(p.d);
     const dy = tf.tensor3d(p.dy, [batch, channels, length]);
-    tf.dispose(bidirectionalConv(u, kf, kr, d)); // warm-up: makes (and keeps) the twiddle table of this size
-    const before = tf.memory().numTensors;
-    const objective = (y: tf.Tensor) => tf.sum(tf.mul(y, dy));
-    const bidir = tf.grads((a, b, c, e) => objective(bidirectionalConv(a as tf.Tensor3D, b as tf.Tensor2D, c as tf.Tensor2D, e as tf.Tensor1D)));
-    const causal = tf.grads((a, b) => objective(causalConv(a as tf.Tensor3D, b as tf.Tensor2D)));
-    const long = tf.grads((a, b, e) => objective(fftConv(a as tf.Tensor3D, b as tf.Tensor2D, e as tf.Tensor1D)));
-    const counted = backend === 'webgpu' ? countDispatches(() => bidir([u, kf, kr, d])) : { result: bidir([u, kf, kr, d]), byProgram: new Map<string, number>() };
-    const all = [...counted.result, ...causal([u, kf]), ...long([u, kLong, d])];
-    const values = await Promise.all(all.map(readTensor));
-    tf.dispose(all);
-    const leaked = tf.memory().numTensors - before;
-    tf.dispose([u, kf, kr, kLong, d, dy]);
-    setFusedConvWorkgroupBytes(undefined);
-    await tf.setBackend('cpu');
-    return { values, fusedDispatches: counted.byProgram.get('LongConvProgram'), leaked };
+    try {
+      tf.dispose(bidirectionalConv(u, kf, kr, d)); // warm-up: makes (and keeps) the twiddle table of this size
+      const before = tf.memory().numTensors;
+      const objective = (y: tf.Tensor) => tf.sum(tf.mul(y, dy));
+      const bidir = tf.grads((a, b, c, e) => objective(bidirectionalConv(a as tf.Tensor3D, b as tf.Tensor2D, c as tf.Tensor2D, e as tf.Tensor1D)));
+      const causal = tf.grads((a, b) => objective(causalConv(a as tf.Tensor3D, b as tf.Tensor2D)));
+      const long = tf.grads((a, b, e) => objective(fftConv(a as tf.Tensor3D, b as tf.Tensor2D, e as tf.Tensor1D)));
+      const counted = backend === 'webgpu' ? countDispatches(() => bidir([u, kf, kr, d])) : { result: bidir([u, kf, kr, d]), byProgram: new Map<string, number>() };
+      const all = [...counted.result, ...causal([u, kf]), ...long([u, kLong, d])];
+      const values = await Promise.all(all.map(readTensor));
+      tf.dispose(all);
+      const leaked = tf.memory().numTensors - before;
+      return { values, fusedDispatches: counted.byProgram.get('LongConvProgram'), leaked };
+    } finally {
+      tf.dispose([u, kf, kr, kLong, d, dy]);
+      setFusedConvWorkgroupBytes(undefined);
+      await tf.setBackend('cpu');
+    }
   }
 
   it.each([
@@ -126,12 +128,17 @@ describe.skipIf(!gpu.available)(`fused long convolution on webgpu (SwiftShader)$
     const [u, kf, kr, d] = [tf.tensor3d(p.u, [batch, channels, length]), tf.tensor2d(p.kf, [channels, length]), tf.tensor2d(p.kr, [channels, length]), tf.tensor1d(p.d)];
     const kLong = tf.tensor2d(p.kLong, [channels, p.longLength]);
     const spectrum = convKernelSpectrum(kf, kr);
-    const { result: outputs, byProgram } = countDispatches(() => [bidirectionalConv(u, kf, kr, d), fftConv(u, kLong), convWithSpectrum(u, spectrum, d)]);
-    expect(byProgram.get('LongConvProgram')).toBe(5 + 5 + 3); // spectrum 2 passes, convolution 3
+    let outputs: tf.Tensor[] = [];
+    try {
+      const counted = countDispatches(() => [bidirectionalConv(u, kf, kr, d), fftConv(u, kLong), convWithSpectrum(u, spectrum, d)]);
+      outputs = counted.result;
+      expect(counted.byProgram.get('LongConvProgram')).toBe(5 + 5 + 3); // spectrum 2 passes, convolution 3
+    } finally {
+      setFusedConvWorkgroupBytes(undefined);
+    }
     const [bidir, long, cached] = await Promise.all(outputs.map(readTensor));
     tf.dispose([u, kf, kr, d, kLong, ...outputs]);
     disposeConvSpectrum(spectrum);
-    setFusedConvWorkgroupBytes(undefined);
     await tf.setBackend('cpu');
     const bidirRef = bidirectionalConvReference(view(p.u, shape), view(p.kf, [channels, length]), view(p.kr, [channels, length]), view(p.d, [channels]));
     expect(relativeL2(bidir!, bidirRef)).toBeLessThan(1e-5);

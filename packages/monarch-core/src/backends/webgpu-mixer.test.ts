@@ -1,7 +1,7 @@
 // The fused mixer core on webgpu through SwiftShader, against a float64 composition of its definition.
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, describe, expect, it } from 'vitest';
-import { countDispatches, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
+import { afterAll, expect, it } from 'vitest';
+import { countDispatches, describeWebGpu, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
 import { convKernelSpectrum, disposeConvSpectrum } from '../fft-conv.js';
 import { bidirectionalConvReference, causalConvReference, relativeL2, seededUniform } from '../testing.js';
 import { mixerParams, webGpuMixerCore } from './webgpu-mixer.js';
@@ -36,7 +36,7 @@ function mixerReference(z: Float32Array, u: Float32Array, taps: Float32Array, bi
   return main.map((v, i) => v * x2[i]! + residual[i]!);
 }
 
-describe.skipIf(!gpu.available)(`fused mixer core on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+describeWebGpu(gpu, 'fused mixer core on webgpu (SwiftShader)', () => {
   it.each([
     [2, 3, 9, true, false],
     [1, 4, 100, true, false],

@@ -1,27 +1,15 @@
 // The webgpu LayerNorm and GELU-gate kernels (SwiftShader) against float64 definitions.
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, describe, expect, it } from 'vitest';
-import { countDispatches, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
-import { relativeL2, seededUniform } from '../testing.js';
+import { afterAll, expect, it } from 'vitest';
+import { countDispatches, describeWebGpu, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
+import { erf64, relativeL2, seededUniform } from '../testing.js';
 import { geluGate } from './wasm-math-kernels.js';
 import { webGpuLayerNorm } from './webgpu-norm.js';
 
 const gpu = await swiftShaderWebGpu();
 afterAll(() => tf.setBackend('cpu'));
 
-/** erf to ~1e-15 (series, then continued fraction) for the float64 references. */
-function erf(x: number): number {
-  const z = Math.abs(x);
-  let sum = z;
-  let term = z;
-  for (let n = 1; n < 200 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
-    term *= (-z * z) / n;
-    sum += term / (2 * n + 1);
-  }
-  return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-}
-
-describe.skipIf(!gpu.available)(`webgpu LayerNorm and GELU gate (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+describeWebGpu(gpu, 'webgpu LayerNorm and GELU gate (SwiftShader)', () => {
   it.each([[3, 5], [2, 300]])('LayerNorm of [%i, d = %i] rows in one dispatch equals float64', async (rows, d) => {
     const x = seededUniform(rows * d, 1).map((v, i) => v * 3 + (i % 7)); // offset rows: a mean to remove
     const w = seededUniform(d, 2);
@@ -49,7 +37,7 @@ describe.skipIf(!gpu.available)(`webgpu LayerNorm and GELU gate (SwiftShader)${g
     const n = 1000;
     const gate = seededUniform(n, 4).map((v) => v * 6);
     const value = seededUniform(n, 5);
-    const expected = Float64Array.from(gate, (g, i) => 0.5 * g * (1 + erf(g / Math.SQRT2)) * value[i]!);
+    const expected = Float64Array.from(gate, (g, i) => 0.5 * g * (1 + erf64(g / Math.SQRT2)) * value[i]!);
     await tf.setBackend('webgpu');
     const [g, v] = [tf.tensor1d(gate), tf.tensor1d(value)];
     const { result, total } = countDispatches(() => geluGate(g, v));

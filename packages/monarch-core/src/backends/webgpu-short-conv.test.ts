@@ -1,14 +1,14 @@
 // The short causal depthwise convolution's WGSL kernels on webgpu (SwiftShader) against float64 sums.
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, describe, expect, it } from 'vitest';
-import { countDispatches, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
+import { afterAll, expect, it } from 'vitest';
+import { countDispatches, describeWebGpu, readTensor, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
 import { relativeL2, seededUniform } from '../testing.js';
 import { webGpuShortConv } from './webgpu-short-conv.js';
 
 const gpu = await swiftShaderWebGpu();
 afterAll(() => tf.setBackend('cpu'));
 
-describe.skipIf(!gpu.available)(`webGpuShortConv on webgpu (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+describeWebGpu(gpu, 'webGpuShortConv on webgpu (SwiftShader)', () => {
   it.each([
     [2, 5, 3],
     [3, 70, 67], // several row splits and channel blocks, C no multiple of 64

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expectTensorsClose, seededUniform } from '../testing.js';
-import { swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
+import { describeWebGpu, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
 import { largeSumKernel, largeTransposeKernel, tallMatMulKernel } from './webgpu-tall-matmul.js';
 
 const original = tf.getKernel(tf.BatchMatMul, 'cpu')!;
@@ -109,7 +109,7 @@ describe('largeSumKernel', () => {
 // driver), with tiny limits so that small tensors take the split paths.
 const gpu = await swiftShaderWebGpu();
 
-describe.skipIf(!gpu.available)(`dispatch guards around the webgpu kernels (SwiftShader)${gpu.available ? '' : ` (SKIPPED: ${gpu.reason})`}`, () => {
+describeWebGpu(gpu, 'dispatch guards around the webgpu kernels (SwiftShader)', () => {
   it('tall matMul (slices of 8 rows), long transpose (3-D) and long-row Sum (3-D view) give the stock results', async () => {
     await tf.setBackend('webgpu');
     const kernels = [tf.BatchMatMul, tf.Transpose, tf.Sum].map((name) => tf.getKernel(name, 'webgpu')!);
