@@ -131,35 +131,85 @@ const FFT = `
       ${set('tmp', g('x'))} ${set('x', g('y'))} ${set('y', g('tmp'))}))
     ${g('x')})`;
 
+/** f32x4 lanes [i, j, k, l] of the pair (a, b) (0–3 from a, 4–7 from b), as an i8x16.shuffle. */
+function shuffle(a: string, b: string, lanes: number[]): string {
+  const bytes = lanes.flatMap((lane) => [0, 1, 2, 3].map((k) => 4 * lane + k));
+  return `(i8x16.shuffle ${bytes.join(' ')} ${a} ${b})`;
+}
+
+/** 4×4 transpose of v128 locals r0..r3 into t0..t3 (via h0..h3): t_k lane l = r_l lane k. */
+const TRANSPOSE = `
+      ${set('h0', shuffle(g('r0'), g('r1'), [0, 4, 1, 5]))}
+      ${set('h1', shuffle(g('r2'), g('r3'), [0, 4, 1, 5]))}
+      ${set('h2', shuffle(g('r0'), g('r1'), [2, 6, 3, 7]))}
+      ${set('h3', shuffle(g('r2'), g('r3'), [2, 6, 3, 7]))}
+      ${set('t0', shuffle(g('h0'), g('h1'), [0, 1, 4, 5]))}
+      ${set('t1', shuffle(g('h0'), g('h1'), [2, 3, 6, 7]))}
+      ${set('t2', shuffle(g('h2'), g('h3'), [0, 1, 4, 5]))}
+      ${set('t3', shuffle(g('h2'), g('h3'), [2, 3, 6, 7]))}`;
+const TRANSPOSE_LOCALS = [0, 1, 2, 3].map((k) => `(local $r${k} v128) (local $h${k} v128) (local $t${k} v128)`).join(' ');
+
+/** The byte offset of float i of a lane in the element layout: (i >> 1)·32 + (i & 1)·16. */
+const elementOffset = (i: string) => i32('add', i32('shl', i32('shr_u', i, c(1)), c(5)), i32('shl', i32('and', i, c(1)), c(4)));
+
 /**
  * $load: packs up to four real rows (lane l: floats at $src + l·$stride, $len of them) as M complex elements
- * z[j] = x[2j] + i·x[2j+1] into $dst, zero beyond $len and in unused lanes.
+ * z[j] = x[2j] + i·x[2j+1] into $dst, zero beyond $len. Four floats of the four rows at a time: samples i..i+3 are
+ * the four consecutive vectors at $dst + i·16 after a 4×4 transpose (unused lanes repeat the last row).
  */
 const LOAD = `
   (func $load (param $dst i32) (param $src i32) (param $stride i32) (param $lanes i32) (param $len i32) (param $M i32)
-    (local $j i32) (local $l i32) (local $i i32) (local $to i32) (local $from i32)
-    ${loop('j', c(0), i32('shl', g('M'), c(5)), `${store(i32('add', g('dst'), g('j')), 0, splat('0'))}`, 16)}
+    (local $j i32) (local $l i32) (local $i i32) (local $to i32) (local $from i32) (local $vec i32)
+    (local $s1 i32) (local $s2 i32) (local $s3 i32) ${TRANSPOSE_LOCALS}
+    ${set('vec', i32('and', g('len'), c(-4)))}
+    ${loop('j', i32('shl', g('vec'), c(4)), i32('shl', g('M'), c(5)), `${store(i32('add', g('dst'), g('j')), 0, splat('0'))}`, 16)}
+    ${set('s1', i32('mul', `(select ${c(1)} ${i32('sub', g('lanes'), c(1))} ${i32('gt_u', g('lanes'), c(1))})`, g('stride')))}
+    ${set('s2', i32('mul', `(select ${c(2)} ${i32('sub', g('lanes'), c(1))} ${i32('gt_u', g('lanes'), c(2))})`, g('stride')))}
+    ${set('s3', i32('mul', `(select ${c(3)} ${i32('sub', g('lanes'), c(1))} ${i32('gt_u', g('lanes'), c(3))})`, g('stride')))}
+    ${loop('i', c(0), g('vec'), `
+      ${set('from', i32('add', g('src'), i32('shl', g('i'), c(2))))}
+      ${set('r0', load(g('from')))}
+      ${set('r1', load(i32('add', g('from'), g('s1'))))}
+      ${set('r2', load(i32('add', g('from'), g('s2'))))}
+      ${set('r3', load(i32('add', g('from'), g('s3'))))}
+      ${TRANSPOSE}
+      ${set('to', i32('add', g('dst'), i32('shl', g('i'), c(4))))}
+      ${store(g('to'), 0, g('t0'))} ${store(g('to'), 16, g('t1'))} ${store(g('to'), 32, g('t2'))} ${store(g('to'), 48, g('t3'))}`, 4)}
     ${loop('l', c(0), g('lanes'), `
       ${set('to', i32('add', g('dst'), i32('shl', g('l'), c(2))))}
       ${set('from', i32('add', g('src'), i32('mul', g('l'), g('stride'))))}
-      ${loop('i', c(0), g('len'), `
-        (f32.store ${i32('add', g('to'), i32('add', i32('shl', i32('shr_u', g('i'), c(1)), c(5)), i32('shl', i32('and', g('i'), c(1)), c(4))))}
-          (f32.load ${i32('add', g('from'), i32('shl', g('i'), c(2)))}))`)}`)})`;
+      ${loop('i', g('vec'), g('len'), `
+        (f32.store ${i32('add', g('to'), elementOffset(g('i')))} (f32.load ${i32('add', g('from'), i32('shl', g('i'), c(2)))}))`)}`)})`;
 
 /**
  * $unpack: the inverse's output rows. $R holds conj(y_even + i·y_odd) (the inverse ran as a forward FFT of the
  * conjugate), so x[2j] = re, x[2j+1] = −im; writes out[l][i] = x[i] + d[l]·u[l][i] for i < $len (no D when $skip
- * is 0).
+ * is 0). Four samples of the four lanes at a time (a 4×4 transpose), the last len mod 4 one by one.
  */
 const UNPACK = `
   (func $unpack (param $R i32) (param $out i32) (param $src i32) (param $skip i32) (param $stride i32) (param $lanes i32) (param $len i32)
-    (local $l i32) (local $i i32) (local $d f32) (local $v f32) (local $from i32) (local $row i32) (local $to i32)
+    (local $l i32) (local $i i32) (local $d f32) (local $v f32) (local $from i32) (local $row i32) (local $to i32) (local $vec i32)
+    (local $d0 v128) (local $d1 v128) (local $d2 v128) (local $d3 v128) ${TRANSPOSE_LOCALS}
+    ${set('vec', i32('and', g('len'), c(-4)))}
+    (if ${g('skip')} (then
+      ${[0, 1, 2, 3].map((k) => set(`d${k}`, `(if (result v128) ${i32('gt_u', g('lanes'), c(k))} (then (f32x4.splat (f32.load offset=${4 * k} ${g('skip')}))) (else ${splat('0')}))`)).join('\n      ')}))
+    ${loop('i', c(0), g('vec'), `
+      ${set('from', i32('add', g('R'), i32('shl', g('i'), c(4))))}
+      ${set('r0', load(g('from')))}
+      ${set('r1', f4('neg', load(g('from'), 16)))}
+      ${set('r2', load(g('from'), 32))}
+      ${set('r3', f4('neg', load(g('from'), 48)))}
+      ${TRANSPOSE}
+      ${[0, 1, 2, 3].map((k) => `
+      (if ${i32('gt_u', g('lanes'), c(k))} (then
+        ${set('to', i32('add', i32('mul', c(k), g('stride')), i32('shl', g('i'), c(2))))}
+        ${store(i32('add', g('out'), g('to')), 0, f4('add', g(`t${k}`), f4('mul', g(`d${k}`), load(i32('add', g('src'), g('to'))))))}))`).join('')}`, 4)}
     ${loop('l', c(0), g('lanes'), `
       ${set('d', `(if (result f32) ${g('skip')} (then (f32.load ${i32('add', g('skip'), i32('shl', g('l'), c(2)))})) (else (f32.const 0)))`)}
       ${set('from', i32('add', g('R'), i32('shl', g('l'), c(2))))}
       ${set('row', i32('mul', g('l'), g('stride')))}
-      ${loop('i', c(0), g('len'), `
-        ${set('v', `(f32.load ${i32('add', g('from'), i32('add', i32('shl', i32('shr_u', g('i'), c(1)), c(5)), i32('shl', i32('and', g('i'), c(1)), c(4))))})`)}
+      ${loop('i', g('vec'), g('len'), `
+        ${set('v', `(f32.load ${i32('add', g('from'), elementOffset(g('i')))})`)}
         ${set('v', `(select (f32.neg ${g('v')}) ${g('v')} ${i32('and', g('i'), c(1))})`)}
         ${set('to', i32('add', g('row'), i32('shl', g('i'), c(2))))}
         (f32.store ${i32('add', g('out'), g('to'))}
