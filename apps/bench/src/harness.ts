@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { InvalidArgumentError } from '@monarch-mixer/monarch-core';
+import { InvalidArgumentError, resetWasmHeapPeak, wasmHeapUsage } from '@monarch-mixer/monarch-core';
 
 /** One timed measurement. */
 export interface Timing {
@@ -11,7 +11,7 @@ export interface Timing {
   medianMs: number;
   /** Every warm run, in milliseconds. */
   runsMs: number[];
-  /** Peak bytes held by tfjs during the runs: on wasm the high-water mark of every allocation; elsewhere tf.memory() sampled after each run (before its outputs are freed). */
+  /** Peak bytes held by tfjs during the runs: on wasm the heap guard's high-water mark of every allocation (wasm-heap-guard.ts); elsewhere tf.memory() sampled after each run (before its outputs are freed). */
   peakBytes: number;
 }
 
@@ -25,43 +25,23 @@ export interface TimeOptions {
   budgetMs?: number;
 }
 
-let highWater = 0;
-let watchedModule: object | undefined;
-
 /**
- * On wasm, watches every tensor allocation (the module's malloc) so that a run's true peak of tfjs bytes is known,
- * not only what is alive after it. Returns whether allocations are watched.
+ * One run: milliseconds until its outputs are read back (asynchronous backends finish), and the peak tfjs bytes
+ * during it (wasm: the heap guard's high-water mark, reset at the start; elsewhere sampled before the outputs are
+ * freed); then the outputs are freed.
  */
-function watchAllocations(): boolean {
-  if (tf.getBackend() !== 'wasm') return false;
-  const module = (tf.backend() as unknown as { wasm: { _malloc(bytes: number): number } }).wasm;
-  if (watchedModule !== module) {
-    const malloc = module._malloc.bind(module);
-    module._malloc = (bytes: number) => {
-      const pointer = malloc(bytes);
-      highWater = Math.max(highWater, tf.memory().numBytes + bytes);
-      return pointer;
-    };
-    watchedModule = module;
-  }
-  return true;
-}
-
-/** Peak tfjs bytes of the last {@link timeOnce} run (wasm: every allocation watched; elsewhere: sampled after it). */
-let lastPeak = 0;
-
-/** One run: milliseconds until its outputs are read back (asynchronous backends finish), then the outputs are freed. */
-async function timeOnce(run: () => tf.Tensor | tf.Tensor[]): Promise<number> {
-  watchAllocations();
-  highWater = tf.memory().numBytes;
+async function timeOnce(run: () => tf.Tensor | tf.Tensor[]): Promise<{ ms: number; peakBytes: number }> {
+  const wasm = tf.getBackend() === 'wasm' ? tf.backend() : null;
+  resetWasmHeapPeak(wasm);
   const start = performance.now();
   const out = run();
   const outs = Array.isArray(out) ? out : [out];
   await Promise.all(outs.map((t) => t.data()));
   const ms = performance.now() - start;
-  lastPeak = Math.max(highWater, tf.memory().numBytes, (tf.memory() as { numBytesInGPU?: number }).numBytesInGPU ?? 0);
+  const memory = tf.memory() as { numBytes: number; numBytesInGPU?: number };
+  const peakBytes = Math.max(wasmHeapUsage(wasm)?.peakBytes ?? 0, memory.numBytes, memory.numBytesInGPU ?? 0);
   tf.dispose(outs);
-  return ms;
+  return { ms, peakBytes };
 }
 
 /**
@@ -76,8 +56,9 @@ export async function timeIt(label: string, run: () => tf.Tensor | tf.Tensor[], 
   let peakBytes = tf.memory().numBytes;
   const startAll = performance.now();
   for (let i = 0; i < repeats; i++) {
-    runsMs.push(await timeOnce(run));
-    peakBytes = Math.max(peakBytes, lastPeak);
+    const once = await timeOnce(run);
+    runsMs.push(once.ms);
+    peakBytes = Math.max(peakBytes, once.peakBytes);
     if (i >= 1 && performance.now() - startAll > budgetMs) break;
   }
   const leaked = tf.memory().numTensors - before;
@@ -99,8 +80,9 @@ export async function timeInterleaved(runs: Array<{ label: string; run: () => tf
     for (const [k, r] of runs.entries()) {
       const res = results[k]!;
       if (i >= 1 && res.runsMs.some((ms) => ms > budgetMs)) continue;
-      res.runsMs.push(await timeOnce(r.run));
-      res.peakBytes = Math.max(res.peakBytes, lastPeak);
+      const once = await timeOnce(r.run);
+      res.runsMs.push(once.ms);
+      res.peakBytes = Math.max(res.peakBytes, once.peakBytes);
     }
   }
   const leaked = tf.memory().numTensors - before;

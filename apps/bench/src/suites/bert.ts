@@ -144,12 +144,14 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     const scoreBytes = 4 * batch * BASE.numHeads * length * length;
     const withAttention = length <= (options.attentionMaxLength ?? Infinity);
     if (!attentionTooSlow && withAttention) candidates.push({ label: `attention L=${length}`, key: 'fast', largestBytes: 0, run: attentionRun('fast') });
-    const runEager = withAttention && !eagerTooSlow && (gpu !== undefined || scoreBytes <= eagerScoreLimitBytes) && length <= (options.eagerMaxLength ?? Infinity);
+    const eagerWanted = withAttention && !eagerTooSlow && length <= (options.eagerMaxLength ?? Infinity);
+    const eagerFits = gpu !== undefined || scoreBytes <= eagerScoreLimitBytes; // webgpu: tried under an error scope below
+    const runEager = eagerWanted && eagerFits;
     if (runEager && eagerFailedAt === undefined) candidates.push({ label: `eager attention L=${length}`, key: 'eager', largestBytes: scoreBytes, run: attentionRun('eager') });
     // webgpu: a model with a tensor over the binding limit runs once under an error scope first; if WebGPU rejects it
     // (the error would otherwise only be printed, with garbage results), it is recorded as failed and not timed.
     const failures: string[] = [];
-    if (withAttention && !eagerTooSlow && gpu === undefined && scoreBytes > eagerScoreLimitBytes && length <= (options.eagerMaxLength ?? Infinity)) {
+    if (eagerWanted && !eagerFits) {
       failures.push(`eager attention not run: its [${batch}, ${BASE.numHeads}, ${length}, ${length}] scores (${(scoreBytes / 2 ** 30).toFixed(2)} GiB) exceed the ${(eagerScoreLimitBytes / 2 ** 30).toFixed(2)} GiB this backend's heap allows`);
     }
     if (runEager && eagerFailedAt !== undefined) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BackendError } from '../errors.js';
-import { guardWasmAllocations } from './wasm-heap-guard.js';
+import { guardWasmAllocations, resetWasmHeapPeak, wasmHeapUsage } from './wasm-heap-guard.js';
 import type { WasmAllocatingBackend } from './wasm-heap-guard.js';
 
 /**
@@ -44,6 +44,23 @@ describe('guardWasmAllocations', () => {
     expect((error as Error).message).toMatch(/^wasm backend out of memory: no room for a float32 tensor of shape \[12, 4096, 4096\] \(768\.0 MiB\)/);
     expect((error as Error).message).not.toContain('\n');
     expect(writes).toHaveLength(1); // nothing was written at address 0
+  });
+
+  it('counts live bytes and their high-water mark through every malloc and free, resettable', () => {
+    const { backend } = fakeBackend(2 ** 20);
+    expect(wasmHeapUsage(backend)).toBeUndefined(); // not guarded yet
+    guardWasmAllocations(backend);
+    const a = backend.wasm._malloc(400);
+    const b = backend.wasm._malloc(100);
+    expect(wasmHeapUsage(backend)).toEqual({ liveBytes: 500, peakBytes: 500 });
+    backend.wasm._free(a);
+    backend.wasm._free(12345); // not allocated through the guard: ignored
+    expect(wasmHeapUsage(backend)).toEqual({ liveBytes: 100, peakBytes: 500 });
+    resetWasmHeapPeak(backend);
+    expect(wasmHeapUsage(backend)).toEqual({ liveBytes: 100, peakBytes: 100 });
+    backend.move({}, null, [10, 5], 'float32', 1); // 200 bytes
+    backend.wasm._free(b);
+    expect(wasmHeapUsage(backend)).toEqual({ liveBytes: 200, peakBytes: 300 });
   });
 
   it('leaves empty allocations alone', () => {

@@ -2,7 +2,8 @@
 // and tfjs-backend-wasm does not check: it registers the new tensor at address 0 and copies the tensor's values
 // there, over the heap's own bookkeeping; the process then dies later with "memory access out of bounds" in an
 // unrelated dispose, or computes garbage. This guard turns a failed allocation into a one-line BackendError before
-// anything is written.
+// anything is written. It also counts the bytes allocated and not yet freed, and their high-water mark, which the
+// bench reads as a run's true peak memory.
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
 
@@ -21,7 +22,16 @@ export class HeapFull extends Error {
   }
 }
 
-const guarded = new WeakSet<object>();
+/** Bytes a guarded backend holds through malloc (tensor data and kernel scratch): now, and the most since a reset. */
+export interface WasmHeapUsage {
+  /** Allocated and not yet freed. */
+  liveBytes: number;
+  /** The most that was live at once since the guard was installed or {@link resetWasmHeapPeak} was called. */
+  peakBytes: number;
+}
+
+/** Per guarded backend: the size of every live allocation by pointer, and the running totals. */
+const usage = new WeakMap<object, WasmHeapUsage & { sizes: Map<number, number> }>();
 
 /**
  * Makes every tensor allocation of a wasm backend fail with a one-line {@link BackendError} when the heap is full,
@@ -33,14 +43,28 @@ const guarded = new WeakSet<object>();
  * guardWasmAllocations(); // → true the first time after the wasm backend is set up
  */
 export function guardWasmAllocations(backend = tf.findBackend('wasm') as unknown as WasmAllocatingBackend | null): boolean {
-  if (!backend || guarded.has(backend)) return false;
+  if (!backend || usage.has(backend)) return false;
   const module = backend.wasm;
-  module._free(module._malloc(8)); // emscripten's export stub replaces itself with the raw export on its first call
+  module._free(module._malloc(8)); // emscripten's export stubs replace themselves with the raw exports on their first call
   const malloc = module._malloc.bind(module);
+  const free = module._free.bind(module);
+  const state = { liveBytes: 0, peakBytes: 0, sizes: new Map<number, number>() };
   module._malloc = (bytes: number) => {
     const pointer = malloc(bytes);
     if (pointer === 0 && bytes > 0) throw new HeapFull(bytes);
-    return pointer >>> 0; // an int32 from emscripten: pointers past 2 GiB would read negative (tfjs applies >>> 0 too)
+    const unsigned = pointer >>> 0; // an int32 from emscripten: pointers past 2 GiB would read negative (tfjs applies >>> 0 too)
+    state.sizes.set(unsigned, bytes);
+    state.liveBytes += bytes;
+    state.peakBytes = Math.max(state.peakBytes, state.liveBytes);
+    return unsigned;
+  };
+  module._free = (pointer: number) => {
+    const bytes = state.sizes.get(pointer >>> 0);
+    if (bytes !== undefined) { // allocations from before the guard are not counted
+      state.sizes.delete(pointer >>> 0);
+      state.liveBytes -= bytes;
+    }
+    free(pointer);
   };
   const move = backend.move.bind(backend);
   backend.move = (dataId, values, shape, dtype, refCount) => {
@@ -55,6 +79,32 @@ export function guardWasmAllocations(backend = tf.findBackend('wasm') as unknown
       );
     }
   };
-  guarded.add(backend);
+  usage.set(backend, state);
   return true;
+}
+
+/**
+ * What a guarded wasm backend holds on its heap through malloc (tensor data and kernel scratch), counted by the
+ * guard at every allocation and free.
+ *
+ * @param backend - The wasm backend (default: the registered `wasm` backend).
+ * @returns `{ liveBytes, peakBytes }`, or undefined when {@link guardWasmAllocations} did not guard it.
+ * @example
+ * resetWasmHeapPeak(); run(); wasmHeapUsage()?.peakBytes; // → the most bytes live at once during run()
+ */
+export function wasmHeapUsage(backend: object | null = tf.findBackend('wasm')): WasmHeapUsage | undefined {
+  const state = backend === null ? undefined : usage.get(backend);
+  return state === undefined ? undefined : { liveBytes: state.liveBytes, peakBytes: state.peakBytes };
+}
+
+/**
+ * Starts a new high-water mark for {@link wasmHeapUsage}: the peak becomes what is live now.
+ *
+ * @param backend - The wasm backend (default: the registered `wasm` backend).
+ * @example
+ * resetWasmHeapPeak();
+ */
+export function resetWasmHeapPeak(backend: object | null = tf.findBackend('wasm')): void {
+  const state = backend === null ? undefined : usage.get(backend);
+  if (state !== undefined) state.peakBytes = state.liveBytes;
 }
