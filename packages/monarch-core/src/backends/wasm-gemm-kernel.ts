@@ -22,9 +22,12 @@ interface WasmBackendLike {
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
-/** Rows per work unit: ≥ 4 units per thread so that the shares even out, 4–64 rows, a multiple of 4 (the tile). */
-function rowChunk(rows: number): number {
-  return Math.max(4, Math.min(64, Math.ceil(rows / (4 * wasmHelperThreads()) / 4) * 4));
+/**
+ * Rows per work unit: ≥ 4 units per thread so that the shares even out, a multiple of 4 (the tile), at most `most`
+ * (64 for block products; 16 for Monarch, whose chunk of out1 should stay in L2 between its two factors).
+ */
+function rowChunk(rows: number, most: number): number {
+  return Math.max(4, Math.min(most, Math.ceil(rows / (4 * wasmHelperThreads()) / 4) * 4));
 }
 
 /** Float offset of a tensor's data in the heap, and the heap as floats. */
@@ -43,7 +46,7 @@ const blockGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const xv = wasm.typedArrayFromHeap(x);
   const pv = wasm.typedArrayFromHeap(packed);
   const yv = wasm.typedArrayFromHeap(out);
-  const chunk = rowChunk(rows);
+  const chunk = rowChunk(rows, 64);
   const args = [heapOffset(xv), heapOffset(pv), heapOffset(yv), rows, numBlocks, blockIn, blockOut, chunk];
   runParallel(PARALLEL_KERNELS.blockGemm, args, Math.ceil(rows / chunk), new Float32Array(xv.buffer, 0, 0), rows * numBlocks * blockIn * blockOut);
   return out;
@@ -59,7 +62,7 @@ const monarchGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const scratch = wasm.makeOutput([rows, K * Q], 'float32'); // out1 = x·blockdiag(w1ᵀ), row chunk by row chunk
   try {
     const views = [x, packed1, packed2, scratch, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
-    const chunk = rowChunk(rows);
+    const chunk = rowChunk(rows, 16);
     const args = [...views, rows, K, P, Q, Lb, R, S, chunk];
     runParallel(PARALLEL_KERNELS.monarchGemm, args, Math.ceil(rows / chunk), new Float32Array(0), rows * K * P * Q);
   } finally {

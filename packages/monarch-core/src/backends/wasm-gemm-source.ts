@@ -19,7 +19,7 @@
 /** Output columns of one packed weight panel (two f32x4 vectors). */
 export const GEMM_PANEL = 8;
 
-/** Rows of the gemm micro-kernel's main tile. */
+/** Rows of the gemm micro-kernel's main tile (4 × 8 outputs = 8 accumulators; 6 rows measured slower: spills). */
 const GEMM_ROWS = 4;
 
 const v = (name: string) => `(local.get ${name})`;
@@ -35,12 +35,16 @@ function gemmMicro(rows: number): string {
   for (let i = 0; i < rows; i++) acc.push(`$c${i}0`, `$c${i}1`);
   let body = '';
   for (let i = 1; i < rows; i++) body += `(local.set $a${i} ${add(v(`$a${i - 1}`), v('$lda'))})\n    `;
-  let step = `(local.set $b0 (v128.load ${v('$p')}))\n      (local.set $b1 (v128.load offset=16 ${v('$p')}))\n`;
-  for (let i = 0; i < rows; i++) {
-    step += `      (local.set $s (v128.load32_splat ${add(v(`$a${i}`), v('$o'))}))\n`;
-    step += `      (local.set $c${i}0 (f32x4.add ${v(`$c${i}0`)} (f32x4.mul ${v('$s')} ${v('$b0')})))\n`;
-    step += `      (local.set $c${i}1 (f32x4.add ${v(`$c${i}1`)} (f32x4.mul ${v('$s')} ${v('$b1')})))\n`;
-  }
+  /** One k step at k + `ahead` (static load offsets). */
+  const step = (ahead: number) => {
+    let text = `(local.set $b0 (v128.load offset=${32 * ahead} ${v('$p')}))\n      (local.set $b1 (v128.load offset=${32 * ahead + 16} ${v('$p')}))\n`;
+    for (let i = 0; i < rows; i++) {
+      text += `      (local.set $s (v128.load32_splat offset=${4 * ahead} ${add(v(`$a${i}`), v('$o'))}))\n`;
+      text += `      (local.set $c${i}0 (f32x4.add ${v(`$c${i}0`)} (f32x4.mul ${v('$s')} ${v('$b0')})))\n`;
+      text += `      (local.set $c${i}1 (f32x4.add ${v(`$c${i}1`)} (f32x4.mul ${v('$s')} ${v('$b1')})))\n`;
+    }
+    return text;
+  };
   let full = '';
   let part = '';
   for (let i = 0; i < rows; i++) {
@@ -51,10 +55,13 @@ function gemmMicro(rows: number): string {
   const aLocals = Array.from({ length: rows - 1 }, (_, i) => `(local $a${i + 1} i32)`).join(' ');
   return `(func $gemm${rows} (param $a0 i32) (param $lda i32) (param $p i32) (param $kb i32) (param $c i32) (param $ldc i32) (param $nc i32)
     ${aLocals} (local $o i32) (local $b0 v128) (local $b1 v128) (local $s v128) ${acc.map((a) => `(local ${a} v128)`).join(' ')}
-    ${body}(loop $k
-${step}      (local.set $p (i32.add ${v('$p')} (i32.const 32)))
-      (local.set $o (i32.add ${v('$o')} (i32.const 4)))
-      (br_if $k (i32.lt_u ${v('$o')} ${v('$kb')})))
+    ${body}(if (i32.and ${v('$kb')} (i32.const 4)) (then ;; odd K: one step first, then pairs
+${step(0)}      (local.set $p (i32.add ${v('$p')} (i32.const 32)))
+      (local.set $o (i32.const 4))))
+    (if (i32.lt_u ${v('$o')} ${v('$kb')}) (then (loop $k
+${step(0)}${step(1)}      (local.set $p (i32.add ${v('$p')} (i32.const 64)))
+      (local.set $o (i32.add ${v('$o')} (i32.const 8)))
+      (br_if $k (i32.lt_u ${v('$o')} ${v('$kb')})))))
     (if (i32.eq ${v('$nc')} (i32.const 8))
       (then ${full})
       (else ${part})))`;
@@ -132,33 +139,52 @@ const GEMM = `(func $gemm (param $a i32) (param $lda i32) (param $p i32) (param 
       (br_if $panel (i32.lt_u ${v('$j')} ${v('$n')}))))`;
 
 /** One lane micro-kernel call for `rows` × `outs` at row i, output s (locals of $lane). */
+/**
+ * Blocks per group of the second factor: the inner loop walks a group's 4-block vectors side by side, so each cache
+ * line of out1 and W' (16 floats) is used whole while it is in L1.
+ */
+const LANE_GROUP = 16;
+
+/** One lane micro-kernel call for `rows` × `outs` at row i, output s, block offset lo (locals of $lane). */
 const laneCall = (rows: number, outs: number) =>
-  `(call $lane${rows}x${outs} (i32.add ${v('$tl')} (i32.mul ${v('$i')} ${v('$lt')})) ${v('$lt')} ${v('$ws')} ${v('$lw')} ${v('$step')} ${v('$end')} ` +
-  `(i32.add ${v('$ys')} (i32.mul ${v('$i')} ${v('$ly')})) ${v('$ly')} ${v('$step')})`;
+  `(call $lane${rows}x${outs} (i32.add ${v('$tl')} (i32.add (i32.mul ${v('$i')} ${v('$lt')}) ${v('$lo')})) ${v('$lt')} (i32.add ${v('$ws')} ${v('$lo')}) ${v('$lw')} ${v('$step')} ${v('$end')} ` +
+  `(i32.add ${v('$ys')} (i32.add (i32.mul ${v('$i')} ${v('$ly')}) ${v('$lo')})) ${v('$ly')} ${v('$step')})`;
+
+/** The group's 4-block vectors for one row tile: lo = 0, 16, … < gw bytes. */
+const laneVectors = (rows: number, outs: number) => `(local.set $lo (i32.const 0))
+            (loop $vec${rows}x${outs}
+              ${laneCall(rows, outs)}
+              (local.set $lo (i32.add ${v('$lo')} (i32.const 16)))
+              (br_if $vec${rows}x${outs} (i32.lt_u ${v('$lo')} ${v('$gw')})))`;
 
 /** Row loop of $lane for `outs` outputs: tiles of 4 rows, then single rows. */
 const laneRows = (outs: number) => `(local.set $i (i32.const 0))
           (block $tail${outs} (loop $tile${outs}
             (br_if $tail${outs} (i32.gt_u (i32.add ${v('$i')} (i32.const 4)) ${v('$rows')}))
-            ${laneCall(4, outs)}
+            ${laneVectors(4, outs)}
             (local.set $i (i32.add ${v('$i')} (i32.const 4)))
             (br $tile${outs})))
           (block $done${outs} (loop $row${outs}
             (br_if $done${outs} (i32.ge_u ${v('$i')} ${v('$rows')}))
-            ${laneCall(1, outs)}
+            ${laneVectors(1, outs)}
             (local.set $i (i32.add ${v('$i')} (i32.const 1)))
             (br $row${outs})))`;
 
 /**
  * `$lane`: Monarch's second factor on `rows` rows: y[i, s·Lb + l] = Σ_r t[i, r·Lb + l]·W'[s, r, l], W' packed
- * [S, R, Lb] (Lb a multiple of 4). Blocks in groups of 4 (the lanes), outputs in pairs, row tiles of 4 inside.
+ * [S, R, Lb] (Lb a multiple of 4). Blocks in groups of LANE_GROUP; per group, outputs in pairs, row tiles of 4, and
+ * the group's 4-block vectors innermost.
  */
 const LANE = `(func $lane (param $t i32) (param $lt i32) (param $w i32) (param $y i32) (param $ly i32) (param $rows i32) (param $Lb i32) (param $R i32) (param $S i32)
     (local $l i32) (local $s i32) (local $i i32) (local $step i32) (local $end i32) (local $lw i32) (local $ws i32) (local $ys i32) (local $tl i32)
+    (local $lo i32) (local $gw i32)
     (local.set $step (i32.shl ${v('$Lb')} (i32.const 2)))
     (local.set $end (i32.mul ${v('$R')} ${v('$step')}))
     (local.set $lw ${v('$end')})
-    (loop $block
+    (loop $group
+      ;; gw = the group's width in bytes: min(LANE_GROUP, Lb − l) blocks
+      (local.set $gw (i32.shl (i32.sub ${v('$Lb')} ${v('$l')}) (i32.const 2)))
+      (if (i32.gt_u ${v('$gw')} (i32.const ${4 * LANE_GROUP})) (then (local.set $gw (i32.const ${4 * LANE_GROUP}))))
       (local.set $s (i32.const 0))
       (local.set $tl (i32.add ${v('$t')} (i32.shl ${v('$l')} (i32.const 2))))
       (block $oddOut (loop $pair
@@ -172,8 +198,8 @@ const LANE = `(func $lane (param $t i32) (param $lt i32) (param $w i32) (param $
         (local.set $ws (i32.add ${v('$w')} (i32.add (i32.mul ${v('$s')} ${v('$lw')}) (i32.shl ${v('$l')} (i32.const 2)))))
         (local.set $ys (i32.add ${v('$y')} (i32.add (i32.mul ${v('$s')} ${v('$step')}) (i32.shl ${v('$l')} (i32.const 2)))))
         ${laneRows(1)}))
-      (local.set $l (i32.add ${v('$l')} (i32.const 4)))
-      (br_if $block (i32.lt_u ${v('$l')} ${v('$Lb')}))))`;
+      (local.set $l (i32.add ${v('$l')} (i32.const ${LANE_GROUP})))
+      (br_if $group (i32.lt_u ${v('$l')} ${v('$Lb')}))))`;
 
 /**
  * The module's text. `shared` picks the memory import: threaded tfjs-wasm has a shared memory (with a maximum), the
