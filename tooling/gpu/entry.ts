@@ -20,7 +20,7 @@ import {
 } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
 import type { BlockDiagTile } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
 import {
-  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, registerFastCpuSegmentSum, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
+  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, optimizerLabel, sameSetupButSteps, registerFastCpuSegmentSum, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
 } from './training-check.js';
 import type { TrainingSetup, WeightValues } from './training-check.js';
 
@@ -28,7 +28,7 @@ type Row = Record<string, unknown>;
 const results: { started: string; node: string; backend?: unknown; adapter?: unknown; checks: Row[]; timings: Row[]; training?: Row[]; errors: Row[] } = {
   started: new Date().toISOString(), node: process.version, checks: [], timings: [], errors: [],
 };
-const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-lengths|train-fixtures|train-paths|train-preset|conv-lengths|timing-lengths|grad-vs-cpu)$/)) ?? 'gpu-results.json';
+const outFile = process.argv.slice(2).find((arg, i, args) => !arg.startsWith('--') && !(args[i - 1] ?? '').match(/^--(train-steps|train-optimizer|train-lr|train-lengths|train-fixtures|train-paths|train-preset|conv-lengths|timing-lengths|grad-vs-cpu)$/)) ?? 'gpu-results.json';
 const save = () => writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
 /** Seeded normal-ish values (sum of uniforms), so cpu and webgpu see the same inputs. */
@@ -493,15 +493,17 @@ function trainingReferences(): Array<{ file: string; backend: string; setup: Tra
  * were computed on the workstation). Goal: |Δloss| ≤ 1e-3 at every step. Runs once per long-convolution path
  * (`--train-paths fused,monarch`: the fused WGSL kernels, then M2_FUSED_LONG_CONV=0).
  */
-async function trainingCheck(length: number): Promise<void> {
+async function trainingCheck(length: number, learningRate?: number): Promise<void> {
   const setup: TrainingSetup = {
     ...DEFAULT_TRAINING_SETUP,
     ...(argument('--train-steps') === undefined ? {} : { steps: Number(argument('--train-steps')) }),
+    ...(argument('--train-optimizer') === undefined ? {} : { optimizer: argument('--train-optimizer') as 'adam' | 'sgd' }),
+    ...(learningRate === undefined ? {} : { learningRate }),
     length,
   };
   const preset = argument('--train-preset') as 'tiny' | undefined; // a dry run of this tooling (e.g. on SwiftShader)
   const batch = trainingBatch(setup.length, setup.batchSeed, preset === 'tiny' ? 1024 : undefined);
-  const row: Row = { ...(preset ? { preset } : {}), setup, batch: 1, optimizer: `adam(${setup.learningRate})`, labelled: batch.labels[0]!.filter((l) => l > 0).length };
+  const row: Row = { ...(preset ? { preset } : {}), setup, batch: 1, optimizer: optimizerLabel(setup), labelled: batch.labels[0]!.filter((l) => l > 0).length };
   (results.training ??= []).push(row);
   try {
     const start = performance.now();
@@ -512,7 +514,7 @@ async function trainingCheck(length: number): Promise<void> {
     save();
     if (!process.argv.includes('--no-filter-compare')) await compareFilterKernels(setup, weights, row, preset);
     if (!process.argv.includes('--no-grad-compare')) await compareTrainingGradients(setup, weights, row, preset);
-    const references = trainingReferences().filter((reference) => reference.setup?.length === setup.length);
+    const references = trainingReferences().filter((reference) => reference.setup !== undefined && sameSetupButSteps(reference.setup, setup));
     const runs: Row[] = [];
     row.runs = runs;
     // Each long-convolution path of the webgpu backend: the fused WGSL kernels (L ≤ 4096) and the Monarch path.
@@ -529,8 +531,10 @@ async function trainingCheck(length: number): Promise<void> {
         save();
         const losses: number[] = [];
         const msPerStep: number[] = [];
+        const gradientNorms: number[] = [];
         run.webgpuLosses = losses;
         run.webgpuMsPerStep = msPerStep;
+        run.webgpuGradientNorms = gradientNorms;
         // After each update of the fused run: its weights copied into a fresh model on the Monarch path, whose loss
         // (with a gradient tape, as a step computes it, and without: the inference kernels) tells a forward
         // difference between the paths from the two runs' weights drifting apart.
@@ -557,14 +561,15 @@ async function trainingCheck(length: number): Promise<void> {
         await runTrainingSteps(model, setup, (step, record) => {
           losses.push(record.loss);
           msPerStep.push(record.ms);
-          console.log(`train webgpu (${path} long conv) step ${step + 1}: loss ${record.loss.toFixed(6)} (${record.ms.toFixed(0)} ms)`);
+          if (record.gradientNorm !== undefined) gradientNorms.push(record.gradientNorm);
+          console.log(`train webgpu (${path} long conv) step ${step + 1}: loss ${record.loss.toFixed(6)}, ‖g‖ ${record.gradientNorm?.toFixed(4)} (${record.ms.toFixed(0)} ms)`);
           save();
         }, { afterUpdate });
         model.dispose();
         const comparisons: Row[] = [];
         for (const reference of references) {
           // A reference may have run fewer steps (a slow CPU): the rest of the set-up must be the same.
-          const sameSetup = JSON.stringify({ ...reference.setup, steps: 0 }) === JSON.stringify({ ...setup, steps: 0 });
+          const sameSetup = sameSetupButSteps(reference.setup, setup);
           const sameWeights = reference.weightDigest === row.weightDigest && run.webgpuWeightDigest === row.weightDigest;
           const differences = reference.losses.slice(0, losses.length).map((loss, i) => Math.abs(loss - losses[i]!));
           const maxDifference = differences.length > 0 ? Math.max(...differences) : null;
@@ -573,7 +578,7 @@ async function trainingCheck(length: number): Promise<void> {
             reference: reference.file, backend: reference.backend, gitCommit: reference.gitCommit, sameSetup, sameWeights,
             referenceLosses: reference.losses, referenceMsPerStep: reference.msPerStep, lossDifferences: differences, maxLossDifference: maxDifference, ok,
           });
-          results.checks.push({ name: `M2-BERT-base training L=${setup.length}: ${differences.length} Adam steps, webgpu (${path} long conv) vs ${reference.backend} (${reference.file}) loss`, relL2: differences, ok });
+          results.checks.push({ name: `M2-BERT-base training L=${setup.length}: ${differences.length} ${optimizerLabel(setup)} steps, webgpu (${path} long conv) vs ${reference.backend} (${reference.file}) loss`, relL2: differences, ok });
           console.log(`check ${ok ? 'ok  ' : 'FAIL'} training losses webgpu (${path}) ${losses.map((l) => l.toFixed(5))} vs ${reference.backend} ${reference.losses.map((l) => l.toFixed(5))}: max |Δ| ${maxDifference?.toExponential(2)}${sameSetup ? '' : ' (other set-up)'}${sameWeights ? '' : ' (other weights)'}`);
         }
         run.comparisons = comparisons;
@@ -719,7 +724,11 @@ async function main(): Promise<void> {
     return;
   }
   if (process.argv.includes('--train-only')) {
-    for (const length of (argument('--train-lengths') ?? String(DEFAULT_TRAINING_SETUP.length)).split(',').map(Number)) await trainingCheck(length);
+    // --train-lr 0.01,0.1: one check per learning rate (e.g. to pick an SGD step size that moves the loss).
+    const learningRates = argument('--train-lr')?.split(',').map(Number) ?? [undefined];
+    for (const length of (argument('--train-lengths') ?? String(DEFAULT_TRAINING_SETUP.length)).split(',').map(Number)) {
+      for (const learningRate of learningRates) await trainingCheck(length, learningRate);
+    }
     return;
   }
   const quick = process.argv.includes('--quick'); // checks, blockDiagMatmul timings, overheads (no tile sweep, no long sequences)

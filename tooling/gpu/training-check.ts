@@ -6,7 +6,12 @@
 //   Mulberry32 stream (`seededWeights`), then copied by key into a model on the backend under test; `weightDigest`
 //   (sha256 of every weight's bytes in key order) proves every backend started from the same numbers.
 // - Batch: seeded token ids in [1000, 30000) and about 15 % of the positions labelled with their own id (others −100).
-// - Steps: Adam(1e-3) as tfjs computes it but one variable at a time (PerVariableAdam), batch 1, no dropout.
+// - Steps: batch 1, no dropout, one variable at a time, either Adam(1e-3) as tfjs computes it (PerVariableAdam) or
+//   plain SGD (PerVariableSgd). Adam's first updates are ≈ lr·sign(g) for every weight, so the float32 rounding
+//   differences of two correct backends (first-step gradients agree to ~4e-5) flip a few hundred near-zero entries by
+//   2·lr and the losses of later steps drift apart (two webgpu paths: 5e-4 at step 2, 2e-2 at step 3); SGD's
+//   update is linear in g, so its later losses test the gradients themselves (clipped at global norm 1: see
+//   PerVariableSgd).
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import { Mulberry32, mixSeed } from '@monarch-mixer/monarch-core';
@@ -22,12 +27,25 @@ export interface TrainingSetup {
   weightSeed: number;
   /** Seed of the batch. */
   batchSeed: number;
-  /** Adam learning rate. */
+  /** Learning rate. */
   learningRate: number;
+  /** Update rule (default 'adam'; fixtures written before this field ran Adam). */
+  optimizer?: 'adam' | 'sgd';
 }
 
 /** The default check: M2-BERT-base at L = 2048, 3 Adam steps at 1e-3. */
 export const DEFAULT_TRAINING_SETUP: TrainingSetup = { length: 2048, steps: 3, weightSeed: 1, batchSeed: 2, learningRate: 1e-3 };
+
+/** Whether two set-ups are the same but for their step counts (a missing optimizer is Adam: older fixtures). */
+export function sameSetupButSteps(a: TrainingSetup, b: TrainingSetup): boolean {
+  return a.length === b.length && a.weightSeed === b.weightSeed && a.batchSeed === b.batchSeed && a.learningRate === b.learningRate
+    && (a.optimizer ?? 'adam') === (b.optimizer ?? 'adam');
+}
+
+/** The update rule as a short label, e.g. `adam(0.001)`, `sgd(0.001, global-norm clip 1)`. */
+export function optimizerLabel(setup: TrainingSetup): string {
+  return setup.optimizer === 'sgd' ? `sgd(${setup.learningRate}, global-norm clip 1)` : `adam(${setup.learningRate})`;
+}
 
 /**
  * M2-BERT-base (80M) with an MLM head, no dropout, positions and long convolutions sized to `length`; another
@@ -117,6 +135,15 @@ export interface StepRecord {
   loss: number;
   /** Wall time of the step, ms (the loss read back included). */
   ms: number;
+  /** Global L2 norm of the step's gradients (absent for a loss-only last step). */
+  gradientNorm?: number;
+}
+
+/** The per-variable update rules of the check. */
+interface StepOptimizer {
+  init(variables: readonly tf.Variable[]): void;
+  apply(variables: readonly tf.Variable[], grads: tf.NamedTensorMap, gradientNorm: number): void;
+  dispose(): void;
 }
 
 /**
@@ -125,7 +152,7 @@ export interface StepRecord {
  * weight (~3.5 GB for M2-BERT-base's 80M) stay allocated until the last variable is done; that overflowed the wasm
  * backend's 4 GiB heap even at L = 64. Here each variable's temporaries (and its gradient) are freed before the next.
  */
-export class PerVariableAdam {
+export class PerVariableAdam implements StepOptimizer {
   private readonly moments = new Map<string, { m: tf.Variable; v: tf.Variable }>();
   private step = 0;
 
@@ -175,8 +202,47 @@ export class PerVariableAdam {
 }
 
 /**
- * Runs `setup.steps` Adam steps on `model` (on the active backend) and calls `onStep` after each one: the loss and
- * gradients through `tf.variableGrads`, then {@link PerVariableAdam}. With `lastLossOnly` the last step only computes
+ * SGD with global-norm clipping (the recipes clip at 1.0): w ← w − lr·g·min(1, clip/‖g‖), one variable at a time
+ * (each gradient freed as soon as it is applied). M2-BERT-base's first gradients have ‖g‖ ≈ 200, so unclipped SGD
+ * either barely moves or overshoots; clipped, a step moves the weights by lr (L2) along −g.
+ */
+export class PerVariableSgd implements StepOptimizer {
+  /** @param learningRate - Step size. @param clipNorm - Global gradient-norm bound. */
+  constructor(readonly learningRate: number, readonly clipNorm = 1) {}
+
+  /** Nothing to allocate (SGD keeps no state). */
+  init(): void {}
+
+  /** Applies one update to every variable with a gradient in `grads` (disposed here, one by one). */
+  apply(variables: readonly tf.Variable[], grads: tf.NamedTensorMap, gradientNorm: number): void {
+    const scale = this.learningRate * Math.min(1, this.clipNorm / gradientNorm);
+    for (const variable of variables) {
+      const gradient = grads[variable.name];
+      if (gradient === undefined) continue;
+      tf.tidy(() => variable.assign(tf.sub(variable, tf.mul(gradient, scale))));
+      gradient.dispose();
+    }
+  }
+
+  /** Nothing to free. */
+  dispose(): void {}
+}
+
+/**
+ * ‖g‖₂ over every gradient of the map, computed on the backend. Summed pairwise, not with tf.addN: webgpu's AddN
+ * program over 550 inputs exceeds the storage buffers a pipeline may bind, and its invalid pipeline voids the
+ * whole command buffer it was batched in (other ops' dispatches with it).
+ */
+async function globalNorm(grads: tf.NamedTensorMap): Promise<number> {
+  const squares = tf.tidy(() => Object.values(grads).map((g) => tf.sum(tf.square(g))).reduce((a, b) => tf.add(a, b)));
+  const value = (await squares.data())[0]!;
+  squares.dispose();
+  return Math.sqrt(value);
+}
+
+/**
+ * Runs `setup.steps` optimizer steps on `model` (on the active backend) and calls `onStep` after each one: the loss
+ * and gradients through `tf.variableGrads`, their global norm, then {@link PerVariableAdam} or {@link PerVariableSgd}. With `lastLossOnly` the last step only computes
  * its loss (the loss a step reports is the one before its update, so the losses are the same); `afterUpdate` runs
  * after each step's update (e.g. to evaluate the updated weights another way).
  * @returns The losses and times of every step.
@@ -188,7 +254,7 @@ export async function runTrainingSteps(
   options: { lastLossOnly?: boolean; afterUpdate?: (step: number) => Promise<void> } = {},
 ): Promise<StepRecord[]> {
   const batch = trainingBatch(setup.length, setup.batchSeed, model.config.vocabSize);
-  const optimizer = new PerVariableAdam(setup.learningRate);
+  const optimizer: StepOptimizer = setup.optimizer === 'sgd' ? new PerVariableSgd(setup.learningRate) : new PerVariableAdam(setup.learningRate);
   const variables = model.trainableVariables();
   optimizer.init(variables);
   const records: StepRecord[] = [];
@@ -207,12 +273,13 @@ export async function runTrainingSteps(
       const { value, grads } = tf.variableGrads(() => model.forward(batch, { training: true }).loss as tf.Scalar, variables);
       const loss = (await value.data())[0]!;
       value.dispose();
-      optimizer.apply(variables, grads);
+      const gradientNorm = await globalNorm(grads);
+      optimizer.apply(variables, grads, gradientNorm);
       // The step is done when its last update is: read one element of the last variable.
       const probe = tf.tidy(() => tf.slice(tf.reshape(variables[variables.length - 1]!, [-1]), [0], [1]));
       await probe.data();
       probe.dispose();
-      const record = { loss, ms: performance.now() - start };
+      const record = { loss, ms: performance.now() - start, gradientNorm };
       records.push(record);
       onStep(step, record);
       if (options.afterUpdate) await options.afterUpdate(step);

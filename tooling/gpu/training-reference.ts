@@ -9,7 +9,7 @@
 // (for wasm, M2_TFJS_WASM_DIR must name the folder of tfjs-backend-wasm's .wasm files).
 //
 // Options: --backend cpu | wasm (wasm runs 1 thread unless --threads), --length (2048), --steps (3),
-// --weight-seed (1), --batch-seed (2); --last-loss-only: the last step computes only its loss (no backward pass:
+// --weight-seed (1), --batch-seed (2), --optimizer adam | sgd (adam), --learning-rate (1e-3); --last-loss-only: the last step computes only its loss (no backward pass:
 // same losses, less CPU time); --profile: one step under tf.profile, time per kernel (no fixture). The fixture is
 // written after every step, so a run cut short keeps its steps.
 import { execSync } from 'node:child_process';
@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu'; // the seeded weights are built on cpu
 import { setupBackend } from '@monarch-mixer/monarch-core';
 import {
-  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, registerFastCpuSegmentSum, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
+  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, optimizerLabel, registerFastCpuSegmentSum, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
 } from './training-check.js';
 import type { TrainingSetup } from './training-check.js';
 
@@ -36,8 +36,10 @@ const setup: TrainingSetup = {
   steps: Number(argument('--steps') ?? DEFAULT_TRAINING_SETUP.steps),
   weightSeed: Number(argument('--weight-seed') ?? DEFAULT_TRAINING_SETUP.weightSeed),
   batchSeed: Number(argument('--batch-seed') ?? DEFAULT_TRAINING_SETUP.batchSeed),
-  learningRate: DEFAULT_TRAINING_SETUP.learningRate,
+  learningRate: Number(argument('--learning-rate') ?? DEFAULT_TRAINING_SETUP.learningRate),
+  optimizer: (argument('--optimizer') ?? 'adam') as 'adam' | 'sgd',
 };
+if (setup.optimizer !== 'adam' && setup.optimizer !== 'sgd') throw new Error(`training-reference: --optimizer must be adam or sgd, got ${setup.optimizer}`);
 
 const info = await setupBackend(backend, backend === 'wasm' ? { threads: Number(argument('--threads') ?? 1) } : {});
 const fastSegmentSum = backend === 'cpu' && registerFastCpuSegmentSum();
@@ -61,11 +63,12 @@ const fixture = {
   date: new Date().toISOString(),
   node: process.version,
   setup,
-  optimizer: `adam(${setup.learningRate})`,
+  optimizer: optimizerLabel(setup),
   labelled: batch.labels[0]!.filter((label) => label > 0).length,
   weightDigest: digest,
   lastLossOnly: process.argv.includes('--last-loss-only'),
   losses: [] as number[],
+  gradientNorms: [] as number[],
   msPerStep: [] as number[],
   finished: false,
 };
@@ -96,8 +99,9 @@ console.log(`model on ${backend}: ${(tf.memory().numBytes / 2 ** 20).toFixed(0)}
 await runTrainingSteps(model, setup, (step, record) => {
   fixture.losses.push(record.loss);
   fixture.msPerStep.push(Math.round(record.ms));
+  if (record.gradientNorm !== undefined) fixture.gradientNorms.push(record.gradientNorm);
   save();
-  console.log(`step ${step + 1}: loss ${record.loss.toFixed(6)} (${(record.ms / 1000).toFixed(1)} s, ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB in ${tf.memory().numTensors} tensors)`);
+  console.log(`step ${step + 1}: loss ${record.loss.toFixed(6)}${record.gradientNorm === undefined ? '' : `, ‖g‖ ${record.gradientNorm.toFixed(4)}`} (${(record.ms / 1000).toFixed(1)} s, ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB in ${tf.memory().numTensors} tensors)`);
 }, { lastLossOnly: process.argv.includes('--last-loss-only') }).catch((error: Error) => {
   console.log(`failed with ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB in ${tf.memory().numTensors} tensors allocated`);
   throw error;
