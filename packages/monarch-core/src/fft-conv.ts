@@ -231,7 +231,7 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
     // gradients through the Monarch transforms of u and dy.
     const wasmOp = tf.customGrad(((...args: unknown[]) => {
       const { u: uIn, kernel: kIn, reverseKernel: krIn, skip: dIn, save } = unpackLongConvArgs(args, hasReverse, hasSkip);
-      const spectrum = wasmSpectrumOf(length, kIn as Tensor2D, krIn as Tensor2D | undefined);
+      const spectrum = wasmKernelSpectrum(length, kIn as Tensor2D, krIn as Tensor2D | undefined);
       const value = wasmSpectrumConv(uIn as Tensor3D, spectrum, dIn as Tensor1D | undefined);
       save([spectrum, uIn, ...(dIn === undefined ? [] : [dIn])]);
       tf.dispose(spectrum); // kept by save for the gradient
@@ -293,22 +293,6 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
   return op(...longConvInputs(u, kernel, reverseKernel, skip)) as Tensor3D;
-}
-
-/**
- * The wasm FFT kernels' spectrum of a long-convolution kernel: kernel [C, Lk ≤ 2L] as in {@link fftConv} (lags
- * L+1..2L−1 of a kernel longer than L wrap to the end of the circle), or kf [C, L] with kr [C, L] reversed at the end
- * (bidirectional). Shapes: → [⌈C/4⌉·(N/2 + 1)·8].
- */
-function wasmSpectrumOf(length: number, kernel: Tensor2D, reverseKernel?: Tensor2D): Tensor {
-  return tf.tidy(() => {
-    if (reverseKernel !== undefined) return wasmKernelSpectrum(length, kernel, tf.reverse(reverseKernel, 1) as Tensor2D);
-    const kernelLength = kernel.shape[1];
-    if (kernelLength <= length) return wasmKernelSpectrum(length, kernel);
-    const k2 = kernelLength < 2 * length ? tf.pad(kernel, [[0, 0], [0, 2 * length - kernelLength]]) : kernel; // [C, 2L]
-    const [head, tail] = tf.split(k2, [length, length], 1);
-    return wasmKernelSpectrum(length, head as Tensor2D, tail as Tensor2D);
-  });
 }
 
 /** A wasm-layout spectrum used where its kernels cannot run. */
@@ -393,7 +377,7 @@ export function convKernelSpectrum(kf: Tensor2D, kr?: Tensor2D, options: FftConv
   const fused = webGpuConvKernelSpectrum(kf, kr, plan); // webgpu: one WGSL dispatch, the fused kernels' layout
   if (fused !== undefined) return fused;
   if (useWasmFft()) {
-    const spectrum = tf.keep(wasmSpectrumOf(length, kf, kr)); // wasm: the FFT kernels' layout (backends/wasm-fft-conv.ts)
+    const spectrum = tf.keep(wasmKernelSpectrum(length, kf, kr)); // wasm: the FFT kernels' layout (backends/wasm-fft-conv.ts)
     return { length, channels, plan, re: spectrum, im: spectrum };
   }
   const digits = Math.ceil(length / (plan.n / plan.radices[0]));

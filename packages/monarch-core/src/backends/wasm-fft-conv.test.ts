@@ -74,7 +74,7 @@ describe('wasm FFT loops on a shared memory', () => {
       heap.set(placed, kAt! / 4);
       heap.set(u, uAt! / 4);
       heap.set(skip, skipAt! / 4);
-      pool.run(PARALLEL_KERNELS.fftSpectrum, [kAt!, specAt!, scratchAt!, twAt!, channels, m, groups, 2], groups, work);
+      pool.run(PARALLEL_KERNELS.fftSpectrum, [kAt!, n, 4 * n, kAt!, 0, 4 * n, 0, 0, specAt!, scratchAt!, twAt!, channels, m, groups, 2], groups, work); // rows already placed: all head
       const units = batch * groups;
       pool.run(PARALLEL_KERNELS.fftConv, [uAt!, specAt!, skipAt!, outAt!, scratchAt!, twAt!, channels, length, m, 0, units, 2], units, work);
       const out = new Float32Array(memory.buffer).slice(outAt! / 4, outAt! / 4 + u.length);

@@ -99,17 +99,35 @@ function withScratch(wasm: WasmBackendLike, m: number, run: (scratch: number, th
 
 const byteOffset = (wasm: WasmBackendLike, t: TensorInfo) => wasm.typedArrayFromHeap(t).byteOffset;
 
-/** Placed real kernels [C, N] → K̂/(2N), [⌈C/4⌉·(N/2 + 1)·8] floats. */
-const spectrumKernel: KernelFunc = ({ inputs, backend }) => {
-  const { kernel } = inputs as { kernel: TensorInfo };
+/** Where a kernel's taps go on the N-circle (attrs of M2FftSpectrum). */
+interface Placement {
+  /** N. */
+  n: number;
+  /** Taps kernel[:, 0..headLen) at positions 0.. */
+  headLen: number;
+  /** The tail's first column in its source (the `tail` input if given, else the kernel). */
+  tailColumn: number;
+  /** Tail taps, at positions tailAt.. (reversed when `reverse`). */
+  tailLen: number;
+  tailAt: number;
+  reverse: boolean;
+}
+
+/** Kernel rows [C, Lk] (+ tail rows) placed on the N-circle → K̂/(2N), [⌈C/4⌉·(N/2 + 1)·8] floats. */
+const spectrumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { kernel, tail } = inputs as { kernel: TensorInfo; tail?: TensorInfo };
+  const { n, headLen, tailColumn, tailLen, tailAt, reverse } = attrs as unknown as Placement;
   const wasm = backend as unknown as WasmBackendLike;
-  const [channels, n] = kernel.shape as [number, number];
+  const channels = kernel.shape[0]!;
   const m = n / 2;
   const groups = Math.ceil(channels / 4);
   const out = wasm.makeOutput([groups * (m + 1) * 8], 'float32');
   const tw = twiddles(wasm, m);
   withScratch(wasm, m, (scratch, threads) => {
-    const args = [byteOffset(wasm, kernel), byteOffset(wasm, out), scratch, tw, channels, m, groups, threads];
+    const tailSource = tail ?? kernel;
+    const tailAtByte = byteOffset(wasm, tailSource) + 4 * tailColumn;
+    const args = [byteOffset(wasm, kernel), headLen, 4 * kernel.shape[1]!, tailAtByte, tailLen, 4 * tailSource.shape[1]!, tailAt, reverse ? 1 : 0];
+    args.push(byteOffset(wasm, out), scratch, tw, channels, m, groups, threads);
     runParallel(PARALLEL_KERNELS.fftSpectrum, args, groups, new Float32Array(memoryOf(wasm)), channels * n * 8);
   });
   return out;
@@ -171,25 +189,29 @@ export function isWasmSpectrum(t: Tensor): boolean {
 }
 
 /**
- * A kernel's spectrum from its placement on the N-point circle: kf (lags 0..) at the start, and the tail (lags
- * −L..−1, already in circle order) at the end. Shapes: kf [C, ≤ L] (+ tail [C, L]) → [⌈C/4⌉·(N/2 + 1)·8].
+ * A long-convolution kernel's spectrum in this module's layout, placed on the N-point circle as fft-conv.ts defines
+ * it: a kernel [C, Lk ≤ 2L] has lags 0..L−1 first and (Lk > L) its taps L+1..2L−1 as lags −(L−1)..−1 at the end;
+ * with kr [C, L] (bidirectional) kr[j] is lag −(j+1). Shapes: kernel [C, Lk] (+ kr [C, L]) → [⌈C/4⌉·(N/2 + 1)·8].
  *
  * @param length - L.
- * @param kf - Kernel taps of lags 0, 1, … ([C, Lk ≤ L]).
- * @param tail - Optional taps of lags −L..−1 in that order ([C, L]).
+ * @param kernel - Kernel [C, Lk ≤ 2L] (bidirectional: kf [C, L]).
+ * @param reverseKernel - Optional kr [C, L].
  * @returns The spectrum tensor (a new tensor; the caller owns it).
  */
-export function wasmKernelSpectrum(length: number, kf: Tensor2D, tail?: Tensor2D): Tensor1D {
+export function wasmKernelSpectrum(length: number, kernel: Tensor2D, reverseKernel?: Tensor2D): Tensor1D {
   const n = wasmFftSize(length);
-  const spectrum = tf.tidy(() => {
-    const [channels, lk] = kf.shape;
-    const parts: Tensor[] = [kf];
-    const tailLength = tail === undefined ? 0 : length;
-    if (n - lk - tailLength > 0) parts.push(tf.zeros([channels, n - lk - tailLength]));
-    if (tail !== undefined) parts.push(tail);
-    const placed = parts.length === 1 ? kf : tf.concat(parts, 1); // [C, N]
-    return tf.engine().runKernel(FFT_SPECTRUM, { kernel: placed }) as Tensor1D;
-  });
+  const lk = kernel.shape[1];
+  const inputs: Record<string, Tensor> = { kernel };
+  let placement: Placement;
+  if (reverseKernel !== undefined) {
+    inputs['tail'] = reverseKernel; // kr[L−1−t] at N − L + t
+    placement = { n, headLen: Math.min(lk, length), tailColumn: 0, tailLen: length, tailAt: n - length, reverse: true };
+  } else if (lk > length) {
+    placement = { n, headLen: length, tailColumn: length, tailLen: lk - length, tailAt: n - length, reverse: false }; // tap i at N − 2L + i
+  } else {
+    placement = { n, headLen: lk, tailColumn: 0, tailLen: 0, tailAt: 0, reverse: false };
+  }
+  const spectrum = tf.engine().runKernel(FFT_SPECTRUM, inputs, placement as unknown as tf.NamedAttrMap) as Tensor1D;
   wasmSpectra.add(spectrum);
   return spectrum;
 }

@@ -216,6 +216,26 @@ const UNPACK = `
           (f32.add ${g('v')} (f32.mul ${g('d')} (f32.load ${i32('add', g('src'), g('to'))}))))`)}`)})`;
 
 /**
+ * $place: up to four kernel rows placed on the N-point circle as M complex elements (like $load): lane l gets
+ * head[l][t] at position t (t < $headLen) and tail[l][t] (or tail[l][tailLen − 1 − t] when $reverse) at position
+ * $tailAt + t (t < $tailLen); zero elsewhere and in unused lanes. Strides are bytes between rows.
+ */
+const PLACE = `
+  (func $place (param $dst i32) (param $head i32) (param $headLen i32) (param $headStride i32) (param $tail i32) (param $tailLen i32)
+      (param $tailStride i32) (param $tailAt i32) (param $reverse i32) (param $lanes i32) (param $M i32)
+    (local $j i32) (local $l i32) (local $t i32) (local $to i32) (local $from i32)
+    ${loop('j', c(0), i32('shl', g('M'), c(5)), `${store(i32('add', g('dst'), g('j')), 0, splat('0'))}`, 16)}
+    ${loop('l', c(0), g('lanes'), `
+      ${set('to', i32('add', g('dst'), i32('shl', g('l'), c(2))))}
+      ${set('from', i32('add', g('head'), i32('mul', g('l'), g('headStride'))))}
+      ${loop('t', c(0), g('headLen'), `
+        (f32.store ${i32('add', g('to'), elementOffset(g('t')))} (f32.load ${i32('add', g('from'), i32('shl', g('t'), c(2)))}))`)}
+      ${set('from', i32('add', g('tail'), i32('mul', g('l'), g('tailStride'))))}
+      ${loop('t', c(0), g('tailLen'), `
+        (f32.store ${i32('add', g('to'), elementOffset(i32('add', g('tailAt'), g('t'))))}
+          (f32.load ${i32('add', g('from'), i32('shl', `(select ${i32('sub', i32('sub', g('tailLen'), c(1)), g('t'))} ${g('t')} ${g('reverse')})`, c(2)))}))`)}`)})`;
+
+/**
  * The real-FFT split for the pair (k, M − k) from Z = FFT(z) at $R: a = Z[k], b = conj Z[M − k],
  * E = a + b, O = −i(a − b), P = W_N^k·O; 2X[k] = E + P, 2X[M − k] = conj(E − P). Leaves (xk, xm) in locals.
  */
@@ -310,8 +330,9 @@ const SLOT = `(i32.div_u ${g('lo')} (i32.div_u (i32.add ${g('units')} (i32.sub $
  * The module's text. `shared` picks the memory import (threaded tfjs-wasm has a shared memory, the single-threaded
  * build a plain one; an import must match). Exports (pointers are byte offsets into the tfjs heap; M = N/2 is a
  * power of two; each thread's scratch block is 2·M·32 bytes at $scratch + slot·2·M·32):
- * - spectrum(src, dst, scratch, tw, C, M, units, threads, lo, hi): real rows src [C, N] → K̂/(2N) at dst
- *   [⌈C/4⌉, M + 1, 8]; units = channel groups of four.
+ * - spectrum(head, headLen, headStride, tail, tailLen, tailStride, tailAt, reverse, dst, scratch, tw, C, M, units,
+ *   threads, lo, hi): kernel rows placed on the N-circle ($place: head at 0, tail at tailAt, reversed or not) →
+ *   K̂/(2N) at dst [⌈C/4⌉, M + 1, 8]; units = channel groups of four.
  * - conv(u, spec, skip, out, scratch, tw, C, L, M, conj, units, threads, lo, hi): u [B, C, L] → out [B, C, L],
  *   out = irfft(rfft(u, N)·K̂)[:L] (+ D⊙u when skip ≠ 0; K̂ conjugated when conj ≠ 0); units = (b, channel group).
  * Twiddles at tw: W_M^j for j < M, then W_N^k for k ≤ M/2, float32 (cos, −sin) pairs.
@@ -322,10 +343,12 @@ export function fftWat(shared: boolean): string {
   ${FFT}
   ${LOAD}
   ${UNPACK}
+  ${PLACE}
   ${ANALYSE}
   ${PRODUCT}
-  (func (export "spectrum") (param $src i32) (param $dst i32) (param $scratch i32) (param $tw i32) (param $C i32) (param $M i32)
-      (param $units i32) (param $threads i32) (param $lo i32) (param $hi i32)
+  (func (export "spectrum") (param $head i32) (param $headLen i32) (param $headStride i32) (param $tail i32) (param $tailLen i32)
+      (param $tailStride i32) (param $tailAt i32) (param $reverse i32) (param $dst i32) (param $scratch i32) (param $tw i32) (param $C i32)
+      (param $M i32) (param $units i32) (param $threads i32) (param $lo i32) (param $hi i32)
     (local $grp i32) (local $c0 i32) (local $lanes i32) (local $A i32) (local $B i32) (local $R i32) (local $scale v128)
     ${set('A', i32('add', g('scratch'), i32('mul', SLOT, i32('shl', g('M'), c(6)))))}
     ${set('B', i32('add', g('A'), i32('shl', g('M'), c(5))))}
@@ -335,7 +358,8 @@ export function fftWat(shared: boolean): string {
       ${set('c0', i32('shl', g('grp'), c(2)))}
       ${set('lanes', i32('sub', g('C'), g('c0')))}
       (if ${i32('gt_u', g('lanes'), c(4))} (then ${set('lanes', c(4))}))
-      (call $load ${g('A')} ${i32('add', g('src'), i32('shl', i32('mul', g('c0'), g('M')), c(3)))} ${i32('shl', g('M'), c(3))} ${g('lanes')} ${i32('shl', g('M'), c(1))} ${g('M')})
+      (call $place ${g('A')} ${i32('add', g('head'), i32('mul', g('c0'), g('headStride')))} ${g('headLen')} ${g('headStride')}
+        ${i32('add', g('tail'), i32('mul', g('c0'), g('tailStride')))} ${g('tailLen')} ${g('tailStride')} ${g('tailAt')} ${g('reverse')} ${g('lanes')} ${g('M')})
       ${set('R', `(call $fft ${g('A')} ${g('B')} ${g('tw')} ${g('M')})`)}
       (call $analyse ${g('R')} ${i32('add', g('dst'), i32('mul', g('grp'), i32('shl', i32('add', g('M'), c(1)), c(5))))} ${i32('add', g('tw'), i32('shl', g('M'), c(3)))} ${g('M')} ${g('scale')})`)})
   (func (export "conv") (param $u i32) (param $spec i32) (param $skip i32) (param $out i32) (param $scratch i32) (param $tw i32)

@@ -115,9 +115,9 @@ function twiddleTranspose(h, a, lo, hi) {
   }
 }
 function fftSpectrum(h, a, lo, hi) {
-  // a = [src, dst, scratch, tw, C, M, units, threads] (byte offsets)
+  // a = [head, headLen, headStride, tail, tailLen, tailStride, tailAt, reverse, dst, scratch, tw, C, M, units, threads]
   if (F === null) throw new Error('the wasm FFT module is not loaded');
-  F.spectrum(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], lo, hi);
+  F.spectrum(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], lo, hi);
 }
 function fftConv(h, a, lo, hi) {
   // a = [u, spec, skip, out, scratch, tw, C, L, M, conj, units, threads] (byte offsets; skip 0: none)
