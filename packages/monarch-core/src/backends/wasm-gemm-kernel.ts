@@ -30,9 +30,24 @@ function rowChunk(rows: number, most: number): number {
   return Math.max(4, Math.min(most, Math.ceil(rows / (4 * wasmHelperThreads()) / 4) * 4));
 }
 
-/** Float offset of a tensor's data in the heap, and the heap as floats. */
+/** Float offset of a tensor's data in the heap. */
 function heapOffset(view: Float32Array): number {
   return view.byteOffset / 4;
+}
+
+/**
+ * Runs a gemm loop over `units` row chunks with a zeroed Int32 work counter in the heap (the threads claim chunks
+ * from it, see wasm-parallel.ts); `args` are the loop's own arguments, the counter and unit count go last.
+ */
+function runChunks(wasm: WasmBackendLike, kernel: number, args: number[], units: number, work: number): void {
+  const counter = wasm.makeOutput([1], 'int32');
+  try {
+    const view = wasm.typedArrayFromHeap(counter) as unknown as Int32Array;
+    view[0] = 0;
+    runParallel(kernel, [...args, view.byteOffset / 4, units], units, new Float32Array(view.buffer, 0, 0), work);
+  } finally {
+    wasm.disposeData(counter.dataId, true);
+  }
 }
 
 const blockGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
@@ -42,13 +57,11 @@ const blockGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const rows = x.shape[0]!;
   const out = wasm.makeOutput([rows, numBlocks * blockOut], 'float32');
   if (rows === 0) return out;
-  // Views taken after the allocation (growing an unshared heap detaches earlier views).
-  const xv = wasm.typedArrayFromHeap(x);
-  const pv = wasm.typedArrayFromHeap(packed);
-  const yv = wasm.typedArrayFromHeap(out);
+  // Heap offsets (the data does not move; views are taken after the allocation: growing an unshared heap detaches).
+  const [xo, po, yo] = [x, packed, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
   const chunk = rowChunk(rows, 64);
-  const args = [heapOffset(xv), heapOffset(pv), heapOffset(yv), rows, numBlocks, blockIn, blockOut, chunk];
-  runParallel(PARALLEL_KERNELS.blockGemm, args, Math.ceil(rows / chunk), new Float32Array(xv.buffer, 0, 0), rows * numBlocks * blockIn * blockOut);
+  const args = [xo!, po!, yo!, rows, numBlocks, blockIn, blockOut, chunk];
+  runChunks(wasm, PARALLEL_KERNELS.blockGemm, args, Math.ceil(rows / chunk), rows * numBlocks * blockIn * blockOut);
   return out;
 };
 
@@ -61,10 +74,9 @@ const monarchGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   if (rows === 0) return out;
   const scratch = wasm.makeOutput([rows, K * Q], 'float32'); // out1 = x·blockdiag(w1ᵀ), row chunk by row chunk
   try {
-    const views = [x, packed1, packed2, scratch, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
+    const offsets = [x, packed1, packed2, scratch, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
     const chunk = rowChunk(rows, 16);
-    const args = [...views, rows, K, P, Q, Lb, R, S, chunk];
-    runParallel(PARALLEL_KERNELS.monarchGemm, args, Math.ceil(rows / chunk), new Float32Array(0), rows * K * P * Q);
+    runChunks(wasm, PARALLEL_KERNELS.monarchGemm, [...offsets, rows, K, P, Q, Lb, R, S, chunk], Math.ceil(rows / chunk), rows * K * P * Q);
   } finally {
     wasm.disposeData(scratch.dataId, true);
   }

@@ -124,17 +124,29 @@ function fftConv(h, a, lo, hi) {
   if (F === null) throw new Error('the wasm FFT module is not loaded');
   F.conv(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], lo, hi);
 }
+// The gemm loops ignore their static share [lo, hi): every thread that runs claims row chunks one at a time from a
+// shared counter in the heap (an Int32 at float offset a[counter]), so a thread that the OS parks (2 cores shared by
+// several processes) does not hold the others up at the end.
 function blockGemm(h, a, lo, hi) {
-  // a = [x, packed, y, rows, numBlocks, blockIn, blockOut, rowChunk] (x, packed, y: float offsets)
+  // a = [x, packed, y, rows, numBlocks, blockIn, blockOut, rowChunk, counter, units] (x, packed, y, counter: float offsets)
   if (G === null) throw new Error('the wasm gemm module is not loaded');
-  G.blockGemm(a[0] * 4, a[1] * 4, a[2] * 4, a[3], a[4], a[5], a[6], a[7], lo, hi);
+  const next = new Int32Array(h.buffer, a[8] * 4, 1);
+  for (let u = Atomics.add(next, 0, 1); u < a[9]; u = Atomics.add(next, 0, 1)) G.blockGemm(a[0] * 4, a[1] * 4, a[2] * 4, a[3], a[4], a[5], a[6], a[7], u, u + 1);
 }
 function monarchGemm(h, a, lo, hi) {
-  // a = [x, packed1, packed2, scratch, y, rows, K, P, Q, Lb, R, S, rowChunk] (the first five: float offsets)
+  // a = [x, packed1, packed2, scratch, y, rows, K, P, Q, Lb, R, S, rowChunk, counter, units] (the first five and counter: float offsets)
   if (G === null) throw new Error('the wasm gemm module is not loaded');
-  G.monarch(a[0] * 4, a[1] * 4, a[2] * 4, a[3] * 4, a[4] * 4, a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], lo, hi);
+  const next = new Int32Array(h.buffer, a[13] * 4, 1);
+  for (let u = Atomics.add(next, 0, 1); u < a[14]; u = Atomics.add(next, 0, 1)) {
+    G.monarch(a[0] * 4, a[1] * 4, a[2] * 4, a[3] * 4, a[4] * 4, a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], u, u + 1);
+  }
 }
-const KERNELS = [geluGate, erf, transpose, twiddleTranspose, fftSpectrum, fftConv, blockGemm, monarchGemm];
+function fftKernelGrad(h, a, lo, hi) {
+  // a = [u, dy, out, scratch, tw, B, C, L, M, units, threads] (byte offsets)
+  if (F === null) throw new Error('the wasm FFT module is not loaded');
+  F.kernelGrad(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], lo, hi);
+}
+const KERNELS = [geluGate, erf, transpose, twiddleTranspose, fftSpectrum, fftConv, blockGemm, monarchGemm, fftKernelGrad];
 function useSimd(module, memory, fftModule, gemmModule) {
   W = module === null ? null : new WebAssembly.Instance(module, { env: { memory } }).exports;
   F = fftModule == null ? null : new WebAssembly.Instance(fftModule, { env: { memory } }).exports;
@@ -143,7 +155,7 @@ function useSimd(module, memory, fftModule, gemmModule) {
 `;
 
 /** Kernel ids (index into KERNELS in KERNEL_SOURCE). */
-export const PARALLEL_KERNELS = { geluGate: 0, erf: 1, transpose: 2, twiddleTranspose: 3, fftSpectrum: 4, fftConv: 5, blockGemm: 6, monarchGemm: 7 } as const;
+export const PARALLEL_KERNELS = { geluGate: 0, erf: 1, transpose: 2, twiddleTranspose: 3, fftSpectrum: 4, fftConv: 5, blockGemm: 6, monarchGemm: 7, fftKernelGrad: 8 } as const;
 
 type Loop = (heap: Float32Array, args: Int32Array | number[], lo: number, hi: number) => void;
 
