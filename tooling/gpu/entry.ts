@@ -514,7 +514,8 @@ async function trainingCheck(length: number, learningRate?: number): Promise<voi
     save();
     if (!process.argv.includes('--no-filter-compare')) await compareFilterKernels(setup, weights, row, preset);
     if (!process.argv.includes('--no-grad-compare')) await compareTrainingGradients(setup, weights, row, preset);
-    const references = trainingReferences().filter((reference) => reference.setup !== undefined && sameSetupButSteps(reference.setup, setup));
+    // References of this set-up with at least one loss (a CPU reference still running has written none yet).
+    const references = trainingReferences().filter((reference) => reference.setup !== undefined && sameSetupButSteps(reference.setup, setup) && reference.losses.length > 0);
     const runs: Row[] = [];
     row.runs = runs;
     // Each long-convolution path of the webgpu backend: the fused WGSL kernels (L ≤ 4096) and the Monarch path.
