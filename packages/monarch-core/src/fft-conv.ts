@@ -13,7 +13,7 @@ import { longConvInputs, unpackLongConvArgs } from './long-conv-inputs.js';
 import { complexMul, forwardDft, inverseDft } from './monarch-dft.js';
 import type { Complex } from './monarch-dft.js';
 import { checkRank, checkTensor, shapeText } from './validate.js';
-import { isWasmSpectrum, useWasmFft, wasmKernelSpectrum, wasmSpectrumConv } from './backends/wasm-fft-conv.js';
+import { isWasmSpectrum, useWasmFft, wasmKernelGrads, wasmKernelSpectrum, wasmSpectrumConv } from './backends/wasm-fft-conv.js';
 import { webGpuConvKernelSpectrum, webGpuConvPairWithSpectra, webGpuConvWithSpectrum, webGpuLongConv } from './backends/webgpu-long-conv.js';
 
 /** Options of {@link fftConv}. */
@@ -216,19 +216,10 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
   const flatC = (t: Tensor) => tf.reshape(t, [channels * n]); // [C·N]
   const hasReverse = reverseKernel !== undefined;
   const hasSkip = skip !== undefined;
-  const dKernels = (g: Complex, uRe: Tensor, uIm: Tensor): Tensor[] => {
-    // Σ_b G_b·conj(U_b). Packed, G·conj(Z) adds i·(G₂·conj U₁ − G₁·conj U₂), whose inverse DFT is imaginary (real
-    // signals): the real-output inverse below drops it.
-    const rowsN = (t: Tensor) => tf.reshape(t, [-1, n]);
-    const dK0 = mulConj(g, { re: uRe, im: uIm }); // [B, C·N]
-    const dK = { re: rowsN(tf.sum(dK0.re, 0)), im: rowsN(tf.sum(dK0.im, 0)) }; // [C, N], still ×N
-    const dkernel = unplaceKernel(inverseDft(dK, plan, { realOutput: true, digits: kernelDigits }) as Tensor);
-    return hasReverse ? [dkernel, cutRows(inverseDft(phaseConj(dK, plan), plan, { realOutput: true, digits }) as Tensor, length)] : [dkernel];
-  };
 
   if (useWasmFft()) {
-    // wasm: the forward (and du) through the WebAssembly FFT kernels (backends/wasm-fft-conv.ts); the kernels'
-    // gradients through the Monarch transforms of u and dy.
+    // wasm: the forward and every gradient through the WebAssembly FFT kernels (backends/wasm-fft-conv.ts): du is the
+    // adjoint convolution (conj K̂), the kernels' gradients the batch-summed correlation of dy with u.
     const wasmOp = tf.customGrad(((...args: unknown[]) => {
       const { u: uIn, kernel: kIn, reverseKernel: krIn, skip: dIn, save } = unpackLongConvArgs(args, hasReverse, hasSkip);
       const spectrum = wasmKernelSpectrum(length, kIn as Tensor2D, krIn as Tensor2D | undefined);
@@ -241,9 +232,7 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
           const [spectrumSaved, uSaved, dSaved] = saved;
           let du: Tensor = wasmSpectrumConv(dy as Tensor3D, spectrumSaved!, undefined, true);
           if (hasSkip) du = tf.add(du, tf.mul(dy, tf.reshape(dSaved!, [channels, 1])));
-          const g0 = transformRows(packRows(dy));
-          const su = transformRows(packRows(uSaved!));
-          const grads: Tensor[] = [du, ...dKernels({ re: perBatch(g0.re), im: perBatch(g0.im) }, perBatch(su.re), perBatch(su.im))];
+          const grads: Tensor[] = [du, ...wasmKernelGrads(uSaved as Tensor3D, dy as Tensor3D, kernelLength, hasReverse)];
           if (hasSkip) grads.push(tf.sum(tf.mul(dy, uSaved!), [0, 2]));
           return grads;
         },
@@ -286,7 +275,13 @@ function longConv(u: Tensor3D, kernel: Tensor2D, skip: Tensor1D | undefined, ord
         const dSpectrumU = mulConj(g, { re: kRe, im: kIm });
         let du = unpackRows(inverseDft({ re: rowsN(dSpectrumU.re), im: rowsN(dSpectrumU.im) }, plan, { realOutput: !pack, digits }));
         if (hasSkip) du = tf.add(du, tf.mul(dy, tf.reshape(dSaved, [channels, 1])));
-        const grads: Tensor[] = [du, ...dKernels(g, uRe, uIm)];
+        // Σ_b G_b·conj(U_b). Packed, G·conj(Z) adds i·(G₂·conj U₁ − G₁·conj U₂), whose inverse DFT is imaginary (real
+        // signals): the real-output inverse below drops it.
+        const dK0 = mulConj(g, { re: uRe, im: uIm }); // [B, C·N]
+        const dK = { re: rowsN(tf.sum(dK0.re, 0)), im: rowsN(tf.sum(dK0.im, 0)) }; // [C, N], still ×N
+        const dkernel = unplaceKernel(inverseDft(dK, plan, { realOutput: true, digits: kernelDigits }) as Tensor);
+        const grads: Tensor[] = [du, dkernel];
+        if (hasReverse) grads.push(cutRows(inverseDft(phaseConj(dK, plan), plan, { realOutput: true, digits }) as Tensor, length));
         if (hasSkip) grads.push(tf.sum(tf.mul(dy, uSaved), [0, 2]));
         return grads;
       },

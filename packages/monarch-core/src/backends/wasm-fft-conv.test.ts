@@ -86,6 +86,29 @@ describe('wasm FFT loops on a shared memory', () => {
         norm += expected[i]! ** 2;
       }
       expect(Math.sqrt(err / norm)).toBeLessThan(1e-6);
+      // The kernel gradient on the circle: out[c, p] = Σ_b Σ_n dy[b,c,n]·u[b,c,(n − p) mod N] (u zero beyond L); dy = u here.
+      const gradAt = outAt!; // reuses out + scratch room: [C, N] floats, then slots of 4·(M + 1)·32 bytes
+      const gradScratch = gradAt + channels * n * 4 + 64;
+      if ((gradScratch + 2 * 4 * (m + 1) * 32) / 4 > memory.buffer.byteLength / 4) memory.grow(64);
+      pool.run(PARALLEL_KERNELS.fftKernelGrad, [uAt!, uAt!, gradAt, gradScratch, twAt!, batch, channels, length, m, groups, 2], groups, work);
+      const grad = new Float32Array(memory.buffer).slice(gradAt / 4, gradAt / 4 + channels * n);
+      let gErr = 0;
+      let gNorm = 0;
+      for (let ch = 0; ch < channels; ch++) {
+        for (let p = 0; p < n; p++) {
+          let acc = 0;
+          for (let b = 0; b < batch; b++) {
+            const row = (b * channels + ch) * length;
+            for (let i = 0; i < length; i++) {
+              const j = (((i - p) % n) + n) % n;
+              if (j < length) acc += u[row + i]! * u[row + j]!;
+            }
+          }
+          gErr += (grad[ch * n + p]! - acc) ** 2;
+          gNorm += acc ** 2;
+        }
+      }
+      expect(Math.sqrt(gErr / gNorm)).toBeLessThan(1e-6);
     });
   }
 });
@@ -159,6 +182,34 @@ describe.runIf(tf.getBackend() === 'wasm')('wasm FFT long convolution through ff
     expectTensorsClose(dd!, { data: ddExpected, shape: [channels] }, 1e-5, 'dD');
     disposeConvSpectrum(spectrum);
     tf.dispose([u, kf, kr, d, dy, du!, dd!]);
+  });
+
+  it('kernel gradients (bidirectional, causal, kernels longer than L) equal float64 correlations of dy with u', () => {
+    const [batch, channels, length] = [3, 6, 50];
+    const u = tf.randomNormal([batch, channels, length], 0, 1, 'float32', 7) as tf.Tensor3D;
+    const dy = tf.randomNormal([batch, channels, length], 0, 1, 'float32', 8) as tf.Tensor3D;
+    const kf = tf.randomNormal([channels, length], 0, 0.3, 'float32', 9) as tf.Tensor2D;
+    const kr = tf.randomNormal([channels, length], 0, 0.3, 'float32', 10) as tf.Tensor2D;
+    const kLong = tf.randomNormal([channels, length + 7], 0, 0.3, 'float32', 11) as tf.Tensor2D;
+    const uv = toFloat64(u).data;
+    const gv = toFloat64(dy).data;
+    /** Σ_b Σ_n dy[b,c,n]·u[b,c,n − lag] over 0 ≤ n, n − lag < L. */
+    const corr = (c: number, lag: number) => {
+      let acc = 0;
+      for (let b = 0; b < batch; b++) for (let i = Math.max(0, lag); i < Math.min(length, length + lag); i++) acc += gv[(b * channels + c) * length + i]! * uv[(b * channels + c) * length + i - lag]!;
+      return acc;
+    };
+    const table = (cols: number, lagOf: (j: number) => number) => {
+      const data = new Float64Array(channels * cols);
+      for (let c = 0; c < channels; c++) for (let j = 0; j < cols; j++) data[c * cols + j] = Math.abs(lagOf(j)) < length ? corr(c, lagOf(j)) : 0;
+      return { shape: [channels, cols], data };
+    };
+    const [, dkf, dkr] = tf.grads((x: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(bidirectionalConv(x as tf.Tensor3D, a as tf.Tensor2D, b as tf.Tensor2D), dy)))([u, kf, kr]);
+    expectTensorsClose(dkf!, table(length, (j) => j), 1e-5, 'dkf');
+    expectTensorsClose(dkr!, table(length, (j) => -(j + 1)), 1e-5, 'dkr');
+    const [, dLong] = tf.grads((x: tf.Tensor, a: tf.Tensor) => tf.sum(tf.mul(fftConv(x as tf.Tensor3D, a as tf.Tensor2D), dy)))([u, kLong]);
+    expectTensorsClose(dLong!, table(length + 7, (j) => (j < length ? j : j - 2 * length)), 1e-5, 'kernel longer than L');
+    tf.dispose([u, dy, kf, kr, kLong, dkf!, dkr!, dLong!]);
   });
 
   it('repeated calls keep tensor count and heap bytes flat; M2_FUSED_LONG_CONV=0 takes the Monarch path', () => {

@@ -20,6 +20,7 @@ interface WasmBackendLike {
 /** Kernel names. */
 export const FFT_SPECTRUM = 'M2FftSpectrum';
 export const FFT_CONV = 'M2FftConv';
+export const FFT_KERNEL_GRAD = 'M2FftKernelGrad';
 
 /**
  * The FFT size of the wasm long convolution for sequence length L: the power of two ≥ 2L (≥ 2).
@@ -86,10 +87,10 @@ function memoryOf(wasm: WasmBackendLike): ArrayBufferLike {
   return (wasm.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer;
 }
 
-/** Runs a loop with a per-thread scratch block of 2·M·32 bytes for every thread that may take a share. */
-function withScratch(wasm: WasmBackendLike, m: number, run: (scratch: number, threads: number) => void): void {
+/** Runs a loop with a per-thread scratch block (default 2·M·32 bytes) for every thread that may take a share. */
+function withScratch(wasm: WasmBackendLike, m: number, run: (scratch: number, threads: number) => void, slotBytes = m * 64): void {
   const threads = wasmHelperThreads();
-  const scratch = heapBlock(wasm, threads * m * 64, 'scratch');
+  const scratch = heapBlock(wasm, threads * slotBytes, 'scratch');
   try {
     run(scratch, threads);
   } finally {
@@ -151,9 +152,31 @@ const convKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/** u [B, C, L], dy [B, C, L] → the kernel's gradient on the N-circle [C, N]: Σ_b circular correlation of dy with u. */
+const kernelGradKernel: KernelFunc = ({ inputs, backend }) => {
+  const { u, dy } = inputs as { u: TensorInfo; dy: TensorInfo };
+  const wasm = backend as unknown as WasmBackendLike;
+  const [batch, channels, length] = u.shape as [number, number, number];
+  const m = wasmFftSize(length) / 2;
+  const groups = Math.ceil(channels / 4);
+  const out = wasm.makeOutput([channels, 2 * m], 'float32');
+  const tw = twiddles(wasm, m);
+  withScratch(
+    wasm,
+    m,
+    (scratch, threads) => {
+      const args = [byteOffset(wasm, u), byteOffset(wasm, dy), byteOffset(wasm, out), scratch, tw, batch, channels, length, m, groups, threads];
+      runParallel(PARALLEL_KERNELS.fftKernelGrad, args, groups, new Float32Array(memoryOf(wasm)), batch * channels * m * 16);
+    },
+    4 * (m + 1) * 32,
+  );
+  return out;
+};
+
 const kernelConfigs: KernelConfig[] = [
   { kernelName: FFT_SPECTRUM, backendName: 'wasm', kernelFunc: spectrumKernel },
   { kernelName: FFT_CONV, backendName: 'wasm', kernelFunc: convKernel },
+  { kernelName: FFT_KERNEL_GRAD, backendName: 'wasm', kernelFunc: kernelGradKernel },
 ];
 
 function register(): void {
@@ -230,4 +253,27 @@ export function wasmSpectrumConv(u: Tensor3D, spectrum: Tensor, skip?: Tensor1D,
   const inputs: Record<string, Tensor> = { u, spectrum };
   if (skip !== undefined) inputs['skip'] = skip;
   return tf.engine().runKernel(FFT_CONV, inputs, { conj } as unknown as tf.NamedAttrMap) as Tensor3D;
+}
+
+/**
+ * The gradients of a long convolution's kernel(s) for upstream dy (the adjoint of {@link wasmKernelSpectrum}'s
+ * placement applied to Σ_b corr(dy, u) on the N-circle). Shapes: u, dy [B, C, L] → [dkernel [C, Lk]] or, with a
+ * reverse kernel, [dkf [C, L], dkr [C, L]].
+ *
+ * @param u - The convolution's input.
+ * @param dy - The upstream gradient.
+ * @param kernelLength - Lk of the kernel (bidirectional: L).
+ * @param hasReverse - Whether a reverse kernel kr was given.
+ * @returns The kernel gradients.
+ */
+export function wasmKernelGrads(u: Tensor3D, dy: Tensor3D, kernelLength: number, hasReverse: boolean): Tensor2D[] {
+  const length = u.shape[2];
+  const n = wasmFftSize(length);
+  return tf.tidy(() => {
+    const circle = tf.engine().runKernel(FFT_KERNEL_GRAD, { u, dy }) as Tensor2D; // [C, N]: lag p at column p mod N
+    const head = tf.slice(circle, [0, 0], [-1, Math.min(kernelLength, length)]);
+    if (hasReverse) return [head, tf.reverse(tf.slice(circle, [0, n - length], [-1, length]), 1)]; // kr[j] is lag −(j+1)
+    if (kernelLength <= length) return [head];
+    return [tf.concat([head, tf.slice(circle, [0, n - length], [-1, kernelLength - length])], 1)]; // taps L.. at N − L..
+  }) as Tensor2D[];
 }

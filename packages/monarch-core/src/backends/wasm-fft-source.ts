@@ -203,7 +203,8 @@ const UNPACK = `
       ${[0, 1, 2, 3].map((k) => `
       (if ${i32('gt_u', g('lanes'), c(k))} (then
         ${set('to', i32('add', i32('mul', c(k), g('stride')), i32('shl', g('i'), c(2))))}
-        ${store(i32('add', g('out'), g('to')), 0, f4('add', g(`t${k}`), f4('mul', g(`d${k}`), load(i32('add', g('src'), g('to'))))))}))`).join('')}`, 4)}
+        (if ${g('skip')} (then ${set(`t${k}`, f4('add', g(`t${k}`), f4('mul', g(`d${k}`), load(i32('add', g('src'), g('to'))))))}))
+        ${store(i32('add', g('out'), g('to')), 0, g(`t${k}`))}))`).join('')}`, 4)}
     ${loop('l', c(0), g('lanes'), `
       ${set('d', `(if (result f32) ${g('skip')} (then (f32.load ${i32('add', g('skip'), i32('shl', g('l'), c(2)))})) (else (f32.const 0)))`)}
       ${set('from', i32('add', g('R'), i32('shl', g('l'), c(2))))}
@@ -212,8 +213,8 @@ const UNPACK = `
         ${set('v', `(f32.load ${i32('add', g('from'), elementOffset(g('i')))})`)}
         ${set('v', `(select (f32.neg ${g('v')}) ${g('v')} ${i32('and', g('i'), c(1))})`)}
         ${set('to', i32('add', g('row'), i32('shl', g('i'), c(2))))}
-        (f32.store ${i32('add', g('out'), g('to'))}
-          (f32.add ${g('v')} (f32.mul ${g('d')} (f32.load ${i32('add', g('src'), g('to'))}))))`)}`)})`;
+        (if ${g('skip')} (then ${set('v', `(f32.add ${g('v')} (f32.mul ${g('d')} (f32.load ${i32('add', g('src'), g('to'))})))`)}))
+        (f32.store ${i32('add', g('out'), g('to'))} ${g('v')})`)}`)})`;
 
 /**
  * $place: up to four kernel rows placed on the N-point circle as M complex elements (like $load): lane l gets
@@ -277,6 +278,43 @@ const ANALYSE = `
       ${storeComplex(i32('add', g('K'), i32('shl', g('k'), c(5))), f4('mul', g('xkr'), g('scale')), f4('mul', g('xki'), g('scale')))}
       ${storeComplex(i32('add', g('K'), i32('shl', g('km'), c(5))), f4('mul', g('xmr'), g('scale')), f4('mul', g('xmi'), g('scale')))}`)})`;
 
+/** The inverse's real packing for the pair (k, M − k) from Y[k], Y[M − k] (locals yk, ym) and w = W_N^k: see $product. */
+const PACK_INVERSE = `
+      ;; S = Y[k] + conj Y[M−k], D = Y[k] − conj Y[M−k]
+      ${set('sr', f4('add', g('ykr'), g('ymr')))}
+      ${set('si', f4('sub', g('yki'), g('ymi')))}
+      ${set('dr', f4('sub', g('ykr'), g('ymr')))}
+      ${set('di', f4('add', g('yki'), g('ymi')))}
+      ;; Q = i·conj(w)·D: conj(w)·D = (wr·dr + wi·di, wr·di − wi·dr); times i → (−(wr·di − wi·dr), wr·dr + wi·di)
+      ${set('qr', f4('sub', f4('mul', g('wi'), g('dr')), f4('mul', g('wr'), g('di'))))}
+      ${set('qi', f4('add', f4('mul', g('wr'), g('dr')), f4('mul', g('wi'), g('di'))))}
+      ;; stored conjugated: conj(S + Q) at k, S − Q at M − k
+      ${storeComplex(i32('add', g('W'), i32('shl', g('k'), c(5))), f4('add', g('sr'), g('qr')), f4('neg', f4('add', g('si'), g('qi'))))}
+      ${storeComplex(i32('add', g('W'), i32('shl', g('km'), c(5))), f4('sub', g('sr'), g('qr')), f4('sub', g('si'), g('qi')))}`;
+
+/** k = 0 of the inverse's packing: conj Z'[0] = conj((Y0 + YM) + i(Y0 − YM)) to $W (locals y0, yM). */
+const PACK_INVERSE_0 = storeComplex(g('W'),
+  f4('sub', f4('add', g('y0r'), g('yMr')), f4('sub', g('y0i'), g('yMi'))),
+  f4('neg', f4('add', f4('add', g('y0i'), g('yMi')), f4('sub', g('y0r'), g('yMr')))));
+
+/**
+ * $synth: the inverse's real packing of a half spectrum Y[0..M] at $Y (Hermitian: the spectrum of a real row) into
+ * conj Z' at $W, as $product does after its product.
+ */
+const SYNTH = `
+  (func $synth (param $Y i32) (param $W i32) (param $tw2 i32) (param $M i32)
+    (local $k i32) (local $km i32) (local $half i32) ${complexLocals('w', 'yk', 'ym', 's', 'd', 'q', 'y0', 'yM')}
+    ${loadComplex('y0', g('Y'))}
+    ${loadComplex('yM', i32('add', g('Y'), i32('shl', g('M'), c(5))))}
+    ${PACK_INVERSE_0}
+    ${set('half', i32('shr_u', g('M'), c(1)))}
+    ${loop('k', c(1), i32('add', g('half'), c(1)), `
+      ${set('km', i32('sub', g('M'), g('k')))}
+      ${loadTwiddle('w', i32('add', g('tw2'), i32('shl', g('k'), c(3))))}
+      ${loadComplex('yk', i32('add', g('Y'), i32('shl', g('k'), c(5))))}
+      ${loadComplex('ym', i32('add', g('Y'), i32('shl', g('km'), c(5))))}
+      ${PACK_INVERSE}`)})`;
+
 /**
  * $product: the spectrum product and the inverse's real packing. From Z = FFT(z) at $R and the kernel spectrum at
  * $K (conjugated when $sign = −1): Y[k] = X[k]·K[k] (doubled X, K stored /2N); with c = conj Y[M − k]:
@@ -296,9 +334,7 @@ const PRODUCT = `
     ${set('y0i', f4('mul', f4('mul', g('x0'), g('kki')), g('sign')))}
     ${set('yMr', f4('mul', g('xM'), g('kmr')))}
     ${set('yMi', f4('mul', f4('mul', g('xM'), g('kmi')), g('sign')))}
-    ${storeComplex(g('W'),
-    f4('sub', f4('add', g('y0r'), g('yMr')), f4('sub', g('y0i'), g('yMi'))),
-    f4('neg', f4('add', f4('add', g('y0i'), g('yMi')), f4('sub', g('y0r'), g('yMr')))))}
+    ${PACK_INVERSE_0}
     ${set('half', i32('shr_u', g('M'), c(1)))}
     ${loop('k', c(1), i32('add', g('half'), c(1)), `
       ${set('km', i32('sub', g('M'), g('k')))}
@@ -311,17 +347,7 @@ const PRODUCT = `
       ${set('yki', mulParts('xk', 'kk')[1])}
       ${set('ymr', mulParts('xm', 'km')[0])}
       ${set('ymi', mulParts('xm', 'km')[1])}
-      ;; S = Y[k] + conj Y[M−k], D = Y[k] − conj Y[M−k]
-      ${set('sr', f4('add', g('ykr'), g('ymr')))}
-      ${set('si', f4('sub', g('yki'), g('ymi')))}
-      ${set('dr', f4('sub', g('ykr'), g('ymr')))}
-      ${set('di', f4('add', g('yki'), g('ymi')))}
-      ;; Q = i·conj(w)·D: conj(w)·D = (wr·dr + wi·di, wr·di − wi·dr); times i → (−(wr·di − wi·dr), wr·dr + wi·di)
-      ${set('qr', f4('sub', f4('mul', g('wi'), g('dr')), f4('mul', g('wr'), g('di'))))}
-      ${set('qi', f4('add', f4('mul', g('wr'), g('dr')), f4('mul', g('wi'), g('di'))))}
-      ;; stored conjugated: conj(S + Q) at k, S − Q at M − k
-      ${storeComplex(i32('add', g('W'), i32('shl', g('k'), c(5))), f4('add', g('sr'), g('qr')), f4('neg', f4('add', g('si'), g('qi'))))}
-      ${storeComplex(i32('add', g('W'), i32('shl', g('km'), c(5))), f4('sub', g('sr'), g('qr')), f4('sub', g('si'), g('qi')))}`)})`;
+      ${PACK_INVERSE}`)})`;
 
 /** The slot (scratch block) of the thread running units [lo, …): ParallelPool gives thread t the units from t·⌈units/threads⌉. */
 const SLOT = `(i32.div_u ${g('lo')} (i32.div_u (i32.add ${g('units')} (i32.sub ${g('threads')} ${c(1)})) ${g('threads')}))`;
@@ -335,6 +361,9 @@ const SLOT = `(i32.div_u ${g('lo')} (i32.div_u (i32.add ${g('units')} (i32.sub $
  *   K̂/(2N) at dst [⌈C/4⌉, M + 1, 8]; units = channel groups of four.
  * - conv(u, spec, skip, out, scratch, tw, C, L, M, conj, units, threads, lo, hi): u [B, C, L] → out [B, C, L],
  *   out = irfft(rfft(u, N)·K̂)[:L] (+ D⊙u when skip ≠ 0; K̂ conjugated when conj ≠ 0); units = (b, channel group).
+ * - kernelGrad(u, dy, out, scratch, tw, B, C, L, M, units, threads, lo, hi): the kernel's gradient on the N-circle,
+ *   out [C, N] = Σ_b circular correlation of dy with u (irfft(Σ_b rfft(dy)·conj rfft(u))); scratch slots of
+ *   4·(M + 1)·32 bytes; units = channel groups of four.
  * Twiddles at tw: W_M^j for j < M, then W_N^k for k ≤ M/2, float32 (cos, −sin) pairs.
  */
 export function fftWat(shared: boolean): string {
@@ -346,6 +375,7 @@ export function fftWat(shared: boolean): string {
   ${PLACE}
   ${ANALYSE}
   ${PRODUCT}
+  ${SYNTH}
   (func (export "spectrum") (param $head i32) (param $headLen i32) (param $headStride i32) (param $tail i32) (param $tailLen i32)
       (param $tailStride i32) (param $tailAt i32) (param $reverse i32) (param $dst i32) (param $scratch i32) (param $tw i32) (param $C i32)
       (param $M i32) (param $units i32) (param $threads i32) (param $lo i32) (param $hi i32)
@@ -386,6 +416,43 @@ export function fftWat(shared: boolean): string {
       (call $unpack ${g('R')} ${i32('add', g('out'), g('row'))} ${i32('add', g('u'), g('row'))}
         (if (result i32) ${g('skip')} (then ${i32('add', g('skip'), i32('shl', g('c0'), c(2)))}) (else ${c(0)}))
         ${i32('shl', g('L'), c(2))} ${g('lanes')} ${g('L')})`)})
+  (func (export "kernelGrad") (param $u i32) (param $dy i32) (param $out i32) (param $scratch i32) (param $tw i32)
+      (param $B i32) (param $C i32) (param $L i32) (param $M i32) (param $units i32) (param $threads i32) (param $lo i32) (param $hi i32)
+    (local $grp i32) (local $b i32) (local $c0 i32) (local $lanes i32) (local $A i32) (local $Bf i32) (local $U i32) (local $S i32)
+    (local $R i32) (local $G i32) (local $row i32) (local $k i32) (local $at i32) (local $size i32) (local $scale v128) ${complexLocals('gg', 'uu')}
+    ;; slot: four blocks of M + 1 elements: A, B (FFT ping-pong; G lands in the free one), U, S (Σ_b G·conj U)
+    ${set('size', i32('shl', i32('add', g('M'), c(1)), c(5)))}
+    ${set('A', i32('add', g('scratch'), i32('mul', SLOT, i32('shl', g('size'), c(2)))))}
+    ${set('Bf', i32('add', g('A'), g('size')))}
+    ${set('U', i32('add', g('Bf'), g('size')))}
+    ${set('S', i32('add', g('U'), g('size')))}
+    ;; 2U·2G·scale = G·conj(U)/N: the inverse then comes out as the plain circular correlation
+    ${set('scale', `(f32x4.splat (f32.div (f32.const 1) (f32.convert_i32_u ${i32('shl', g('M'), c(3))})))`)}
+    ${loop('grp', g('lo'), g('hi'), `
+      ${set('c0', i32('shl', g('grp'), c(2)))}
+      ${set('lanes', i32('sub', g('C'), g('c0')))}
+      (if ${i32('gt_u', g('lanes'), c(4))} (then ${set('lanes', c(4))}))
+      ${loop('k', c(0), g('size'), `${store(i32('add', g('S'), g('k')), 0, splat('0'))}`, 16)}
+      ${loop('b', c(0), g('B'), `
+        ${set('row', i32('shl', i32('mul', i32('add', i32('mul', g('b'), g('C')), g('c0')), g('L')), c(2)))}
+        (call $load ${g('A')} ${i32('add', g('u'), g('row'))} ${i32('shl', g('L'), c(2))} ${g('lanes')} ${g('L')} ${g('M')})
+        ${set('R', `(call $fft ${g('A')} ${g('Bf')} ${g('tw')} ${g('M')})`)}
+        (call $analyse ${g('R')} ${g('U')} ${i32('add', g('tw'), i32('shl', g('M'), c(3)))} ${g('M')} ${splat('1')})
+        (call $load ${g('A')} ${i32('add', g('dy'), g('row'))} ${i32('shl', g('L'), c(2))} ${g('lanes')} ${g('L')} ${g('M')})
+        ${set('R', `(call $fft ${g('A')} ${g('Bf')} ${g('tw')} ${g('M')})`)}
+        ${set('G', i32('sub', i32('add', g('A'), g('Bf')), g('R')))}
+        (call $analyse ${g('R')} ${g('G')} ${i32('add', g('tw'), i32('shl', g('M'), c(3)))} ${g('M')} ${g('scale')})
+        ;; S += G·conj(U)
+        ${loop('k', c(0), g('size'), `
+          ${loadComplex('gg', i32('add', g('G'), g('k')))}
+          ${loadComplex('uu', i32('add', g('U'), g('k')))}
+          ${set('at', i32('add', g('S'), g('k')))}
+          ${storeComplex(g('at'),
+    f4('add', load(g('at')), f4('add', f4('mul', g('ggr'), g('uur')), f4('mul', g('ggi'), g('uui')))),
+    f4('add', load(g('at'), 16), f4('sub', f4('mul', g('ggi'), g('uur')), f4('mul', g('ggr'), g('uui')))))}`, 32)}`)}
+      (call $synth ${g('S')} ${g('A')} ${i32('add', g('tw'), i32('shl', g('M'), c(3)))} ${g('M')})
+      ${set('R', `(call $fft ${g('A')} ${g('Bf')} ${g('tw')} ${g('M')})`)}
+      (call $unpack ${g('R')} ${i32('add', g('out'), i32('shl', i32('mul', g('c0'), g('M')), c(3)))} ${c(0)} ${c(0)} ${i32('shl', g('M'), c(3))} ${g('lanes')} ${i32('shl', g('M'), c(1))})`)})
 )
 `;
 }
