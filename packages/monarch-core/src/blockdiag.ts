@@ -2,16 +2,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor, Tensor1D, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
 import { ShapeError } from './errors.js';
-import { blockDiagGemm, wasmGemmEnabled } from './backends/wasm-gemm-kernel.js';
+import { blockDiagGemm, useWasmBlockGemm } from './backends/wasm-gemm-kernel.js';
 import { blockDiagMatmulKernel } from './backends/webgpu-blockdiag.js';
 import { checkDim, checkPositiveInt, checkRank, checkTensor, shapeText } from './validate.js';
 
 /**
  * Multiplies by a block-diagonal matrix given as its blocks.
  *
- * y[..., k·blockOut + j] = Σ_i x[..., k·blockIn + i] · blocks[k, i, j]. On the wasm backend the product runs as one
- * SIMD kernel that reads every block in place (`blockDiagGemm`, packed blocks cached; `M2_WASM_MONARCH_KERNEL=0`
- * falls back to one 2-D matMul per block); on webgpu as one WGSL kernel (`blockDiagMatmulKernel`); elsewhere as one
+ * y[..., k·blockOut + j] = Σ_i x[..., k·blockIn + i] · blocks[k, i, j]. On the wasm backend, blocks of up to 128 × 128
+ * run as one SIMD kernel that reads every block in place (`blockDiagGemm`, packed blocks cached), larger ones as one
+ * XNNPACK 2-D matMul per block (faster there despite the split/concat; `M2_WASM_MONARCH_KERNEL=0` always); on webgpu as one WGSL kernel (`blockDiagMatmulKernel`); elsewhere as one
  * batched matMul.
  *
  * Shapes: x [..., numBlocks·blockIn] × blocks [numBlocks, blockIn, blockOut] → [..., numBlocks·blockOut]
@@ -56,7 +56,7 @@ function blockDiagMatmulSplit(x: Tensor, blocks: Tensor2D[]): Tensor {
   const [blockIn, blockOut] = blocks[0].shape;
   checkDim(op, 'x', x, -1, numBlocks * blockIn, `numBlocks ${numBlocks} × blockIn ${blockIn}`);
   const lead = x.shape.slice(0, -1);
-  if (numBlocks > 1 && wasmGemmEnabled()) {
+  if (useWasmBlockGemm(numBlocks, blockIn, blockOut)) {
     return tf.tidy(() => tf.reshape(blockDiagGemm(tf.reshape(x, [-1, numBlocks * blockIn]) as Tensor2D, blocks), [...lead, numBlocks * blockOut]));
   }
   return tf.tidy(() => {
@@ -79,8 +79,8 @@ export function blockDiagMatmulUnchecked(x: Tensor, blocks: Tensor3D): Tensor {
     } else if (tf.getBackend() === 'webgpu') {
       // webgpu: one tiled WGSL dispatch in the natural layouts, with WGSL gradients (backends/webgpu-blockdiag.ts).
       y2 = blockDiagMatmulKernel(x2 as Tensor2D, blocks);
-    } else if (wasmGemmEnabled()) {
-      // wasm: one SIMD kernel reading every block in place (backends/wasm-gemm-kernel.ts), packed blocks cached.
+    } else if (useWasmBlockGemm(numBlocks, blockIn, blockOut)) {
+      // wasm, blocks up to 128 × 128: one SIMD kernel reading every block in place (backends/wasm-gemm-kernel.ts).
       y2 = blockDiagGemm(x2 as Tensor2D, blocks);
     } else if (tf.getBackend() === 'wasm') {
       // One 2-D matMul per block: wasm's BatchMatMul with batch > 1 is ~10× slower (toolchain.md §6).

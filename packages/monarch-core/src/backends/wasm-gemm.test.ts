@@ -11,7 +11,7 @@ import { blockDiagMatmulReference, expectTensorsClose, monarchMatmulReference } 
 import { compileGemmWat } from '../../scripts/wasm-simd-compile.js';
 import { setupBackend } from './setup-backend.js';
 import { GEMM_WASM_PLAIN, GEMM_WASM_SHARED } from './wasm-gemm-binary.js';
-import { wasmGemmEnabled } from './wasm-gemm-kernel.js';
+import { useWasmBlockGemm, wasmGemmEnabled } from './wasm-gemm-kernel.js';
 import { useWasmHelpers, wasmHelperThreads } from './wasm-parallel.js';
 
 const previous = tf.getBackend();
@@ -55,8 +55,9 @@ describe('wasm gemm kernels', () => {
     expect(base64(await compileGemmWat(true))).toBe(GEMM_WASM_SHARED);
   });
 
-  it('run on the wasm backend and switch off with M2_WASM_MONARCH_KERNEL=0', () => {
+  it('run on the wasm backend for several blocks up to 128 × 128, and switch off with M2_WASM_MONARCH_KERNEL=0', () => {
     expect(wasmGemmEnabled()).toBe(true);
+    expect([useWasmBlockGemm(4, 32, 32), useWasmBlockGemm(1, 32, 32), useWasmBlockGemm(4, 192, 768)]).toEqual([true, false, false]);
     expect(withKernelOff(() => wasmGemmEnabled())).toBe(false);
   });
 
@@ -69,6 +70,7 @@ describe('wasm gemm kernels', () => {
       { rows: [1], blocks: [8, 3, 1] },
       { rows: [33], blocks: [4, 12, 20], split: true }, // pre-split blocks
       { rows: [201], blocks: [4, 32, 44] }, // large enough to wake the helper thread
+      { rows: [3], blocks: [2, 130, 130] }, // above WASM_GEMM_MAX_BLOCK: per-block XNNPACK matMuls
     ];
     let seed = 1;
     onEveryThreadCount((threads) => {
