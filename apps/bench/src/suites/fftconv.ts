@@ -1,10 +1,11 @@
 // `m2 bench fftconv`: M2-BERT's bidirectional long convolution of u [batch 4, 32 channels, L] through
-// monarch-core (the DFT as a Monarch product of real matMuls) on the chosen backend, forward and forward+backward,
-// against the same forward through tf.spectral on the cpu backend (the only CPU backend with FFT kernels; it has
-// no gradients). Both are checked against each other before timing.
+// monarch-core on the chosen backend, forward and forward+backward: its default path (the fused FFT kernels on wasm
+// and webgpu, else the DFT as a Monarch product of real matMuls) and, where fused kernels exist, the Monarch path
+// (M2_FUSED_LONG_CONV=0) timed interleaved with it; against the same forward through tf.spectral on the cpu backend
+// (the only CPU backend with FFT kernels; it has no gradients). Both are checked against each other before timing.
 import * as tf from '@tensorflow/tfjs-core';
 import { bidirectionalConv, longConvPlan } from '@monarch-mixer/monarch-core';
-import { timeIt } from '../harness.js';
+import { timeInterleaved, timeIt } from '../harness.js';
 
 /** One row of the `fftconv` suite (the schema the issue asks for). */
 export interface FftconvRow {
@@ -16,6 +17,13 @@ export interface FftconvRow {
   monarch_fwd_ms: number;
   /** Median forward + backward (gradients for u, kf, kr and D) time, ms. */
   monarch_fwdbwd_ms: number;
+  /**
+   * The same forward with M2_FUSED_LONG_CONV=0 (the Monarch-DFT path), timed interleaved with the default, on
+   * backends whose default is a fused kernel (wasm, webgpu); null elsewhere.
+   */
+  stock_fwd_ms: number | null;
+  /** The same forward + backward with M2_FUSED_LONG_CONV=0; null where there are no fused kernels. */
+  stock_fwdbwd_ms: number | null;
   /** Median tf.spectral forward on the cpu backend, ms; null where skipped. */
   spectral_fwd_ms: number | null;
 }
@@ -84,8 +92,26 @@ export async function runFftconvSuite(options: FftconvOptions): Promise<FftconvR
       tf.sum(tf.mul(bidirectionalConv(a as tf.Tensor3D, b as tf.Tensor2D, c as tf.Tensor2D, e as tf.Tensor1D), probe)),
     );
     const slow = length >= 8192;
-    const fwd = await timeIt(`monarch fwd L=${length}`, forward, { repeats, warmup: 1 });
-    const fwdbwd = await timeIt(`monarch fwd+bwd L=${length}`, () => gradients([u, kf, kr, d]), { repeats: slow ? Math.min(repeats, 3) : repeats, warmup: 1 });
+    const fused = backend === 'wasm' || backend === 'webgpu';
+    /** `run` with M2_FUSED_LONG_CONV=0 (the Monarch-DFT path), the setting restored after. */
+    const stock = (run: () => tf.Tensor | tf.Tensor[]) => () => {
+      const previous = process.env['M2_FUSED_LONG_CONV'];
+      process.env['M2_FUSED_LONG_CONV'] = '0';
+      try {
+        return run();
+      } finally {
+        if (previous === undefined) delete process.env['M2_FUSED_LONG_CONV'];
+        else process.env['M2_FUSED_LONG_CONV'] = previous;
+      }
+    };
+    const backward = () => gradients([u, kf, kr, d]);
+    const [fwd, stockFwd] = fused
+      ? await timeInterleaved([{ label: `fwd L=${length}`, run: forward }, { label: `Monarch-path fwd L=${length}`, run: stock(forward) }], { repeats, warmup: 1 })
+      : [await timeIt(`monarch fwd L=${length}`, forward, { repeats, warmup: 1 })];
+    const bwdRepeats = { repeats: slow ? Math.min(repeats, 3) : repeats, warmup: 1 };
+    const [fwdbwd, stockFwdbwd] = fused
+      ? await timeInterleaved([{ label: `fwd+bwd L=${length}`, run: backward }, { label: `Monarch-path fwd+bwd L=${length}`, run: stock(backward) }], bwdRepeats)
+      : [await timeIt(`monarch fwd+bwd L=${length}`, backward, bwdRepeats)];
     let spectral: number | null = null;
     if (length <= spectralMaxLength) {
       const monarchOut = forward();
@@ -120,9 +146,18 @@ export async function runFftconvSuite(options: FftconvOptions): Promise<FftconvR
         await tf.setBackend(backend);
       }
     }
-    const row: FftconvRow = { backend, L: length, monarch_fwd_ms: round(fwd.medianMs), monarch_fwdbwd_ms: round(fwdbwd.medianMs), spectral_fwd_ms: spectral === null ? null : round(spectral) };
+    const row: FftconvRow = {
+      backend,
+      L: length,
+      monarch_fwd_ms: round(fwd!.medianMs),
+      monarch_fwdbwd_ms: round(fwdbwd!.medianMs),
+      stock_fwd_ms: stockFwd === undefined ? null : round(stockFwd.medianMs),
+      stock_fwdbwd_ms: stockFwdbwd === undefined ? null : round(stockFwdbwd.medianMs),
+      spectral_fwd_ms: spectral === null ? null : round(spectral),
+    };
+    const stockText = stockFwd === undefined ? '' : ` (Monarch path: fwd ${row.stock_fwd_ms} ms, fwd+bwd ${row.stock_fwdbwd_ms} ms)`;
     log(
-      `L=${length} (N=${plan.n}, radices ${plan.radices.join('·')}): monarch fwd ${row.monarch_fwd_ms} ms, fwd+bwd ${row.monarch_fwdbwd_ms} ms, ` +
+      `L=${length} (N=${plan.n}, radices ${plan.radices.join('·')}): fwd ${row.monarch_fwd_ms} ms, fwd+bwd ${row.monarch_fwdbwd_ms} ms${stockText}, ` +
         `spectral fwd ${row.spectral_fwd_ms ?? 'skipped'}${spectral === null ? '' : ` ms (×${(spectral / fwd.medianMs).toFixed(1)})`}`,
     );
     rows.push(row);
