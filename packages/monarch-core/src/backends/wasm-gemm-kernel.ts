@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GradSaveFunc, KernelFunc, NamedAttrMap, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { envSetting } from '../env.js';
-import { GEMM_PANEL } from './wasm-gemm-source.js';
+import { GEMM_PANEL, MONARCH_SCRATCH_PAD } from './wasm-gemm-source.js';
 import { PARALLEL_KERNELS, runParallel, wasmGemmReady, wasmHelperThreads } from './wasm-parallel.js';
 
 /** Kernel name of the block-diagonal product: inputs { x [N, nb·bi], packed }, attrs { numBlocks, blockIn, blockOut }. */
@@ -72,7 +72,7 @@ const monarchGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const rows = x.shape[0]!;
   const out = wasm.makeOutput([rows, Lb * S], 'float32');
   if (rows === 0) return out;
-  const scratch = wasm.makeOutput([rows, K * Q], 'float32'); // out1 = x·blockdiag(w1ᵀ), row chunk by row chunk
+  const scratch = wasm.makeOutput([rows, K * Q + MONARCH_SCRATCH_PAD], 'float32'); // out1 = x·blockdiag(w1ᵀ), chunk by chunk
   try {
     const offsets = [x, packed1, packed2, scratch, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
     const chunk = rowChunk(rows, 16);

@@ -16,6 +16,13 @@
 // The binary is committed as base64 in wasm-gemm-binary.ts; regenerate it with
 // `node --import tsx packages/monarch-core/scripts/build-wasm-simd.ts` (a test checks it matches this source).
 
+/**
+ * Floats of padding after each row of the Monarch scratch t [rows, K·Q + pad]: with row strides of a multiple of
+ * 4 KiB (n = 4096) and the second factor's column stride of Lb·4 bytes, a micro-kernel's rows all fell into the same
+ * few L1 sets and evicted each other.
+ */
+export const MONARCH_SCRATCH_PAD = 16;
+
 /** Output columns of one packed weight panel (two f32x4 vectors). */
 export const GEMM_PANEL = 8;
 
@@ -209,7 +216,7 @@ const LANE = `(func $lane (param $t i32) (param $lt i32) (param $w i32) (param $
  * - blockGemm(x, p, y, rows, numBlocks, K, N, rowChunk, lo, hi): y[:, k·N + j] = Σ_i x[:, k·K + i]·W_k[i, j], the
  *   blocks W_k [K, N] packed one after another as ⌈N/8⌉ panels [K, 8] (packGemmBlocks in wasm-gemm-kernel.ts).
  * - monarch(x, p1, p2, t, y, rows, K, P, Q, Lb, R, S, rowChunk, lo, hi): out1 = blockGemm(x, p1) into the scratch
- *   t [rows, K·Q], then y[:, s·Lb + l] = Σ_r out1[:, r·Lb + l]·W'[s, r, l] with p2 = W' [S, R, Lb].
+ *   t [rows, K·Q + MONARCH_SCRATCH_PAD], then y[:, s·Lb + l] = Σ_r out1[:, r·Lb + l]·W'[s, r, l] with p2 = W' [S, R, Lb].
  */
 export function gemmWat(shared: boolean): string {
   return `(module
@@ -248,9 +255,12 @@ export function gemmWat(shared: boolean): string {
       (br $unit))))
   (func (export "monarch") (param $x i32) (param $p1 i32) (param $p2 i32) (param $t i32) (param $y i32) (param $rows i32)
     (param $K i32) (param $P i32) (param $Q i32) (param $Lb i32) (param $R i32) (param $S i32) (param $chunk i32) (param $lo i32) (param $hi i32)
-    (local $u i32) (local $r0 i32) (local $rr i32) (local $ts i32) (local $ys i32)
-    (local.set $ts (i32.shl (i32.mul ${v('$K')} ${v('$Q')}) (i32.const 2)))
+    (local $u i32) (local $r0 i32) (local $rr i32) (local $ts i32) (local $ys i32) (local $xs i32) (local $k i32) (local $bytes i32) (local $xr i32) (local $tr i32)
+    (local.set $xs (i32.shl (i32.mul ${v('$K')} ${v('$P')}) (i32.const 2)))
+    (local.set $ts (i32.shl (i32.add (i32.mul ${v('$K')} ${v('$Q')}) (i32.const ${MONARCH_SCRATCH_PAD})) (i32.const 2)))
     (local.set $ys (i32.shl (i32.mul ${v('$Lb')} ${v('$S')}) (i32.const 2)))
+    ;; one packed block of the first factor: ⌈Q/8⌉ panels of P·8 floats
+    (local.set $bytes (i32.shl (i32.mul (i32.and (i32.add ${v('$Q')} (i32.const 7)) (i32.const -8)) ${v('$P')}) (i32.const 2)))
     (local.set $u ${v('$lo')})
     (block $done (loop $unit
       (br_if $done (i32.ge_u ${v('$u')} ${v('$hi')}))
@@ -258,8 +268,16 @@ export function gemmWat(shared: boolean): string {
       (local.set $rr (i32.sub ${v('$rows')} ${v('$r0')}))
       (if (i32.gt_u ${v('$rr')} ${v('$chunk')}) (then (local.set $rr ${v('$chunk')})))
       ;; the chunk's first factor into its rows of t (still in cache for the second)
-      (call $blockGemm ${v('$x')} ${v('$p1')} ${v('$t')} ${v('$rows')} ${v('$K')} ${v('$P')} ${v('$Q')} ${v('$chunk')} ${v('$u')} (i32.add ${v('$u')} (i32.const 1)))
-      (call $lane (i32.add ${v('$t')} (i32.mul ${v('$r0')} ${v('$ts')})) ${v('$ts')} ${v('$p2')}
+      (local.set $xr (i32.add ${v('$x')} (i32.mul ${v('$r0')} ${v('$xs')})))
+      (local.set $tr (i32.add ${v('$t')} (i32.mul ${v('$r0')} ${v('$ts')})))
+      (local.set $k (i32.const 0))
+      (loop $block
+        (call $gemm (i32.add ${v('$xr')} (i32.shl (i32.mul ${v('$k')} ${v('$P')}) (i32.const 2))) ${v('$xs')}
+          (i32.add ${v('$p1')} (i32.mul ${v('$k')} ${v('$bytes')})) (i32.shl ${v('$P')} (i32.const 2))
+          (i32.add ${v('$tr')} (i32.shl (i32.mul ${v('$k')} ${v('$Q')}) (i32.const 2))) ${v('$ts')} ${v('$rr')} ${v('$Q')})
+        (local.set $k (i32.add ${v('$k')} (i32.const 1)))
+        (br_if $block (i32.lt_u ${v('$k')} ${v('$K')})))
+      (call $lane ${v('$tr')} ${v('$ts')} ${v('$p2')}
         (i32.add ${v('$y')} (i32.mul ${v('$r0')} ${v('$ys')})) ${v('$ys')} ${v('$rr')} ${v('$Lb')} ${v('$R')} ${v('$S')})
       (local.set $u (i32.add ${v('$u')} (i32.const 1)))
       (br $unit))))

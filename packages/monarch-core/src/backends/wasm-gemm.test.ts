@@ -93,6 +93,7 @@ describe('wasm gemm kernels', () => {
       { x: [37, 24], w1: [4, 8, 6], w2: [8, 3, 4] }, // K·Q = Lb·R = 32, rectangular, odd S
       { x: [70, 48], w1: [4, 5, 12], w2: [4, 9, 5] }, // Q not a multiple of 8, R odd
       { x: [99, 256], w1: [16, 16, 16], w2: [16, 16, 16] }, // large enough to wake the helper thread
+      { x: [9, 20], w1: [5, 8, 4], w2: [20, 3, 2] }, // Lb = 20: one full group of 16 blocks and a partial one
     ];
     let seed = 100;
     onEveryThreadCount((threads) => {
