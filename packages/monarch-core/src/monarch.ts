@@ -12,6 +12,9 @@ import { checkDim, checkRank, checkTensor, shapeText } from './validate.js';
  * Order-2 Monarch multiply with the original code's semantics (`blockdiag_butterfly_multiply`), PyTorch layouts:
  * out1[b, k, q] = Σ_p w1[k, q, p]·x[b, k·P + p]; the flat index i = k·Q + q is re-read as i = r·Lb + l;
  * y[b, s·Lb + l] = Σ_r w2[l, s, r]·out1[b, r·Lb + l]. Square (n = m) and rectangular shapes both work.
+ * On wasm in inference (Lb a multiple of 4) both factors run as one SIMD kernel that reads and writes the permuted
+ * layouts in place, on factors packed once and cached (backends/wasm-gemm-kernel.ts; `M2_WASM_MONARCH_KERNEL=0`
+ * switches back to per-block matMuls); under `tf.grad` the product is recorded as block-diagonal products.
  *
  * Shapes: x [..., K·P] × w1 (K, Q, P) × w2 (Lb, S, R) with Lb·R = K·Q → [..., Lb·S]
  * @param x - Input [..., n], n = K·P.
@@ -106,7 +109,8 @@ export function clearMonarchCache(): void {
 }
 
 /**
- * {@link monarchMatmul} on wasm in inference: blocks as leading axes (3-D transposes) so that every block is a
+ * {@link monarchMatmul} on wasm in inference when the SIMD kernel does not run (`M2_WASM_MONARCH_KERNEL=0`, Lb not
+ * a multiple of 4, no SIMD): blocks as leading axes (3-D transposes) so that every block is a
  * contiguous slab, one plain 2-D matMul per block on cached factors (wasm's batched matMul is ~10× slower and a
  * transposed or fresh B operand misses XNNPACK's fast path, toolchain.md §6).
  *
