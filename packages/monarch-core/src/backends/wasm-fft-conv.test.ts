@@ -1,5 +1,5 @@
 // The wasm FFT long convolution (wasm-fft-source.ts, wasm-fft-conv.ts) against float64 direct sums: its two loops on
-// a shared memory split over 1 and 2 threads (any test backend), and, on the wasm backend (M2_TEST_BACKEND=wasm),
+// a shared memory split over 1 and 2 threads, and, on the wasm backend (set up here whatever the test backend),
 // the fft-conv.ts entry points that take it: causal, bidirectional and general kernels, odd / even / power-of-two /
 // other L, several channel counts (lanes of a SIMD group left empty), du and dD, no tensor or heap growth, and the
 // M2_FUSED_LONG_CONV=0 switch back to the Monarch path.
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bidirectionalConv, causalConv, convKernelSpectrum, convPairWithSpectra, convWithSpectrum, disposeConvSpectrum, fftConv } from '../fft-conv.js';
 import { bidirectionalConvReference, causalConvReference, expectTensorsClose, longConvReference, toFloat64 } from '../testing.js';
 import { fftTwiddles, isWasmSpectrum, wasmFftSize } from './wasm-fft-conv.js';
+import { setupBackend } from './setup-backend.js';
 import { createHelperPool, PARALLEL_KERNELS } from './wasm-parallel.js';
 import type { ParallelPool } from './wasm-parallel.js';
 
@@ -113,7 +114,17 @@ describe('wasm FFT loops on a shared memory', () => {
   }
 });
 
-describe.runIf(tf.getBackend() === 'wasm')('wasm FFT long convolution through fft-conv.ts', () => {
+describe('wasm FFT long convolution through fft-conv.ts', () => {
+  // On the wasm backend as setupBackend sets it up (2 threads when this file sets it up; the test backend's own
+  // set-up when M2_TEST_BACKEND=wasm ran first), whatever the test backend.
+  let previous = 'cpu';
+  beforeAll(async () => {
+    previous = tf.getBackend();
+    await setupBackend('wasm', { threads: 2 });
+  });
+  afterAll(async () => {
+    await tf.setBackend(previous);
+  });
   const cases = [
     [1, 1, 1],
     [2, 3, 2],
