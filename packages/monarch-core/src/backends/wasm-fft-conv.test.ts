@@ -67,7 +67,11 @@ describe('wasm FFT loops on a shared memory', () => {
       for (let c = 0; c < channels; c++) for (let i = length; i <= n - length; i++) placed[c * n + i] = 0; // lags beyond ±(L−1) unused
       const u = values(batch * channels * length, 11 + length);
       const skip = values(channels, 13);
-      let at = 64;
+      let at = 128; // bytes 0..3: the loops' unit counter (zeroed before each run)
+      const counter = () => {
+        new Int32Array(memory.buffer, 0, 1)[0] = 0;
+        return 0;
+      };
       const take = (floats: number) => ((at += floats * 4 + 64), at - floats * 4 - 64);
       const [twAt, kAt, specAt, uAt, skipAt, outAt, scratchAt] = [tw.length, placed.length, groups * (m + 1) * 8, u.length, skip.length, u.length, 2 * 2 * m * 8].map(take);
       const heap = new Float32Array(memory.buffer);
@@ -75,9 +79,9 @@ describe('wasm FFT loops on a shared memory', () => {
       heap.set(placed, kAt! / 4);
       heap.set(u, uAt! / 4);
       heap.set(skip, skipAt! / 4);
-      pool.run(PARALLEL_KERNELS.fftSpectrum, [kAt!, n, 4 * n, kAt!, 0, 4 * n, 0, 0, specAt!, scratchAt!, twAt!, channels, m, groups, 2], groups, work); // rows already placed: all head
+      pool.run(PARALLEL_KERNELS.fftSpectrum, [kAt!, n, 4 * n, kAt!, 0, 4 * n, 0, 0, specAt!, scratchAt!, twAt!, channels, m, groups, 2, counter()], groups, work); // rows already placed: all head
       const units = batch * groups;
-      pool.run(PARALLEL_KERNELS.fftConv, [uAt!, specAt!, skipAt!, outAt!, scratchAt!, twAt!, channels, length, m, 0, units, 2], units, work);
+      pool.run(PARALLEL_KERNELS.fftConv, [uAt!, specAt!, skipAt!, outAt!, scratchAt!, twAt!, channels, length, m, 0, units, 2, counter()], units, work);
       const out = new Float32Array(memory.buffer).slice(outAt! / 4, outAt! / 4 + u.length);
       const expected = circleConv(u, placed, skip, batch, channels, length, n);
       let err = 0;
@@ -91,7 +95,7 @@ describe('wasm FFT loops on a shared memory', () => {
       const gradAt = outAt!; // reuses out + scratch room: [C, N] floats, then slots of 4·(M + 1)·32 bytes
       const gradScratch = gradAt + channels * n * 4 + 64;
       if ((gradScratch + 2 * 4 * (m + 1) * 32) / 4 > memory.buffer.byteLength / 4) memory.grow(64);
-      pool.run(PARALLEL_KERNELS.fftKernelGrad, [uAt!, uAt!, gradAt, gradScratch, twAt!, batch, channels, length, m, groups, 2], groups, work);
+      pool.run(PARALLEL_KERNELS.fftKernelGrad, [uAt!, uAt!, gradAt, gradScratch, twAt!, batch, channels, length, m, groups, 2, counter()], groups, work);
       const grad = new Float32Array(memory.buffer).slice(gradAt / 4, gradAt / 4 + channels * n);
       let gErr = 0;
       let gNorm = 0;

@@ -87,14 +87,18 @@ function memoryOf(wasm: WasmBackendLike): ArrayBufferLike {
   return (wasm.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer;
 }
 
-/** Runs a loop with a per-thread scratch block (default 2·M·32 bytes) for every thread that may take a share. */
-function withScratch(wasm: WasmBackendLike, m: number, run: (scratch: number, threads: number) => void, slotBytes = m * 64): void {
+/**
+ * Runs a loop with a scratch block (default 2·M·32 bytes) for every thread that may take a share, after the loop's
+ * unit counter (an Int32, zeroed; the threads claim units from it). `run` gets the first block and the counter.
+ */
+function withScratch(wasm: WasmBackendLike, m: number, run: (scratch: number, threads: number, counter: number) => void, slotBytes = m * 64): void {
   const threads = wasmHelperThreads();
-  const scratch = heapBlock(wasm, threads * slotBytes, 'scratch');
+  const block = heapBlock(wasm, 64 + threads * slotBytes, 'scratch');
   try {
-    run(scratch, threads);
+    new Int32Array(memoryOf(wasm), block, 1)[0] = 0;
+    run(block + 64, threads, block);
   } finally {
-    wasm.wasm._free(scratch);
+    wasm.wasm._free(block);
   }
 }
 
@@ -124,11 +128,11 @@ const spectrumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const groups = Math.ceil(channels / 4);
   const out = wasm.makeOutput([groups * (m + 1) * 8], 'float32');
   const tw = twiddles(wasm, m);
-  withScratch(wasm, m, (scratch, threads) => {
+  withScratch(wasm, m, (scratch, threads, counter) => {
     const tailSource = tail ?? kernel;
     const tailAtByte = byteOffset(wasm, tailSource) + 4 * tailColumn;
     const args = [byteOffset(wasm, kernel), headLen, 4 * kernel.shape[1]!, tailAtByte, tailLen, 4 * tailSource.shape[1]!, tailAt, reverse ? 1 : 0];
-    args.push(byteOffset(wasm, out), scratch, tw, channels, m, groups, threads);
+    args.push(byteOffset(wasm, out), scratch, tw, channels, m, groups, threads, counter);
     runParallel(PARALLEL_KERNELS.fftSpectrum, args, groups, new Float32Array(memoryOf(wasm)), channels * n * 8);
   });
   return out;
@@ -144,9 +148,9 @@ const convKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const units = batch * Math.ceil(channels / 4);
   const out = wasm.makeOutput(u.shape, 'float32');
   const tw = twiddles(wasm, m);
-  withScratch(wasm, m, (scratch, threads) => {
+  withScratch(wasm, m, (scratch, threads, counter) => {
     const skipAt = skip === undefined ? 0 : byteOffset(wasm, skip);
-    const args = [byteOffset(wasm, u), byteOffset(wasm, spectrum), skipAt, byteOffset(wasm, out), scratch, tw, channels, length, m, conj ? 1 : 0, units, threads];
+    const args = [byteOffset(wasm, u), byteOffset(wasm, spectrum), skipAt, byteOffset(wasm, out), scratch, tw, channels, length, m, conj ? 1 : 0, units, threads, counter];
     runParallel(PARALLEL_KERNELS.fftConv, args, units, new Float32Array(memoryOf(wasm)), batch * channels * m * 16);
   });
   return out;
@@ -164,8 +168,8 @@ const kernelGradKernel: KernelFunc = ({ inputs, backend }) => {
   withScratch(
     wasm,
     m,
-    (scratch, threads) => {
-      const args = [byteOffset(wasm, u), byteOffset(wasm, dy), byteOffset(wasm, out), scratch, tw, batch, channels, length, m, groups, threads];
+    (scratch, threads, counter) => {
+      const args = [byteOffset(wasm, u), byteOffset(wasm, dy), byteOffset(wasm, out), scratch, tw, batch, channels, length, m, groups, threads, counter];
       runParallel(PARALLEL_KERNELS.fftKernelGrad, args, groups, new Float32Array(memoryOf(wasm)), batch * channels * m * 16);
     },
     4 * (m + 1) * 32,

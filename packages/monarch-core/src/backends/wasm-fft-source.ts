@@ -349,19 +349,19 @@ const PRODUCT = `
       ${set('ymi', mulParts('xm', 'km')[1])}
       ${PACK_INVERSE}`)})`;
 
-/** The slot (scratch block) of the thread running units [lo, …): ParallelPool gives thread t the units from t·⌈units/threads⌉. */
-const SLOT = `(i32.div_u ${g('lo')} (i32.div_u (i32.add ${g('units')} (i32.sub ${g('threads')} ${c(1)})) ${g('threads')}))`;
+/** The calling thread's scratch block index (its own: threads claim units dynamically, wasm-parallel.ts). */
+const SLOT = g('slot');
 
 /**
  * The module's text. `shared` picks the memory import (threaded tfjs-wasm has a shared memory, the single-threaded
  * build a plain one; an import must match). Exports (pointers are byte offsets into the tfjs heap; M = N/2 is a
- * power of two; each thread's scratch block is 2·M·32 bytes at $scratch + slot·2·M·32):
- * - spectrum(head, headLen, headStride, tail, tailLen, tailStride, tailAt, reverse, dst, scratch, tw, C, M, units,
- *   threads, lo, hi): kernel rows placed on the N-circle ($place: head at 0, tail at tailAt, reversed or not) →
+ * power of two; the calling thread's scratch block is 2·M·32 bytes at $scratch + slot·2·M·32; units [lo, hi)):
+ * - spectrum(head, headLen, headStride, tail, tailLen, tailStride, tailAt, reverse, dst, scratch, tw, C, M, slot,
+ *   lo, hi): kernel rows placed on the N-circle ($place: head at 0, tail at tailAt, reversed or not) →
  *   K̂/(2N) at dst [⌈C/4⌉, M + 1, 8]; units = channel groups of four.
- * - conv(u, spec, skip, out, scratch, tw, C, L, M, conj, units, threads, lo, hi): u [B, C, L] → out [B, C, L],
+ * - conv(u, spec, skip, out, scratch, tw, C, L, M, conj, slot, lo, hi): u [B, C, L] → out [B, C, L],
  *   out = irfft(rfft(u, N)·K̂)[:L] (+ D⊙u when skip ≠ 0; K̂ conjugated when conj ≠ 0); units = (b, channel group).
- * - kernelGrad(u, dy, out, scratch, tw, B, C, L, M, units, threads, lo, hi): the kernel's gradient on the N-circle,
+ * - kernelGrad(u, dy, out, scratch, tw, B, C, L, M, slot, lo, hi): the kernel's gradient on the N-circle,
  *   out [C, N] = Σ_b circular correlation of dy with u (irfft(Σ_b rfft(dy)·conj rfft(u))); scratch slots of
  *   4·(M + 1)·32 bytes; units = channel groups of four.
  * Twiddles at tw: W_M^j for j < M, then W_N^k for k ≤ M/2, float32 (cos, −sin) pairs.
@@ -378,7 +378,7 @@ export function fftWat(shared: boolean): string {
   ${SYNTH}
   (func (export "spectrum") (param $head i32) (param $headLen i32) (param $headStride i32) (param $tail i32) (param $tailLen i32)
       (param $tailStride i32) (param $tailAt i32) (param $reverse i32) (param $dst i32) (param $scratch i32) (param $tw i32) (param $C i32)
-      (param $M i32) (param $units i32) (param $threads i32) (param $lo i32) (param $hi i32)
+      (param $M i32) (param $slot i32) (param $lo i32) (param $hi i32)
     (local $grp i32) (local $c0 i32) (local $lanes i32) (local $A i32) (local $B i32) (local $R i32) (local $scale v128)
     ${set('A', i32('add', g('scratch'), i32('mul', SLOT, i32('shl', g('M'), c(6)))))}
     ${set('B', i32('add', g('A'), i32('shl', g('M'), c(5))))}
@@ -393,7 +393,7 @@ export function fftWat(shared: boolean): string {
       ${set('R', `(call $fft ${g('A')} ${g('B')} ${g('tw')} ${g('M')})`)}
       (call $analyse ${g('R')} ${i32('add', g('dst'), i32('mul', g('grp'), i32('shl', i32('add', g('M'), c(1)), c(5))))} ${i32('add', g('tw'), i32('shl', g('M'), c(3)))} ${g('M')} ${g('scale')})`)})
   (func (export "conv") (param $u i32) (param $spec i32) (param $skip i32) (param $out i32) (param $scratch i32) (param $tw i32)
-      (param $C i32) (param $L i32) (param $M i32) (param $conj i32) (param $units i32) (param $threads i32) (param $lo i32) (param $hi i32)
+      (param $C i32) (param $L i32) (param $M i32) (param $conj i32) (param $slot i32) (param $lo i32) (param $hi i32)
     (local $unit i32) (local $groups i32) (local $b i32) (local $grp i32) (local $c0 i32) (local $lanes i32)
     (local $A i32) (local $B i32) (local $R i32) (local $W i32) (local $row i32) (local $sign v128)
     ${set('A', i32('add', g('scratch'), i32('mul', SLOT, i32('shl', g('M'), c(6)))))}
@@ -417,7 +417,7 @@ export function fftWat(shared: boolean): string {
         (if (result i32) ${g('skip')} (then ${i32('add', g('skip'), i32('shl', g('c0'), c(2)))}) (else ${c(0)}))
         ${i32('shl', g('L'), c(2))} ${g('lanes')} ${g('L')})`)})
   (func (export "kernelGrad") (param $u i32) (param $dy i32) (param $out i32) (param $scratch i32) (param $tw i32)
-      (param $B i32) (param $C i32) (param $L i32) (param $M i32) (param $units i32) (param $threads i32) (param $lo i32) (param $hi i32)
+      (param $B i32) (param $C i32) (param $L i32) (param $M i32) (param $slot i32) (param $lo i32) (param $hi i32)
     (local $grp i32) (local $b i32) (local $c0 i32) (local $lanes i32) (local $A i32) (local $Bf i32) (local $U i32) (local $S i32)
     (local $R i32) (local $G i32) (local $row i32) (local $k i32) (local $at i32) (local $size i32) (local $scale v128) ${complexLocals('gg', 'uu')}
     ;; slot: four blocks of M + 1 elements: A, B (FFT ping-pong; G lands in the free one), U, S (Σ_b G·conj U)

@@ -114,15 +114,22 @@ function twiddleTranspose(h, a, lo, hi) {
     }
   }
 }
-function fftSpectrum(h, a, lo, hi) {
-  // a = [head, headLen, headStride, tail, tailLen, tailStride, tailAt, reverse, dst, scratch, tw, C, M, units, threads]
+// The FFT loops' arguments end with [units, threads, counter]: every thread that runs claims units one at a time from
+// the Int32 counter at byte offset counter (zeroed by the caller), so a thread the OS parks does not hold the others
+// up; each uses its own scratch block, numbered by its static share (thread t starts at t·⌈units/threads⌉).
+function fftClaim(h, units, threads, counter, lo, run) {
   if (F === null) throw new Error('the wasm FFT module is not loaded');
-  F.spectrum(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], lo, hi);
+  const slot = lo === 0 ? 0 : Math.round(lo / Math.ceil(units / threads));
+  const next = new Int32Array(h.buffer, counter, 1);
+  for (let u = Atomics.add(next, 0, 1); u < units; u = Atomics.add(next, 0, 1)) run(slot, u);
+}
+function fftSpectrum(h, a, lo, hi) {
+  // a = [head, headLen, headStride, tail, tailLen, tailStride, tailAt, reverse, dst, scratch, tw, C, M, units, threads, counter]
+  fftClaim(h, a[13], a[14], a[15], lo, (slot, u) => F.spectrum(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], slot, u, u + 1));
 }
 function fftConv(h, a, lo, hi) {
-  // a = [u, spec, skip, out, scratch, tw, C, L, M, conj, units, threads] (byte offsets; skip 0: none)
-  if (F === null) throw new Error('the wasm FFT module is not loaded');
-  F.conv(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], lo, hi);
+  // a = [u, spec, skip, out, scratch, tw, C, L, M, conj, units, threads, counter] (byte offsets; skip 0: none)
+  fftClaim(h, a[10], a[11], a[12], lo, (slot, u) => F.conv(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], slot, u, u + 1));
 }
 // The gemm loops ignore their static share [lo, hi): every thread that runs claims row chunks one at a time from a
 // shared counter in the heap (an Int32 at float offset a[counter]), so a thread that the OS parks (2 cores shared by
@@ -134,17 +141,21 @@ function blockGemm(h, a, lo, hi) {
   for (let u = Atomics.add(next, 0, 1); u < a[9]; u = Atomics.add(next, 0, 1)) G.blockGemm(a[0] * 4, a[1] * 4, a[2] * 4, a[3], a[4], a[5], a[6], a[7], u, u + 1);
 }
 function monarchGemm(h, a, lo, hi) {
-  // a = [x, packed1, packed2, scratch, y, rows, K, P, Q, Lb, R, S, rowChunk, counter, units] (the first five and counter: float offsets)
+  // a = [x, packed1, packed2, scratch, y, rows, K, P, Q, Lb, R, S, rowChunk, scratchRowBytes, counter, units] (the
+  // first five and counter: float offsets). Each thread takes a slot (counter word 1) of rowChunk scratch rows and
+  // reuses it for all its chunks (it stays in cache); the module addresses scratch row r0 of unit u as
+  // t + r0·rowBytes, so t is passed shifted back by r0 rows (i32 arithmetic wraps to the slot).
   if (G === null) throw new Error('the wasm gemm module is not loaded');
-  const next = new Int32Array(h.buffer, a[13] * 4, 1);
-  for (let u = Atomics.add(next, 0, 1); u < a[14]; u = Atomics.add(next, 0, 1)) {
-    G.monarch(a[0] * 4, a[1] * 4, a[2] * 4, a[3] * 4, a[4] * 4, a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], u, u + 1);
+  const next = new Int32Array(h.buffer, a[14] * 4, 2);
+  const slotBytes = a[12] * a[13];
+  const slot = a[3] * 4 + Atomics.add(next, 1, 1) * slotBytes;
+  for (let u = Atomics.add(next, 0, 1); u < a[15]; u = Atomics.add(next, 0, 1)) {
+    G.monarch(a[0] * 4, a[1] * 4, a[2] * 4, (slot - u * slotBytes) | 0, a[4] * 4, a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], u, u + 1);
   }
 }
 function fftKernelGrad(h, a, lo, hi) {
-  // a = [u, dy, out, scratch, tw, B, C, L, M, units, threads] (byte offsets)
-  if (F === null) throw new Error('the wasm FFT module is not loaded');
-  F.kernelGrad(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], lo, hi);
+  // a = [u, dy, out, scratch, tw, B, C, L, M, units, threads, counter] (byte offsets)
+  fftClaim(h, a[9], a[10], a[11], lo, (slot, u) => F.kernelGrad(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], slot, u, u + 1));
 }
 const KERNELS = [geluGate, erf, transpose, twiddleTranspose, fftSpectrum, fftConv, blockGemm, monarchGemm, fftKernelGrad];
 function useSimd(module, memory, fftModule, gemmModule) {
