@@ -1,8 +1,9 @@
 // The FFT long convolution on the wasm backend (kernels of wasm-fft-source.ts's module, split over the helper threads
 // of wasm-parallel.ts): y = irfft(rfft(u, N)·K̂)[:L] + D⊙u with N = the power of two ≥ 2L, O(N log N) per row
-// instead of the Monarch DFT's matMuls. Two tfjs kernels: M2FftSpectrum (placed real kernels [C, N] → K̂/(2N) in the
-// module's layout [⌈C/4⌉, N/2 + 1, re4 | im4]) and M2FftConv (u [B, C, L] × spectrum (+ D) → y). fft-conv.ts
-// chooses them on wasm unless `M2_FUSED_LONG_CONV=0`. Internal: not exported from index.ts.
+// instead of the Monarch DFT's matMuls. Three tfjs kernels: M2FftSpectrum (kernel rows placed on the N-circle → K̂/(2N)
+// in the module's layout [⌈C/4⌉, N/2 + 1, re4 | im4]), M2FftConv (u [B, C, L] × spectrum (+ D) → y; with conj K̂:
+// the adjoint, du) and M2FftKernelGrad (Σ_b correlation of dy with u on the circle → the kernels' gradients).
+// fft-conv.ts chooses them on wasm unless `M2_FUSED_LONG_CONV=0`. Internal: not exported from index.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { fusedKernelsOff } from '../env.js';
@@ -17,9 +18,11 @@ interface WasmBackendLike {
   wasm: { _malloc(bytes: number): number; _free(pointer: number): void };
 }
 
-/** Kernel names. */
+/** Name of the wasm kernel that makes a kernel spectrum (inputs kernel [C, Lk] and optional tail [C, L]). */
 export const FFT_SPECTRUM = 'M2FftSpectrum';
+/** Name of the wasm FFT convolution kernel (inputs u [B, C, L], spectrum, optional skip [C]; attr conj). */
 export const FFT_CONV = 'M2FftConv';
+/** Name of the wasm kernel-gradient kernel (inputs u, dy [B, C, L] → [C, N] on the circle). */
 export const FFT_KERNEL_GRAD = 'M2FftKernelGrad';
 
 /**
@@ -69,7 +72,7 @@ export function fftTwiddles(m: number): Float32Array {
   return values;
 }
 
-/** The twiddle table for M = N/2 (computed once in float64, kept for the process: (1.5·M + 1)·8 bytes). */
+/** The twiddle table for M = N/2 in the heap (computed once per module and M, kept: about 12·M bytes). */
 function twiddles(wasm: WasmBackendLike, m: number): number {
   let tables = twiddleTables.get(wasm.wasm);
   if (tables === undefined) twiddleTables.set(wasm.wasm, (tables = new Map()));

@@ -3,7 +3,8 @@
 // input packed as N/2 complex values, radix-4 Stockham stages (a radix-2 one when log2(N/2) is odd), the real-FFT
 // split fused with the spectrum product and the inverse's real packing, the same forward FFT for the inverse (by
 // conjugation), unpacking + D⊙u on the way out. O(N log N) instead of the Monarch DFT's O(N·√N) matMuls, and the
-// data never leaves the heap.
+// data never leaves the heap. The same pieces make kernel spectra (taps placed on the circle here) and the kernels'
+// gradient (Σ_b rfft(dy)·conj rfft(u), inverted once per channel group).
 //
 // Vectorisation: the four SIMD lanes hold four channels (rows c0..c0+3 of one batch element), so every butterfly is
 // scalar-shaped code on f32x4 values and the twiddles are splats. A complex "element" j of the scratch is 32 bytes:
