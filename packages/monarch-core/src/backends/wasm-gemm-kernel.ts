@@ -36,14 +36,15 @@ function heapOffset(view: Float32Array): number {
 }
 
 /**
- * Runs a gemm loop over `units` row chunks with a zeroed Int32 work counter in the heap (the threads claim chunks
- * from it, see wasm-parallel.ts); `args` are the loop's own arguments, the counter and unit count go last.
+ * Runs a gemm loop over `units` row chunks with zeroed Int32 counters in the heap (the threads claim chunks, and
+ * Monarch's scratch slots, from them; see wasm-parallel.ts); `args` are the loop's own arguments, the counters'
+ * offset and the unit count go last.
  */
 function runChunks(wasm: WasmBackendLike, kernel: number, args: number[], units: number, work: number): void {
-  const counter = wasm.makeOutput([1], 'int32');
+  const counter = wasm.makeOutput([2], 'int32');
   try {
     const view = wasm.typedArrayFromHeap(counter) as unknown as Int32Array;
-    view[0] = 0;
+    view.fill(0);
     runParallel(kernel, [...args, view.byteOffset / 4, units], units, new Float32Array(view.buffer, 0, 0), work);
   } finally {
     wasm.disposeData(counter.dataId, true);
@@ -72,11 +73,14 @@ const monarchGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const rows = x.shape[0]!;
   const out = wasm.makeOutput([rows, Lb * S], 'float32');
   if (rows === 0) return out;
-  const scratch = wasm.makeOutput([rows, K * Q + MONARCH_SCRATCH_PAD], 'float32'); // out1 = x·blockdiag(w1ᵀ), chunk by chunk
+  const chunk = rowChunk(rows, 16);
+  // out1 = x·blockdiag(w1ᵀ) of one row chunk, one slot per thread (reused chunk after chunk: it stays in cache).
+  const rowFloats = K * Q + MONARCH_SCRATCH_PAD;
+  const scratch = wasm.makeOutput([wasmHelperThreads(), chunk, rowFloats], 'float32');
   try {
     const offsets = [x, packed1, packed2, scratch, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
-    const chunk = rowChunk(rows, 16);
-    runChunks(wasm, PARALLEL_KERNELS.monarchGemm, [...offsets, rows, K, P, Q, Lb, R, S, chunk], Math.ceil(rows / chunk), rows * K * P * Q);
+    const args = [...offsets, rows, K, P, Q, Lb, R, S, chunk, rowFloats * 4];
+    runChunks(wasm, PARALLEL_KERNELS.monarchGemm, args, Math.ceil(rows / chunk), rows * K * P * Q);
   } finally {
     wasm.disposeData(scratch.dataId, true);
   }
