@@ -120,7 +120,7 @@ function twiddleTranspose(h, a, lo, hi) {
 function fftClaim(h, units, threads, counter, lo, run) {
   if (F === null) throw new Error('the wasm FFT module is not loaded');
   const slot = lo === 0 ? 0 : Math.round(lo / Math.ceil(units / threads));
-  const next = new Int32Array(h.buffer, counter, 1);
+  const next = new Int32Array(h.buffer, counter >>> 0, 1); // (helpers read the words as int32: past 2 GiB negative)
   for (let u = Atomics.add(next, 0, 1); u < units; u = Atomics.add(next, 0, 1)) run(slot, u);
 }
 function fftSpectrum(h, a, lo, hi) {
