@@ -67,6 +67,40 @@ function blockDiagMatmulSplit(x: Tensor, blocks: Tensor2D[]): Tensor {
   });
 }
 
+/** True inside tf.grad / tf.variableGrads: derived weights must then be recomputed on the tape, not cached. */
+export function recordingGradients(): boolean {
+  return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
+}
+
+const splitCache = new Map<Tensor, { dataId: object; blocks: Tensor2D[] }>();
+
+/**
+ * 3-D blocks as numBlocks 2-D tensors for wasm's per-block matMuls: in inference split once and kept while the weight
+ * keeps its data (a Variable's assign swaps the data id), so XNNPACK sees the same B operands call after call and
+ * the weight is not copied again; under tf.grad split on the tape. Entries of disposed weights are freed on a miss.
+ */
+function splitBlocks(w: Tensor3D): Tensor2D[] {
+  if (recordingGradients()) return tf.unstack(w) as Tensor2D[];
+  const dataId = (w as unknown as { dataId: object }).dataId;
+  const hit = splitCache.get(w);
+  if (hit !== undefined && hit.dataId === dataId && hit.blocks.every((b) => !b.isDisposed)) return hit.blocks;
+  for (const [source, entry] of splitCache) {
+    if (source.isDisposed || source === w) {
+      tf.dispose(entry.blocks);
+      splitCache.delete(source);
+    }
+  }
+  const blocks = (tf.unstack(w) as Tensor2D[]).map((b) => tf.keep(b));
+  splitCache.set(w, { dataId, blocks });
+  return blocks;
+}
+
+/** Frees the per-block weights {@link blockDiagMatmul} keeps on wasm (rebuilt on the next call). */
+export function clearBlockSplitCache(): void {
+  for (const entry of splitCache.values()) tf.dispose(entry.blocks);
+  splitCache.clear();
+}
+
 /** {@link blockDiagMatmul} without input checks (internal hot path). */
 export function blockDiagMatmulUnchecked(x: Tensor, blocks: Tensor3D): Tensor {
   const [numBlocks, blockIn, blockOut] = blocks.shape;
@@ -85,7 +119,7 @@ export function blockDiagMatmulUnchecked(x: Tensor, blocks: Tensor3D): Tensor {
     } else if (tf.getBackend() === 'wasm') {
       // One 2-D matMul per block: wasm's BatchMatMul with batch > 1 is ~10× slower (toolchain.md §6).
       const xs = tf.split(x2, numBlocks, 1); // numBlocks × [N, bi]
-      const ws = tf.unstack(blocks); // numBlocks × [bi, bo]
+      const ws = splitBlocks(blocks); // numBlocks × [bi, bo]
       y2 = tf.concat(xs.map((xk, k) => tf.matMul(xk as tf.Tensor2D, ws[k] as tf.Tensor2D)), 1);
     } else {
       const xb = tf.transpose(tf.reshape(x2, [-1, numBlocks, blockIn]), [1, 0, 2]); // [nb, N, bi]

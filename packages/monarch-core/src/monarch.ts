@@ -2,7 +2,7 @@
 // order-p products, their dense matrices, and the closed-form projection of a dense matrix onto order 2.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Tensor, Tensor2D, Tensor3D } from '@tensorflow/tfjs-core';
-import { blockDiagMatmulUnchecked } from './blockdiag.js';
+import { blockDiagMatmulUnchecked, clearBlockSplitCache, recordingGradients } from './blockdiag.js';
 import { clearWasmGemmCache, monarchGemm, wasmGemmEnabled } from './backends/wasm-gemm-kernel.js';
 import { ShapeError } from './errors.js';
 import { svd } from './svd.js';
@@ -61,10 +61,6 @@ export function monarchMatmul(x: Tensor, w1: Tensor3D, w2: Tensor3D): Tensor {
   });
 }
 
-/** True inside tf.grad / tf.variableGrads: derived weights must then be recomputed on the tape, not cached. */
-function recordingGradients(): boolean {
-  return (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth > 0;
-}
 
 interface CachedBlocks {
   source: Tensor;
@@ -106,6 +102,7 @@ export function clearMonarchCache(): void {
   for (const entry of blockCache.values()) tf.dispose(entry.blocks);
   blockCache.clear();
   clearWasmGemmCache();
+  clearBlockSplitCache();
 }
 
 /**

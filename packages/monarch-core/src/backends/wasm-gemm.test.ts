@@ -137,21 +137,26 @@ describe('wasm gemm kernels', () => {
     const w = tf.variable(tf.randomNormal([4, 8, 12], 0, 1, 'float32', 22)) as tf.Variable<tf.Rank.R3>;
     const w1 = tf.variable(tf.randomNormal([4, 4, 8], 0, 1, 'float32', 23)) as tf.Variable<tf.Rank.R3>;
     const w2 = tf.randomNormal([4, 4, 4], 0, 1, 'float32', 24) as tf.Tensor3D;
-    const run = () => tf.dispose([blockDiagMatmul(x, w), monarchMatmul(x, w1, w2)]);
+    const xBig = tf.randomNormal([3, 260], 0, 1, 'float32', 27);
+    const wBig = tf.variable(tf.randomNormal([2, 130, 130], 0, 1, 'float32', 28)) as tf.Variable<tf.Rank.R3>; // XNNPACK path, split once
+    const run = () => tf.dispose([blockDiagMatmul(x, w), monarchMatmul(x, w1, w2), blockDiagMatmul(xBig, wBig)]);
     run();
     const before = tf.memory();
     for (let i = 0; i < 4; i++) run();
     expect(tf.memory().numTensors).toBe(before.numTensors);
     expect(tf.memory().numBytes).toBe(before.numBytes);
-    const [next, next1] = [tf.randomNormal([4, 8, 12], 0, 1, 'float32', 25), tf.randomNormal([4, 4, 8], 0, 1, 'float32', 26)];
-    w.assign(next as tf.Tensor3D);
-    w1.assign(next1 as tf.Tensor3D);
-    tf.dispose([next, next1]); // the variables hold the data now
+    const next = [tf.randomNormal([4, 8, 12], 0, 1, 'float32', 25), tf.randomNormal([4, 4, 8], 0, 1, 'float32', 26), tf.randomNormal([2, 130, 130], 0, 1, 'float32', 29)];
+    w.assign(next[0] as tf.Tensor3D);
+    w1.assign(next[1] as tf.Tensor3D);
+    wBig.assign(next[2] as tf.Tensor3D);
+    tf.dispose(next); // the variables hold the data now
     const y = blockDiagMatmul(x, w);
     const ym = monarchMatmul(x, w1, w2);
+    const yBig = blockDiagMatmul(xBig, wBig);
     expectTensorsClose(y, blockDiagMatmulReference(x, w), 1e-5, 'blockDiag after assign');
     expectTensorsClose(ym, monarchMatmulReference(x, w1, w2), 1e-5, 'monarch after assign');
-    expect(tf.memory().numTensors).toBe(before.numTensors + 2); // the stale packs were replaced, not added
-    tf.dispose([x, w, w1, w2, y, ym]);
+    expectTensorsClose(yBig, blockDiagMatmulReference(xBig, wBig), 1e-4, 'blockDiag (large blocks) after assign');
+    expect(tf.memory().numTensors).toBe(before.numTensors + 3); // the stale packs and splits were replaced, not added
+    tf.dispose([x, w, w1, w2, xBig, wBig, y, ym, yBig]);
   });
 });
