@@ -4,6 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
 import { importRuntime, isNode, registerGradients } from './register-gradients.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
+import { registerWasmFftKernels } from './wasm-fft-conv.js';
+import { registerWasmGemmKernels } from './wasm-gemm-kernel.js';
 import { registerWasmMathKernels } from './wasm-math-kernels.js';
 import { guardWasmAllocations } from './wasm-heap-guard.js';
 import { registerWasmViewKernels } from './wasm-view-kernels.js';
@@ -151,6 +153,8 @@ async function setupWasm(options: SetupBackendOptions): Promise<Omit<BackendInfo
   registerWasmTrainingKernels();
   registerWasmViewKernels(); // Slice/SplitV/Unpack that copy only their output, fast GatherV2/Transpose (perf)
   registerWasmMathKernels(); // fast Erf and the fused GELU gate (perf)
+  registerWasmFftKernels(); // the long convolution as a SIMD FFT (used once the helpers below bind its module)
+  registerWasmGemmKernels(); // block-diagonal and Monarch products (likewise)
   const threads = backend.getThreadsCount();
   await startWasmHelpers(threads); // our JavaScript kernels' loops on every thread (wasm-parallel.ts)
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');

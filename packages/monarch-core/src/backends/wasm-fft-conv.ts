@@ -186,7 +186,11 @@ const kernelConfigs: KernelConfig[] = [
   { kernelName: FFT_KERNEL_GRAD, backendName: 'wasm', kernelFunc: kernelGradKernel },
 ];
 
-function register(): void {
+/**
+ * Registers the FFT long-convolution kernels for the `wasm` backend (setupBackend('wasm') calls it, beside monarch-core's
+ * other wasm kernels); a kernel registered by another copy of this module is replaced.
+ */
+export function registerWasmFftKernels(): void {
   for (const config of kernelConfigs) {
     if (tf.getKernel(config.kernelName, 'wasm')?.kernelFunc !== config.kernelFunc) {
       if (tf.getKernel(config.kernelName, 'wasm') !== undefined) tf.unregisterKernel(config.kernelName, 'wasm');
@@ -201,9 +205,7 @@ function register(): void {
  * @returns True when they do.
  */
 export function useWasmFft(): boolean {
-  if (tf.getBackend() !== 'wasm' || fusedKernelsOff() || !wasmFftReady()) return false;
-  register();
-  return true;
+  return tf.getBackend() === 'wasm' && !fusedKernelsOff() && wasmFftReady();
 }
 
 /** Spectra made by {@link wasmKernelSpectrum} (their layout is this module's, not the Monarch one). */

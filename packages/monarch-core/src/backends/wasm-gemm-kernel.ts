@@ -87,18 +87,17 @@ const monarchGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
-let registered = false;
-
-/** Registers the two kernels for the 'wasm' backend (once). */
-function registerGemmKernels(): void {
-  if (registered) return;
+/**
+ * Registers the block-diagonal and Monarch kernels for the `wasm` backend (setupBackend('wasm') calls it, beside
+ * monarch-core's other wasm kernels), skipping any that exist already.
+ */
+export function registerWasmGemmKernels(): void {
   for (const [kernelName, kernelFunc] of [
     [BLOCK_GEMM_KERNEL, blockGemmKernel],
     [MONARCH_GEMM_KERNEL, monarchGemmKernel],
   ] as const) {
     if (tf.getKernel(kernelName, 'wasm') === undefined) tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
   }
-  registered = true;
 }
 
 /**
@@ -200,7 +199,6 @@ export function clearWasmGemmCache(): void {
 
 /** The block kernel on packed blocks. Shapes: x [N, nb·bi] → [N, nb·bo]. */
 function runBlockGemm(x: Tensor, packed: Tensor1D, numBlocks: number, blockIn: number, blockOut: number): Tensor2D {
-  registerGemmKernels();
   const attrs = { numBlocks, blockIn, blockOut } as unknown as NamedAttrMap;
   return tf.engine().runKernel(BLOCK_GEMM_KERNEL, { x, packed }, attrs) as Tensor2D;
 }
@@ -261,7 +259,6 @@ export function monarchGemm(x: Tensor2D, w1: Tensor3D, w2: Tensor3D): Tensor2D {
   const [Lb, S, R] = w2.shape;
   const packed1 = cachedPack('monarch1', [w1], () => tf.tidy(() => packBlocks(tf.transpose(w1, [0, 2, 1])))); // K × [P, Q]
   const packed2 = cachedPack('monarch2', [w2], () => tf.tidy(() => tf.reshape(tf.transpose(w2, [1, 2, 0]), [-1]) as Tensor1D)); // [S, R, Lb]
-  registerGemmKernels();
   const attrs = { K, P, Q, Lb, R, S } as unknown as NamedAttrMap;
   return tf.engine().runKernel(MONARCH_GEMM_KERNEL, { x, packed1, packed2 }, attrs) as Tensor2D;
 }
