@@ -251,7 +251,7 @@ export async function runTrainingSteps(
   model: M2Bert,
   setup: TrainingSetup,
   onStep: (step: number, record: StepRecord) => void = () => {},
-  options: { lastLossOnly?: boolean; afterUpdate?: (step: number) => Promise<void> } = {},
+  options: { lastLossOnly?: boolean; afterUpdate?: (step: number) => Promise<void>; gradientCheckpointing?: boolean } = {},
 ): Promise<StepRecord[]> {
   const batch = trainingBatch(setup.length, setup.batchSeed, model.config.vocabSize);
   const optimizer: StepOptimizer = setup.optimizer === 'sgd' ? new PerVariableSgd(setup.learningRate) : new PerVariableAdam(setup.learningRate);
@@ -270,7 +270,8 @@ export async function runTrainingSteps(
         onStep(step, record);
         break;
       }
-      const { value, grads } = tf.variableGrads(() => model.forward(batch, { training: true }).loss as tf.Scalar, variables);
+      const forwardOptions = { training: true, gradientCheckpointing: options.gradientCheckpointing ?? false };
+      const { value, grads } = tf.variableGrads(() => model.forward(batch, forwardOptions).loss as tf.Scalar, variables);
       const loss = (await value.data())[0]!;
       value.dispose();
       const gradientNorm = await globalNorm(grads);

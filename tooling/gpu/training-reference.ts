@@ -9,9 +9,12 @@
 // (for wasm, M2_TFJS_WASM_DIR must name the folder of tfjs-backend-wasm's .wasm files).
 //
 // Options: --backend cpu | wasm (wasm runs 1 thread unless --threads), --length (2048), --steps (3),
-// --weight-seed (1), --batch-seed (2), --optimizer adam | sgd (adam), --learning-rate (1e-3); --last-loss-only: the last step computes only its loss (no backward pass:
-// same losses, less CPU time); --profile: one step under tf.profile, time per kernel (no fixture). The fixture is
-// written after every step, so a run cut short keeps its steps.
+// --weight-seed (1), --batch-seed (2), --optimizer adam | sgd (adam), --learning-rate (1e-3);
+// --last-loss-only: the last step computes only its loss (no backward pass: same losses, less CPU time);
+// --gradient-checkpointing: each encoder layer runs again in the backward pass (M2Bert's gradientCheckpointing: same
+// losses; the tape keeps 12 layer inputs instead of every activation, what lets L = 2048 fit in 23 GB);
+// --profile: one step under tf.profile, time per kernel (no fixture).
+// The fixture is written after every step, so a run cut short keeps its steps.
 import { execSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -67,6 +70,7 @@ const fixture = {
   labelled: batch.labels[0]!.filter((label) => label > 0).length,
   weightDigest: digest,
   lastLossOnly: process.argv.includes('--last-loss-only'),
+  gradientCheckpointing: process.argv.includes('--gradient-checkpointing'),
   losses: [] as number[],
   gradientNorms: [] as number[],
   msPerStep: [] as number[],
@@ -102,7 +106,7 @@ await runTrainingSteps(model, setup, (step, record) => {
   if (record.gradientNorm !== undefined) fixture.gradientNorms.push(record.gradientNorm);
   save();
   console.log(`step ${step + 1}: loss ${record.loss.toFixed(6)}${record.gradientNorm === undefined ? '' : `, ‖g‖ ${record.gradientNorm.toFixed(4)}`} (${(record.ms / 1000).toFixed(1)} s, ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB in ${tf.memory().numTensors} tensors)`);
-}, { lastLossOnly: process.argv.includes('--last-loss-only') }).catch((error: Error) => {
+}, { lastLossOnly: process.argv.includes('--last-loss-only'), gradientCheckpointing: process.argv.includes('--gradient-checkpointing') }).catch((error: Error) => {
   console.log(`failed with ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB in ${tf.memory().numTensors} tensors allocated`);
   throw error;
 });

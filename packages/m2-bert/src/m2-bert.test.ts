@@ -142,4 +142,45 @@ describe('M2Bert', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(() => resolveM2BertConfig({ ...small, head: 'masked' as never })).toThrow(/head must be one of/);
   });
+
+  it('gradient checkpointing: same loss and gradients, a smaller tape, no leaked tensors', async () => {
+    const model = make({ numLayers: 3, hiddenDropout: 0 });
+    const labels = ids.map((row) => row.map((t, i) => (i % 3 === 1 ? t : -100)));
+    const variables = model.trainableVariables();
+    const step = (gradientCheckpointing: boolean) => tf.variableGrads(() => model.forward({ inputIds: ids, labels }, { training: true, gradientCheckpointing }).loss as tf.Scalar, variables);
+    const plain = step(false);
+    const before = tf.memory().numTensors;
+    const remat = step(true);
+    expect(tf.memory().numTensors - before).toBe(1 + variables.length);
+    expect(remat.value.dataSync()[0]).toBeCloseTo(plain.value.dataSync()[0]!, 6);
+    for (const v of variables) {
+      const [a, b] = [remat.grads[v.name]!, plain.grads[v.name]!];
+      const scale = Math.max(1e-6, tf.max(tf.abs(b)).dataSync()[0]!);
+      expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / scale, v.name).toBeLessThan(1e-5);
+    }
+    tf.dispose([plain.value, remat.value, ...Object.values(plain.grads), ...Object.values(remat.grads)]);
+    // The tape's peak: every layer's activations vs the layer inputs plus one layer's activations at a time.
+    const peak = async (gradientCheckpointing: boolean) => (await tf.profile(() => tf.dispose(Object.values(step(gradientCheckpointing).grads)))).peakBytes;
+    expect(await peak(true)).toBeLessThan(0.8 * (await peak(false)));
+  });
+
+  it('gradient checkpointing with dropout: the recomputed layers draw the forward pass\'s masks', () => {
+    const model = make({ numLayers: 2, hiddenDropout: 0.3 });
+    const variables = model.trainableVariables();
+    // The loss is linear in the last layer's output norm weight γ: h = LayerNorm(…)·γ + β, so ∂loss/∂γ needs the
+    // forward pass's hidden state exactly; a backward pass with other masks gives another gradient.
+    const gamma = model.weight('encoder.layer.1.mlp.layernorm.weight');
+    const beta = model.weight('encoder.layer.1.mlp.layernorm.bias');
+    let hidden: tf.Tensor | undefined;
+    const { value, grads } = tf.variableGrads(() => {
+      const out = model.forward({ inputIds: ids }, { training: true, gradientCheckpointing: true });
+      hidden = tf.keep(out.lastHiddenState.clone());
+      return tf.sum(out.lastHiddenState) as tf.Scalar;
+    }, variables);
+    const normalised = tf.div(tf.sub(hidden!, beta), gamma); // (h − β) / γ, [B, L, d]
+    const expected = tf.sum(normalised, [0, 1]);
+    const error = tf.max(tf.abs(tf.sub(grads[gamma.name]!, expected))).dataSync()[0]!;
+    expect(error).toBeLessThan(1e-4);
+    tf.dispose([value, hidden!, normalised, expected, ...Object.values(grads)]);
+  });
 });

@@ -44,6 +44,12 @@ export interface M2BertForwardOptions {
   training?: boolean;
   /** Also return every layer's output (`hiddenStates[0]` = embeddings output). Default false. */
   outputHiddenStates?: boolean;
+  /**
+   * Gradient checkpointing: under a gradient tape each encoder layer keeps only its input, and the backward pass
+   * runs the layer again (monarch-core `recomputed`). Same loss and gradients; the tape's activations shrink from
+   * every layer's intermediates to N × [B, L, d], for one more forward pass per step. Default false.
+   */
+  gradientCheckpointing?: boolean;
 }
 
 /** Outputs of {@link M2Bert.forward}; the caller disposes them. */
@@ -157,7 +163,7 @@ export class M2Bert {
    *
    * Shapes: inputIds [B, L] → see {@link M2BertOutput}.
    * @param inputs - Ids, optional token types, attention mask and labels.
-   * @param options - `training` (dropout), `outputHiddenStates`.
+   * @param options - `training` (dropout), `outputHiddenStates`, `gradientCheckpointing`.
    * @returns Typed outputs; dispose them when done.
    * @throws ShapeError if L exceeds the max length or the tensors disagree in shape.
    * @throws InvalidArgumentError if a token id is outside [0, V) or a token type outside [0, typeVocabSize).
@@ -185,7 +191,7 @@ export class M2Bert {
         let h = tf.tidy(() => this.embed(ids, types, training));
         hiddenStates.push(h);
         for (const layer of this.layers) {
-          const next = layer.forward(h, training);
+          const next = options.gradientCheckpointing ? layer.recomputed(h, (x) => layer.forward(x, training)) : layer.forward(h, training);
           if (!options.outputHiddenStates) h.dispose();
           h = next;
           hiddenStates.push(h);

@@ -4,7 +4,7 @@ import type { Tensor } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayerArgs } from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type { Kwargs } from '@tensorflow/tfjs-layers/dist/types.js';
-import { ConfigError, geluGate, ShapeError } from '@monarch-mixer/monarch-core';
+import { ConfigError, geluGate, replayableDropout, ShapeError } from '@monarch-mixer/monarch-core';
 import { BlockdiagLinear, positiveInteger } from './blockdiag-linear.js';
 import { M2Layer } from './m2-layer.js';
 import { recordingGradients } from './inference-cache.js';
@@ -103,7 +103,7 @@ export class GluMonarchMlp extends M2Layer {
       const I = this.intermediateDim;
       const [gate, value] = this.gateAndValue(s); // 2 × [..., I]
       let a = geluGate(gate, value); // GELU(gate) ⊙ value: one fused pass on wasm
-      if (training && this.dropout > 0) a = tf.dropout(a, this.dropout);
+      if (training && this.dropout > 0) a = replayableDropout(a, this.dropout);
       return this.wo.forward(a); // [..., d]
     });
   }

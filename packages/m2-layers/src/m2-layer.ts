@@ -1,10 +1,10 @@
 // The common base of every M2 layer: weights named after the original PyTorch checkpoint keys, child layers
 // whose weights belong to the parent (so a tfjs model saves and loads them), and `namedWeights()`.
-import type { Tensor } from '@tensorflow/tfjs-core';
+import type { Tensor, Variable } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerVariable } from '@tensorflow/tfjs-layers';
-import { ConfigError, ShapeError, webGpuLayerNorm } from '@monarch-mixer/monarch-core';
+import { ConfigError, recomputed, ShapeError, webGpuLayerNorm } from '@monarch-mixer/monarch-core';
 import { clearInferenceCache, recordingGradients } from './inference-cache.js';
 
 /** The shape of a layer input as tfjs-layers passes it to `build` (null = unknown). */
@@ -47,6 +47,17 @@ export abstract class M2Layer extends tfl.layers.Layer {
       }
     }
     return named;
+  }
+
+  /**
+   * `forward(x)` with gradient checkpointing (monarch-core `recomputed` over this layer's weights): under a gradient
+   * tape only x is kept and the backward pass runs `forward` again; outside a tape it is `forward(x)`. `forward` must
+   * read no trainable weights but this layer's, and draw dropout through `replayableDropout`.
+   *
+   * Shapes: x → forward(x).
+   */
+  recomputed<T extends Tensor>(x: T, forward: (x: T) => T): T {
+    return recomputed(forward, x, [...this.namedWeights().values()].map((v) => v.read() as Variable));
   }
 
   /**

@@ -46,6 +46,9 @@ export type { DirLock, DirLockInfo } from './io/atomic-file.js';
 export { fft, ifft, rfft, irfft } from './dft.js';
 export { fftConv, causalConv, bidirectionalConv, longConvPlan, convKernelSpectrum, convWithSpectrum, convPairWithSpectra, disposeConvSpectrum } from './fft-conv.js';
 export type { FftConvOptions, ConvKernelSpectrum } from './fft-conv.js';
+
+// Activation recomputation (gradient checkpointing) for training at long L
+export { recomputed, replayableDropout } from './recompute.js';
 export { canFuseMixer, mixerParams, webGpuMixerCore } from './backends/webgpu-mixer.js';
 export type { MixerCoreOptions } from './backends/webgpu-mixer.js';
 export { canFuseShortConv, webGpuShortConv } from './backends/webgpu-short-conv.js';
