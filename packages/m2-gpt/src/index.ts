@@ -9,7 +9,7 @@
  */
 
 export { M2Gpt } from './m2-gpt.js';
-export type { M2GptOptions, M2GptOutput } from './m2-gpt.js';
+export type { M2GptForwardOptions, M2GptOptions, M2GptOutput, M2GptRunOptions } from './m2-gpt.js';
 export { M2_GPT_DEFAULTS, m2GptPresets, PAPER_PARAMETER_COUNTS, resolveM2GptConfig, countM2GptParameters } from './m2-gpt-config.js';
 export type { M2GptConfig, M2GptPresetName, M2GptParameterCount } from './m2-gpt-config.js';
 export { Gpt2Tokenizer, GPT2_VOCAB_SIZE, END_OF_TEXT_ID, END_OF_TEXT } from './tokenizer.js';

@@ -140,6 +140,36 @@ describe('M2Gpt', () => {
     model.dispose();
   });
 
+  it('gradient checkpointing: same loss and gradients, a smaller tape, no leaked tensors', async () => {
+    const model = new M2Gpt({ ...small, numLayers: 3 }, { seed: 9 });
+    const ids = tf.tensor2d([randomIds(3, 40, small.vocabSize), randomIds(4, 40, small.vocabSize)], undefined, 'int32');
+    const variables = model.trainableVariables();
+    const step = (gradientCheckpointing: boolean) => tf.variableGrads(() => model.loss(ids, { gradientCheckpointing }), variables);
+    const plain = step(false);
+    const before = tf.memory().numTensors;
+    const remat = step(true);
+    expect(tf.memory().numTensors - before).toBe(1 + variables.length);
+    expect(Math.abs(remat.value.dataSync()[0] - plain.value.dataSync()[0]) / plain.value.dataSync()[0]).toBeLessThan(1e-6);
+    for (const v of variables) {
+      const [a, b] = [remat.grads[v.name]!, plain.grads[v.name]!];
+      const scale = Math.max(1e-6, tf.tidy(() => tf.max(tf.abs(b)).dataSync()[0]));
+      expect(maxAbs(a, b) / scale, v.name).toBeLessThan(1e-5);
+    }
+    tf.dispose([plain.value, remat.value, ...Object.values(plain.grads), ...Object.values(remat.grads)]);
+    // forward keeps computeLoss beside the option, and outside a tape the option changes nothing.
+    const out = model.forward(ids, { computeLoss: true, gradientCheckpointing: true });
+    const reference = model.forward(ids, { computeLoss: true });
+    expect(maxAbs(out.logits, reference.logits)).toBe(0);
+    expect(out.loss!.dataSync()[0]).toBe(reference.loss!.dataSync()[0]);
+    tf.dispose([out.logits, out.loss!, reference.logits, reference.loss!]);
+    // The tape's peak: every block's activations vs the block inputs plus one block's activations at a time.
+    const peak = async (gradientCheckpointing: boolean) => (await tf.profile(() => tf.dispose(Object.values(step(gradientCheckpointing).grads)))).peakBytes;
+    const [plainPeak, rematPeak] = [await peak(false), await peak(true)];
+    expect(rematPeak).toBeLessThan(0.8 * plainPeak);
+    ids.dispose();
+    model.dispose();
+  });
+
   it('saves and loads (same logits), and reports missing or misshapen tensors in one line', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'm2-gpt-'));
     dirs.push(dir);

@@ -45,6 +45,22 @@ export interface M2GptOptions {
   seed?: number;
 }
 
+/** Options of {@link M2Gpt.hidden} and {@link M2Gpt.loss}. */
+export interface M2GptRunOptions {
+  /**
+   * Gradient checkpointing: under a gradient tape each causal block keeps only its input [B, L, d], and the backward
+   * pass runs the block again (monarch-core `recomputed`). Same loss and gradients; the tape's activations shrink
+   * from every block's intermediates to N × [B, L, d], for about one more forward pass per step. Default false.
+   */
+  gradientCheckpointing?: boolean;
+}
+
+/** Options of {@link M2Gpt.forward}. */
+export interface M2GptForwardOptions extends M2GptRunOptions {
+  /** Also return the mean next-token cross-entropy. Default false. */
+  computeLoss?: boolean;
+}
+
 /** Output of {@link M2Gpt.forward}. */
 export interface M2GptOutput {
   /** Next-token logits. Shapes: [B, L, V]. */
@@ -124,13 +140,17 @@ export class M2Gpt implements CausalLanguageModel {
   /**
    * Final-LN hidden states: embed → N × block → LayerNorm.
    * Shapes: ids [B, L] (int32, L ≤ maxLength) → [B, L, d].
+   * @param ids - Token ids.
+   * @param options - `gradientCheckpointing` (see {@link M2GptRunOptions}).
    * @throws ShapeError / InvalidArgumentError on bad ids.
    */
-  hidden(ids: tf.Tensor2D): tf.Tensor3D {
+  hidden(ids: tf.Tensor2D, options: M2GptRunOptions = {}): tf.Tensor3D {
     checkIds('M2Gpt', ids, this.config.vocabSize, this.config.maxLength);
     return tf.tidy(() => {
-      let x: tf.Tensor = this.embed(ids); // [B, L, d]
-      for (const block of this.blocks) x = block.apply(x) as tf.Tensor;
+      let x = this.embed(ids); // [B, L, d]
+      for (const block of this.blocks) {
+        x = options.gradientCheckpointing ? block.recomputed(x, (h) => blockForward(block, h)) : blockForward(block, x);
+      }
       return layerNorm(x, this.finalNormGamma, this.finalNormBeta, this.config.layerNormEps) as tf.Tensor3D;
     });
   }
@@ -139,12 +159,14 @@ export class M2Gpt implements CausalLanguageModel {
    * Logits through the tied head (h · wteᵀ) and, with `computeLoss`, the mean next-token cross-entropy
    * (position t predicts ids[t + 1]).
    * Shapes: ids [B, L] → logits [B, L, V], loss scalar.
+   * @param ids - Token ids.
+   * @param options - `computeLoss`, `gradientCheckpointing` (see {@link M2GptForwardOptions}).
    * @example
    * const { logits } = model.forward(ids); // [B, L, 50257]
    */
-  forward(ids: tf.Tensor2D, options: { computeLoss?: boolean } = {}): M2GptOutput {
+  forward(ids: tf.Tensor2D, options: M2GptForwardOptions = {}): M2GptOutput {
     return tf.tidy(() => {
-      const h = this.hidden(ids);
+      const h = this.hidden(ids, options);
       const [batch, length, d] = h.shape;
       const embedding = this.tokenEmbedding as tf.Tensor2D;
       const logits = tf.reshape(tiedHead(tf.reshape(h, [-1, d]), embedding), [batch, length, this.config.vocabSize]) as tf.Tensor3D; // [B, L, V]
@@ -155,9 +177,13 @@ export class M2Gpt implements CausalLanguageModel {
   /**
    * Mean next-token cross-entropy, for `optimizer.minimize(() => model.loss(ids), true, model.trainableVariables())`.
    * Shapes: ids [B, L] → scalar.
+   * @param ids - Token ids.
+   * @param options - `gradientCheckpointing` (see {@link M2GptRunOptions}).
+   * @example
+   * optimizer.minimize(() => model.loss(ids, { gradientCheckpointing: true }), true, model.trainableVariables());
    */
-  loss(ids: tf.Tensor2D): tf.Scalar {
-    return tf.tidy(() => nextTokenLossFromHidden(this.hidden(ids), this.tokenEmbedding as tf.Tensor2D, ids));
+  loss(ids: tf.Tensor2D, options: M2GptRunOptions = {}): tf.Scalar {
+    return tf.tidy(() => nextTokenLossFromHidden(this.hidden(ids, options), this.tokenEmbedding as tf.Tensor2D, ids));
   }
 
   /** Every weight by its checkpoint name (trainable parameters and the filters' fixed buffers). */
@@ -290,6 +316,14 @@ export class M2Gpt implements CausalLanguageModel {
     const length = ids.shape[1];
     return tf.add(x, tf.slice(this.positionEmbedding, [offset, 0], [length, this.config.modelDim])) as tf.Tensor3D;
   }
+}
+
+/**
+ * One causal block on the full sequence (tfjs-layers `apply`: input checks, then the block's forward, which draws
+ * dropout through replayableDropout, so it may be recomputed). Shapes: x [B, L, d] → [B, L, d].
+ */
+function blockForward(block: M2CausalBlock, x: tf.Tensor3D): tf.Tensor3D {
+  return block.apply(x) as tf.Tensor3D;
 }
 
 /**

@@ -21,6 +21,16 @@ export interface ClassifyOptions {
   topK?: number;
 }
 
+/** Options of {@link ImageClassifier.logits} and {@link ImageClassifier.loss}. */
+export interface ClassifierRunOptions {
+  /**
+   * Gradient checkpointing ({@link M2Vision} only; the attention {@link VitBaseline} computes as without it): under a
+   * gradient tape each M2 block keeps only its input [B, N, d], and the backward pass runs the block again
+   * (monarch-core `recomputed`). Same loss and gradients, for about one more forward pass per step. Default false.
+   */
+  gradientCheckpointing?: boolean;
+}
+
 /** The config keys every image classifier has. */
 export interface ImageClassifierConfig {
   /** Image height and width. */
@@ -45,9 +55,11 @@ export abstract class ImageClassifier<C extends ImageClassifierConfig = ImageCla
   /**
    * Class logits.
    * Shapes: images [B, H, W, C] (float32 in [0, 1]) → [B, K].
+   * @param images - A batch of images.
+   * @param options - `gradientCheckpointing` (see {@link ClassifierRunOptions}).
    * @throws ShapeError on a wrong image size.
    */
-  abstract logits(images: tf.Tensor4D): tf.Tensor2D;
+  abstract logits(images: tf.Tensor4D, options?: ClassifierRunOptions): tf.Tensor2D;
 
   /** Every weight by its checkpoint name. */
   abstract namedWeights(): Map<string, tf.Variable>;
@@ -56,10 +68,15 @@ export abstract class ImageClassifier<C extends ImageClassifierConfig = ImageCla
    * Mean cross-entropy of the logits against integer labels, for
    * `optimizer.minimize(() => model.loss(x, y), true, model.trainableVariables())`.
    * Shapes: images [B, H, W, C], labels [B] (int32) → scalar.
+   * @param images - A batch of images.
+   * @param labels - Their class indices.
    * @param labelSmoothing - Label smoothing ε (default 0).
+   * @param options - `gradientCheckpointing` (see {@link ClassifierRunOptions}).
+   * @example
+   * optimizer.minimize(() => model.loss(images, labels, 0, { gradientCheckpointing: true }), true, model.trainableVariables());
    */
-  loss(images: tf.Tensor4D, labels: tf.Tensor1D, labelSmoothing = 0): tf.Scalar {
-    return tf.tidy(() => crossEntropy(this.logits(images), labels, labelSmoothing));
+  loss(images: tf.Tensor4D, labels: tf.Tensor1D, labelSmoothing = 0, options: ClassifierRunOptions = {}): tf.Scalar {
+    return tf.tidy(() => crossEntropy(this.logits(images, options), labels, labelSmoothing));
   }
 
   /** The trainable variables (an optimizer's `varList`), each once. */

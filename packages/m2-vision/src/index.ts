@@ -22,7 +22,7 @@ export type { M2VisionConfig, M2VisionConfigInput, M2VisionPresetName, M2VisionP
 export { VitBaseline, vitBaselineConfigFor, countVitBaselineParameters } from './vit-baseline.js';
 export type { VitBaselineConfig } from './vit-baseline.js';
 export { ImageClassifier } from './image-classifier.js';
-export type { Prediction, ClassifyOptions, ImageClassifierConfig } from './image-classifier.js';
+export type { ClassifierRunOptions, ClassifyOptions, ImageClassifierConfig, Prediction } from './image-classifier.js';
 export { loadImageClassifier } from './load.js';
 export { decodeImage, imageToPixels, imageFileToTensor, isImageFile } from './image-io.js';
 export type { DecodedImage, ImageToPixelsOptions } from './image-io.js';

@@ -27,7 +27,9 @@
 // Shape legend: B batch · H×W image · C channels · P patch · N patches · d model dim · K classes.
 import * as tf from '@tensorflow/tfjs-core';
 import { GluMonarchMlp, layerNorm, M2SequenceMixer } from '@monarch-mixer/m2-layers';
+import { recomputed } from '@monarch-mixer/monarch-core';
 import { ImageClassifier } from './image-classifier.js';
+import type { ClassifierRunOptions } from './image-classifier.js';
 import { loadVisionModel } from './checkpoint.js';
 import { countM2VisionParameters, numPatches, resolveM2VisionConfig } from './m2-vision-config.js';
 import type { M2VisionConfig, M2VisionConfigInput } from './m2-vision-config.js';
@@ -136,29 +138,30 @@ export class M2Vision extends ImageClassifier<M2VisionConfig> {
   /**
    * Patch embeddings after the N blocks and the final LayerNorm.
    * Shapes: images [B, H, W, C] → [B, N, d].
+   * @param images - A batch of images.
+   * @param options - `gradientCheckpointing`: under a gradient tape each block keeps only its input and runs again
+   *   in the backward pass (same values; see {@link ClassifierRunOptions}).
    * @throws ShapeError on a wrong image size.
    */
-  features(images: tf.Tensor4D): tf.Tensor3D {
+  features(images: tf.Tensor4D, options: ClassifierRunOptions = {}): tf.Tensor3D {
     checkImages('M2Vision', images, this.config.imageSize, this.config.channels);
     const { modelDim: d, patchSize, layerNormEps: eps } = this.config;
     const B = images.shape[0];
     const N = numPatches(this.config);
     return tf.tidy(() => {
       const patches = patchify(images, patchSize); // [B·N, P²C]
-      let x = tf.reshape(dense(patches, this.patchWeight, this.patchBias), [B, N, d]); // [B, N, d]
+      let x = tf.reshape(dense(patches, this.patchWeight, this.patchBias), [B, N, d]) as tf.Tensor3D; // [B, N, d]
       for (const block of this.blocks) {
-        const mixed = block.mixer.apply(layerNorm(x, block.norm1Weight, block.norm1Bias, eps)) as tf.Tensor; // sequence mixing
-        x = tf.add(x, mixed);
-        const mlpOut = block.mlp.apply(layerNorm(x, block.norm2Weight, block.norm2Bias, eps)) as tf.Tensor; // dimension mixing
-        x = tf.add(x, mlpOut);
+        const run = (input: tf.Tensor3D) => blockForward(block, input, eps);
+        x = options.gradientCheckpointing ? recomputed(run, x, blockVariables(block)) : run(x);
       }
       return layerNorm(x, this.normWeight, this.normBias, eps) as tf.Tensor3D;
     });
   }
 
-  logits(images: tf.Tensor4D): tf.Tensor2D {
+  logits(images: tf.Tensor4D, options: ClassifierRunOptions = {}): tf.Tensor2D {
     return tf.tidy(() => {
-      const pooled = tf.mean(this.features(images), 1) as tf.Tensor2D; // [B, d]: mean over patches, no CLS token
+      const pooled = tf.mean(this.features(images, options), 1) as tf.Tensor2D; // [B, d]: mean over patches, no CLS token
       return dense(pooled, this.headWeight, this.headBias); // [B, K]
     });
   }
@@ -196,4 +199,21 @@ export class M2Vision extends ImageClassifier<M2VisionConfig> {
     for (const v of [this.patchWeight, this.patchBias, this.normWeight, this.normBias, this.headWeight, this.headBias]) v.dispose();
     for (const block of this.blocks) for (const v of [block.norm1Weight, block.norm1Bias, block.norm2Weight, block.norm2Bias]) v.dispose();
   }
+}
+
+/**
+ * One pre-norm M2 block: h = x + mixer(LN1(x)) (sequence mixing), then h + mlp(LN2(h)) (dimension mixing).
+ * Shapes: x [B, N, d] → [B, N, d].
+ */
+function blockForward(block: M2VisionBlock, x: tf.Tensor3D, eps: number): tf.Tensor3D {
+  return tf.tidy(() => {
+    const h = tf.add(x, block.mixer.apply(layerNorm(x, block.norm1Weight, block.norm1Bias, eps)) as tf.Tensor);
+    return tf.add(h, block.mlp.apply(layerNorm(h, block.norm2Weight, block.norm2Bias, eps)) as tf.Tensor) as tf.Tensor3D;
+  });
+}
+
+/** Every variable {@link blockForward} reads: the two norms' and the mixer's and MLP's weights. */
+function blockVariables(block: M2VisionBlock): tf.Variable[] {
+  const layerWeights = [...block.mixer.namedWeights().values(), ...block.mlp.namedWeights().values()].map((v) => v.read() as tf.Variable);
+  return [block.norm1Weight, block.norm1Bias, block.norm2Weight, block.norm2Bias, ...layerWeights];
 }
