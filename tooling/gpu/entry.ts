@@ -502,6 +502,8 @@ async function trainingCheck(length: number, learningRate?: number): Promise<voi
     length,
   };
   const preset = argument('--train-preset') as 'tiny' | undefined; // a dry run of this tooling (e.g. on SwiftShader)
+  // --train-gradient-checkpointing: M2Bert's gradientCheckpointing (each layer recomputed in the backward pass).
+  const gradientCheckpointing = process.argv.includes('--train-gradient-checkpointing');
   const batch = trainingBatch(setup.length, setup.batchSeed, preset === 'tiny' ? 1024 : undefined);
   const row: Row = { ...(preset ? { preset } : {}), setup, batch: 1, optimizer: optimizerLabel(setup), labelled: batch.labels[0]!.filter((l) => l > 0).length };
   (results.training ??= []).push(row);
@@ -559,13 +561,18 @@ async function trainingCheck(length: number, learningRate?: number): Promise<voi
             process.env.M2_FUSED_LONG_CONV = saved;
           }
         };
+        // The webgpu backend pools its buffers: the bytes allocated after a step are the step's high-water mark.
+        const gpuAllocatedGiB: number[] = [];
+        run.gpuAllocatedGiB = gpuAllocatedGiB;
+        run.gradientCheckpointing = gradientCheckpointing;
         await runTrainingSteps(model, setup, (step, record) => {
           losses.push(record.loss);
           msPerStep.push(record.ms);
           if (record.gradientNorm !== undefined) gradientNorms.push(record.gradientNorm);
-          console.log(`train webgpu (${path} long conv) step ${step + 1}: loss ${record.loss.toFixed(6)}, ‖g‖ ${record.gradientNorm?.toFixed(4)} (${record.ms.toFixed(0)} ms)`);
+          gpuAllocatedGiB.push(Number((tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU ?? 0) / 2 ** 30);
+          console.log(`train webgpu (${path} long conv${gradientCheckpointing ? ', gradient checkpointing' : ''}) step ${step + 1}: loss ${record.loss.toFixed(6)}, ‖g‖ ${record.gradientNorm?.toFixed(4)} (${record.ms.toFixed(0)} ms, ${gpuAllocatedGiB[step]!.toFixed(1)} GiB allocated)`);
           save();
-        }, { afterUpdate });
+        }, { afterUpdate, gradientCheckpointing });
         model.dispose();
         const comparisons: Row[] = [];
         for (const reference of references) {

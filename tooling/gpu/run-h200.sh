@@ -89,8 +89,14 @@ cat "$OUT/env.txt"
 # webgpu alone: 3 Adam steps of M2-BERT-base at L = 2048 from the seeded weights, compared with the committed CPU
 # references in tooling/gpu/fixtures (computed on the workstation: no CPU training here).
 # Output: $OUT/gpu-training.json (its log goes to $OUT/gpu-entry.log: at most 8 files come back from the device).
+# Several checks in one call: separate their argument sets with ';' (outputs gpu-training.json, gpu-training-2.json, …).
 if [ -n "${M2_GPU_TRAIN_ARGS:-}" ]; then
-  (cd "$work" && M2_GPU_TRAIN_FIXTURES="$root/tooling/gpu/fixtures" timeout "${M2_GPU_TRAIN_TIMEOUT:-180}" ./node gpu-entry.mjs "$OUT/gpu-training.json" --train-only $M2_GPU_TRAIN_ARGS) 2>&1 | tee -a "$OUT/gpu-entry.log"
+  IFS=';' read -ra train_sets <<< "$M2_GPU_TRAIN_ARGS"
+  for i in "${!train_sets[@]}"; do
+    suffix=""; [ "$i" -gt 0 ] && suffix="-$((i + 1))"
+    echo "== training check$suffix:${train_sets[$i]}" | tee -a "$OUT/gpu-entry.log"
+    (cd "$work" && M2_GPU_TRAIN_FIXTURES="$root/tooling/gpu/fixtures" timeout "${M2_GPU_TRAIN_TIMEOUT:-180}" ./node gpu-entry.mjs "$OUT/gpu-training$suffix.json" --train-only ${train_sets[$i]}) 2>&1 | tee -a "$OUT/gpu-entry.log"
+  done
 fi
 
 if [ "${M2_GPU_SKIP_CHECKS:-0}" != 1 ]; then
