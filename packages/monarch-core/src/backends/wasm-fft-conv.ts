@@ -7,14 +7,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { fusedKernelsOff } from '../env.js';
-import { BackendError } from '../errors.js';
 import { HeapFull } from './wasm-heap-guard.js';
-import { PARALLEL_KERNELS, runParallel, wasmFftReady, wasmHelperThreads } from './wasm-parallel.js';
+import { PARALLEL_KERNELS, runParallel, wasmFftReady, withWorkBlock } from './wasm-parallel.js';
+import type { WasmOutputBackend } from './wasm-parallel.js';
 
 /** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+interface WasmBackendLike extends WasmOutputBackend {
   wasm: { _malloc(bytes: number): number; _free(pointer: number): void };
 }
 
@@ -38,19 +36,6 @@ export function wasmFftSize(length: number): number {
 
 /** Twiddle tables in the heap, per emscripten module and M: W_M^j (j < M) then W_N^k (k ≤ M/2), float32 (cos, −sin). */
 const twiddleTables = new WeakMap<object, Map<number, number>>();
-
-function heapBlock(wasm: WasmBackendLike, bytes: number, what: string): number {
-  let pointer = 0;
-  try {
-    pointer = wasm.wasm._malloc(bytes) >>> 0;
-  } catch (error) {
-    if (!(error instanceof HeapFull)) throw error;
-  }
-  if (pointer === 0) {
-    throw new BackendError(`wasm backend out of memory: no room for the FFT long convolution's ${what} (${(bytes / 2 ** 20).toFixed(1)} MiB); the wasm heap is at most 4 GiB. Use shorter sequences or smaller batches.`, { parameter: 'bytes', value: bytes });
-  }
-  return pointer;
-}
 
 /**
  * The FFT module's twiddle table for M = N/2, computed in float64: W_M^j for j < M, then W_N^k for k ≤ M/2, as
@@ -79,7 +64,8 @@ function twiddles(wasm: WasmBackendLike, m: number): number {
   let pointer = tables.get(m);
   if (pointer !== undefined) return pointer;
   const values = fftTwiddles(m);
-  pointer = heapBlock(wasm, values.byteLength, 'twiddle table');
+  pointer = wasm.wasm._malloc(values.byteLength) >>> 0; // a full heap: the heap guard's one-line HeapFull error
+  if (pointer === 0) throw new HeapFull(values.byteLength); // (likewise where the guard is not installed)
   new Float32Array(memoryOf(wasm), pointer, values.length).set(values); // a view after the allocation (the heap may grow)
   tables.set(m, pointer);
   return pointer;
@@ -88,21 +74,6 @@ function twiddles(wasm: WasmBackendLike, m: number): number {
 /** The heap's current buffer (after any growth). */
 function memoryOf(wasm: WasmBackendLike): ArrayBufferLike {
   return (wasm.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer;
-}
-
-/**
- * Runs a loop with a scratch block (default 2·M·32 bytes) for every thread that may take a share, after the loop's
- * unit counter (an Int32, zeroed; the threads claim units from it). `run` gets the first block and the counter.
- */
-function withScratch(wasm: WasmBackendLike, m: number, run: (scratch: number, threads: number, counter: number) => void, slotBytes = m * 64): void {
-  const threads = wasmHelperThreads();
-  const block = heapBlock(wasm, 64 + threads * slotBytes, 'scratch');
-  try {
-    new Int32Array(memoryOf(wasm), block, 1)[0] = 0;
-    run(block + 64, threads, block);
-  } finally {
-    wasm.wasm._free(block);
-  }
 }
 
 const byteOffset = (wasm: WasmBackendLike, t: TensorInfo) => wasm.typedArrayFromHeap(t).byteOffset;
@@ -131,12 +102,12 @@ const spectrumKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const groups = Math.ceil(channels / 4);
   const out = wasm.makeOutput([groups * (m + 1) * 8], 'float32');
   const tw = twiddles(wasm, m);
-  withScratch(wasm, m, (scratch, threads, counter) => {
+  withWorkBlock(wasm, m * 64, ({ counter, scratch, threads, heap }) => {
     const tailSource = tail ?? kernel;
     const tailAtByte = byteOffset(wasm, tailSource) + 4 * tailColumn;
     const args = [byteOffset(wasm, kernel), headLen, 4 * kernel.shape[1]!, tailAtByte, tailLen, 4 * tailSource.shape[1]!, tailAt, reverse ? 1 : 0];
     args.push(byteOffset(wasm, out), scratch, tw, channels, m, groups, threads, counter);
-    runParallel(PARALLEL_KERNELS.fftSpectrum, args, groups, new Float32Array(memoryOf(wasm)), channels * n * 8);
+    runParallel(PARALLEL_KERNELS.fftSpectrum, args, groups, heap, channels * n * 8);
   });
   return out;
 };
@@ -151,10 +122,10 @@ const convKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const units = batch * Math.ceil(channels / 4);
   const out = wasm.makeOutput(u.shape, 'float32');
   const tw = twiddles(wasm, m);
-  withScratch(wasm, m, (scratch, threads, counter) => {
+  withWorkBlock(wasm, m * 64, ({ counter, scratch, threads, heap }) => {
     const skipAt = skip === undefined ? 0 : byteOffset(wasm, skip);
     const args = [byteOffset(wasm, u), byteOffset(wasm, spectrum), skipAt, byteOffset(wasm, out), scratch, tw, channels, length, m, conj ? 1 : 0, units, threads, counter];
-    runParallel(PARALLEL_KERNELS.fftConv, args, units, new Float32Array(memoryOf(wasm)), batch * channels * m * 16);
+    runParallel(PARALLEL_KERNELS.fftConv, args, units, heap, batch * channels * m * 16);
   });
   return out;
 };
@@ -168,15 +139,10 @@ const kernelGradKernel: KernelFunc = ({ inputs, backend }) => {
   const groups = Math.ceil(channels / 4);
   const out = wasm.makeOutput([channels, 2 * m], 'float32');
   const tw = twiddles(wasm, m);
-  withScratch(
-    wasm,
-    m,
-    (scratch, threads, counter) => {
-      const args = [byteOffset(wasm, u), byteOffset(wasm, dy), byteOffset(wasm, out), scratch, tw, batch, channels, length, m, groups, threads, counter];
-      runParallel(PARALLEL_KERNELS.fftKernelGrad, args, groups, new Float32Array(memoryOf(wasm)), batch * channels * m * 16);
-    },
-    4 * (m + 1) * 32,
-  );
+  withWorkBlock(wasm, 4 * (m + 1) * 32, ({ counter, scratch, threads, heap }) => {
+    const args = [byteOffset(wasm, u), byteOffset(wasm, dy), byteOffset(wasm, out), scratch, tw, batch, channels, length, m, groups, threads, counter];
+    runParallel(PARALLEL_KERNELS.fftKernelGrad, args, groups, heap, batch * channels * m * 16);
+  });
   return out;
 };
 

@@ -8,19 +8,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GradSaveFunc, KernelFunc, NamedAttrMap, Tensor, Tensor1D, Tensor2D, Tensor3D, TensorInfo } from '@tensorflow/tfjs-core';
 import { envSetting } from '../env.js';
 import { GEMM_PANEL, MONARCH_SCRATCH_PAD } from './wasm-gemm-source.js';
-import { PARALLEL_KERNELS, runParallel, wasmGemmReady, wasmHelperThreads } from './wasm-parallel.js';
+import { PARALLEL_KERNELS, runParallel, wasmGemmReady, wasmHelperThreads, withWorkBlock } from './wasm-parallel.js';
+import type { WasmOutputBackend } from './wasm-parallel.js';
 
 /** Kernel name of the block-diagonal product: inputs { x [N, nb·bi], packed }, attrs { numBlocks, blockIn, blockOut }. */
 export const BLOCK_GEMM_KERNEL = 'M2BlockDiagGemm';
 /** Kernel name of the order-2 Monarch product: inputs { x [N, K·P], packed1, packed2 }, attrs { K, P, Q, Lb, R, S }. */
 export const MONARCH_GEMM_KERNEL = 'M2MonarchGemm';
-
-/** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-  disposeData(dataId: object, force?: boolean): boolean;
-}
 
 /**
  * Rows per work unit: ≥ 4 units per thread so that the shares even out, a multiple of 4 (the tile), at most `most`
@@ -31,59 +25,45 @@ function rowChunk(rows: number, most: number): number {
 }
 
 /** Float offset of a tensor's data in the heap. */
-function heapOffset(view: Float32Array): number {
+function heapOffset(view: { byteOffset: number }): number {
   return view.byteOffset / 4;
-}
-
-/**
- * Runs a gemm loop over `units` row chunks with zeroed Int32 counters in the heap (the threads claim chunks, and
- * Monarch's scratch slots, from them; see wasm-parallel.ts); `args` are the loop's own arguments, the counters'
- * offset and the unit count go last.
- */
-function runChunks(wasm: WasmBackendLike, kernel: number, args: number[], units: number, work: number): void {
-  const counter = wasm.makeOutput([2], 'int32');
-  try {
-    const view = wasm.typedArrayFromHeap(counter) as unknown as Int32Array;
-    view.fill(0);
-    runParallel(kernel, [...args, view.byteOffset / 4, units], units, new Float32Array(view.buffer, 0, 0), work);
-  } finally {
-    wasm.disposeData(counter.dataId, true);
-  }
 }
 
 const blockGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, packed } = inputs as { x: TensorInfo; packed: TensorInfo };
   const { numBlocks, blockIn, blockOut } = attrs as unknown as { numBlocks: number; blockIn: number; blockOut: number };
-  const wasm = backend as unknown as WasmBackendLike;
+  const wasm = backend as unknown as WasmOutputBackend;
   const rows = x.shape[0]!;
   const out = wasm.makeOutput([rows, numBlocks * blockOut], 'float32');
   if (rows === 0) return out;
-  // Heap offsets (the data does not move; views are taken after the allocation: growing an unshared heap detaches).
-  const [xo, po, yo] = [x, packed, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
   const chunk = rowChunk(rows, 64);
-  const args = [xo!, po!, yo!, rows, numBlocks, blockIn, blockOut, chunk];
-  runChunks(wasm, PARALLEL_KERNELS.blockGemm, args, Math.ceil(rows / chunk), rows * numBlocks * blockIn * blockOut);
+  const units = Math.ceil(rows / chunk);
+  withWorkBlock(wasm, 0, ({ counter, heap }) => {
+    // Heap offsets (the data does not move; views are taken after the allocation: growing an unshared heap detaches).
+    const [xo, po, yo] = [x, packed, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
+    const args = [xo!, po!, yo!, rows, numBlocks, blockIn, blockOut, chunk, counter / 4, units];
+    runParallel(PARALLEL_KERNELS.blockGemm, args, units, heap, rows * numBlocks * blockIn * blockOut);
+  });
   return out;
 };
 
 const monarchGemmKernel: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, packed1, packed2 } = inputs as { x: TensorInfo; packed1: TensorInfo; packed2: TensorInfo };
   const { K, P, Q, Lb, R, S } = attrs as unknown as Record<'K' | 'P' | 'Q' | 'Lb' | 'R' | 'S', number>;
-  const wasm = backend as unknown as WasmBackendLike;
+  const wasm = backend as unknown as WasmOutputBackend;
   const rows = x.shape[0]!;
   const out = wasm.makeOutput([rows, Lb * S], 'float32');
   if (rows === 0) return out;
   const chunk = rowChunk(rows, 16);
-  // out1 = x·blockdiag(w1ᵀ) of one row chunk, one slot per thread (reused chunk after chunk: it stays in cache).
+  const units = Math.ceil(rows / chunk);
+  // out1 = x·blockdiag(w1ᵀ) of one row chunk [chunk, rowFloats], one slot per thread (reused chunk after chunk: it
+  // stays in cache); the threads number their slots from the counters' second word.
   const rowFloats = K * Q + MONARCH_SCRATCH_PAD;
-  const scratch = wasm.makeOutput([wasmHelperThreads(), chunk, rowFloats], 'float32');
-  try {
-    const offsets = [x, packed1, packed2, scratch, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
-    const args = [...offsets, rows, K, P, Q, Lb, R, S, chunk, rowFloats * 4];
-    runChunks(wasm, PARALLEL_KERNELS.monarchGemm, args, Math.ceil(rows / chunk), rows * K * P * Q);
-  } finally {
-    wasm.disposeData(scratch.dataId, true);
-  }
+  withWorkBlock(wasm, chunk * rowFloats * 4, ({ counter, scratch, heap }) => {
+    const [xo, p1, p2, yo] = [x, packed1, packed2, out].map((t) => heapOffset(wasm.typedArrayFromHeap(t)));
+    const args = [xo!, p1!, p2!, scratch / 4, yo!, rows, K, P, Q, Lb, R, S, chunk, rowFloats * 4, counter / 4, units];
+    runParallel(PARALLEL_KERNELS.monarchGemm, args, units, heap, rows * K * P * Q);
+  });
   return out;
 };
 

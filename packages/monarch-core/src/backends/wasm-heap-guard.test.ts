@@ -63,6 +63,20 @@ describe('guardWasmAllocations', () => {
     expect(wasmHeapUsage(backend)).toEqual({ liveBytes: 200, peakBytes: 300 });
   });
 
+  it('fails a raw allocation (kernel scratch, tables) with a one-line BackendError naming the size and the limit', () => {
+    const { backend } = fakeBackend(2 ** 20);
+    guardWasmAllocations(backend);
+    let error: unknown;
+    try {
+      backend.wasm._malloc(3 * 2 ** 20);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(BackendError);
+    expect((error as Error).message).toMatch(/^wasm backend out of memory: no room for 3\.0 MiB .*at most 4 GiB/);
+    expect((error as Error).message).not.toContain('\n');
+  });
+
   it('leaves empty allocations alone', () => {
     const { backend } = fakeBackend(8);
     guardWasmAllocations(backend);

@@ -15,10 +15,18 @@ export interface WasmAllocatingBackend {
   wasm: { _malloc(bytes: number): number; _free(pointer: number): void };
 }
 
-/** Thrown by the wrapped malloc; turned into a BackendError naming the tensor by the wrapped `move`. */
-export class HeapFull extends Error {
+/** Where a full heap leaves the user: its limit and what to do. */
+const HEAP_LIMIT_HINT = 'the wasm heap is a 32-bit address space of at most 4 GiB. Use shorter sequences or smaller batches, or the webgpu/tensorflow backend.';
+
+/**
+ * Thrown by the wrapped malloc: a one-line BackendError naming the size and the heap's limit (kernel scratch and
+ * tables let it through); the wrapped `move` re-words it to name the tensor.
+ */
+export class HeapFull extends BackendError {
+  /** @param bytes - The allocation that failed. */
   constructor(readonly bytes: number) {
-    super(`malloc(${bytes}) failed`);
+    super(`wasm backend out of memory: no room for ${(bytes / 2 ** 20).toFixed(1)} MiB (malloc(${bytes}) failed); ${HEAP_LIMIT_HINT}`, { parameter: 'bytes', value: bytes });
+    this.name = 'HeapFull';
   }
 }
 
@@ -73,8 +81,7 @@ export function guardWasmAllocations(backend = tf.findBackend('wasm') as unknown
     } catch (error) {
       if (!(error instanceof HeapFull)) throw error;
       throw new BackendError(
-        `wasm backend out of memory: no room for a ${dtype} tensor of shape [${shape.join(', ')}] (${(error.bytes / 2 ** 20).toFixed(1)} MiB); ` +
-          'the wasm heap is a 32-bit address space of at most 4 GiB. Use shorter sequences or smaller batches, or the webgpu/tensorflow backend.',
+        `wasm backend out of memory: no room for a ${dtype} tensor of shape [${shape.join(', ')}] (${(error.bytes / 2 ** 20).toFixed(1)} MiB); ${HEAP_LIMIT_HINT}`,
         { parameter: 'shape', value: shape },
       );
     }

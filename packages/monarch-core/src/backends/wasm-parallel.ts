@@ -8,6 +8,7 @@
 // The loops are written once, as plain JavaScript source (KERNEL_SOURCE), compiled in the main thread and in each
 // helper: the same code runs on both sides and needs no bundler.
 import * as tf from '@tensorflow/tfjs-core';
+import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { importRuntime, isNode } from './register-gradients.js';
 import { FFT_WASM_PLAIN, FFT_WASM_SHARED } from './wasm-fft-binary.js';
 import { GEMM_WASM_PLAIN, GEMM_WASM_SHARED } from './wasm-gemm-binary.js';
@@ -115,7 +116,7 @@ function twiddleTranspose(h, a, lo, hi) {
   }
 }
 // The FFT loops' arguments end with [units, threads, counter]: every thread that runs claims units one at a time from
-// the Int32 counter at byte offset counter (zeroed by the caller), so a thread the OS parks does not hold the others
+// the Int32 counter at byte offset counter (zeroed: withWorkBlock), so a thread the OS parks does not hold the others
 // up; each uses its own scratch block, numbered by its static share (thread t starts at t·⌈units/threads⌉).
 function fftClaim(h, units, threads, counter, lo, run) {
   if (F === null) throw new Error('the wasm FFT module is not loaded');
@@ -132,7 +133,7 @@ function fftConv(h, a, lo, hi) {
   fftClaim(h, a[10], a[11], a[12], lo, (slot, u) => F.conv(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], slot, u, u + 1));
 }
 // The gemm loops ignore their static share [lo, hi): every thread that runs claims row chunks one at a time from a
-// shared counter in the heap (an Int32 at float offset a[counter]), so a thread that the OS parks (2 cores shared by
+// shared counter in the heap (an Int32 at float offset a[counter], zeroed: withWorkBlock), so a thread that the OS parks (2 cores shared by
 // several processes) does not hold the others up at the end.
 function blockGemm(h, a, lo, hi) {
   // a = [x, packed, y, rows, numBlocks, blockIn, blockOut, rowChunk, counter, units] (x, packed, y, counter: float offsets)
@@ -418,4 +419,54 @@ export function useWasmHelpers(on: boolean): boolean {
 /** Threads that share the loops now (1 without helpers). */
 export function wasmHelperThreads(): number {
   return pool !== undefined && enabled ? pool.threads : 1;
+}
+
+/** The part of tfjs-backend-wasm's BackendWasm that {@link withWorkBlock} uses. */
+export interface WasmOutputBackend {
+  /** Allocates a tensor's memory on the heap (through the heap guard, when installed). */
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  /** A view of a tensor's memory (taken after any allocation: growing an unshared heap detaches older views). */
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  /** Frees a tensor's memory. */
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/** Bytes in front of a work block's scratch: the zeroed Int32 counter words, padded to a cache line. */
+const WORK_COUNTER_BYTES = 64;
+
+/** A work block on the wasm heap (see {@link withWorkBlock}). */
+export interface WorkBlock {
+  /** Byte offset of the zeroed Int32 counter words (the loops' unit counter first). */
+  counter: number;
+  /** Byte offset of the first thread's scratch slot. */
+  scratch: number;
+  /** Threads the slots were made for ({@link wasmHelperThreads}). */
+  threads: number;
+  /** The whole heap as floats, viewed after the block's allocation (the heap argument of {@link runParallel}). */
+  heap: Float32Array;
+}
+
+/**
+ * Runs a claimed-unit loop's host side with a work block on the wasm heap: zeroed Int32 counter words (the threads
+ * claim units from the first, see KERNEL_SOURCE; the words after it are free for the loop, e.g. scratch slot numbers),
+ * then one scratch slot of `slotBytes` for every thread that may take a share. The block is a tfjs tensor's memory,
+ * so a full heap fails with the heap guard's one-line error; it is freed when `run` returns or throws.
+ *
+ * @param backend - The wasm backend.
+ * @param slotBytes - Scratch bytes per thread (a multiple of 4; 0: counters only).
+ * @param run - Gets the block.
+ * @throws BackendError (from the heap guard) when the heap has no room for the block.
+ * @example
+ * withWorkBlock(backend, 0, ({ counter, heap }) => runParallel(kernel, [...args, counter / 4, units], units, heap));
+ */
+export function withWorkBlock(backend: WasmOutputBackend, slotBytes: number, run: (block: WorkBlock) => void): void {
+  const threads = wasmHelperThreads();
+  const block = backend.makeOutput([(WORK_COUNTER_BYTES + threads * slotBytes) / 4], 'int32');
+  try {
+    const view = backend.typedArrayFromHeap(block);
+    new Int32Array(view.buffer, view.byteOffset, WORK_COUNTER_BYTES / 4).fill(0);
+    run({ counter: view.byteOffset, scratch: view.byteOffset + WORK_COUNTER_BYTES, threads, heap: new Float32Array(view.buffer) });
+  } finally {
+    backend.disposeData(block.dataId, true);
+  }
 }
