@@ -209,6 +209,50 @@ const LANE = `(func $lane (param $t i32) (param $lt i32) (param $w i32) (param $
       (br_if $group (i32.lt_u ${v('$l')} ${v('$Lb')}))))`;
 
 /**
+ * An export's loop over its share of work units: for u in [lo, hi), rows r0 = u·chunk .. r0 + rr with
+ * rr = min(chunk, rows − r0), then `body`. Uses the export's params $lo, $hi, $chunk, $rows and locals $u, $r0, $rr.
+ */
+const rowChunkUnits = (body: string) => `(local.set $u ${v('$lo')})
+    (block $done (loop $unit
+      (br_if $done (i32.ge_u ${v('$u')} ${v('$hi')}))
+      (local.set $r0 (i32.mul ${v('$u')} ${v('$chunk')}))
+      (local.set $rr (i32.sub ${v('$rows')} ${v('$r0')}))
+      (if (i32.gt_u ${v('$rr')} ${v('$chunk')}) (then (local.set $rr ${v('$chunk')})))
+      ${body}
+      (local.set $u (i32.add ${v('$u')} (i32.const 1)))
+      (br $unit)))`;
+
+/** The locals (names) of a block-diagonal factor applied to one row chunk by {@link blockFactor}. */
+interface BlockFactor {
+  /** Number of blocks. */
+  blocks: string;
+  /** The chunk's first input row, and the input row stride (bytes). */
+  a: string;
+  lda: string;
+  /** Inputs and outputs of one block (floats). */
+  blockIn: string;
+  blockOut: string;
+  /** The packed blocks, and the bytes of one packed block. */
+  packed: string;
+  packedBytes: string;
+  /** The chunk's first output row, and the output row stride (bytes). */
+  c: string;
+  ldc: string;
+}
+
+/**
+ * `$gemm` for every block k of a block-diagonal factor on the chunk's $rr rows: block k's columns of A times its
+ * packed panels, into block k's columns of C (local $k).
+ */
+const blockFactor = (f: BlockFactor) => `(local.set $k (i32.const 0))
+      (loop $block
+        (call $gemm (i32.add ${v(f.a)} (i32.shl (i32.mul ${v('$k')} ${v(f.blockIn)}) (i32.const 2))) ${v(f.lda)}
+          (i32.add ${v(f.packed)} (i32.mul ${v('$k')} ${v(f.packedBytes)})) (i32.shl ${v(f.blockIn)} (i32.const 2))
+          (i32.add ${v(f.c)} (i32.shl (i32.mul ${v('$k')} ${v(f.blockOut)}) (i32.const 2))) ${v(f.ldc)} ${v('$rr')} ${v(f.blockOut)})
+        (local.set $k (i32.add ${v('$k')} (i32.const 1)))
+        (br_if $block (i32.lt_u ${v('$k')} ${v(f.blocks)})))`;
+
+/**
  * The module's text. `shared` picks the memory import: threaded tfjs-wasm has a shared memory (with a maximum), the
  * single-threaded build a plain one, and an import must match.
  *
@@ -236,23 +280,9 @@ export function gemmWat(shared: boolean): string {
     (local.set $ys (i32.shl (i32.mul ${v('$nb')} ${v('$N')}) (i32.const 2)))
     ;; one packed block: ⌈N/8⌉ panels of K·8 floats
     (local.set $bytes (i32.shl (i32.mul (i32.and (i32.add ${v('$N')} (i32.const 7)) (i32.const -8)) ${v('$K')}) (i32.const 2)))
-    (local.set $u ${v('$lo')})
-    (block $done (loop $unit
-      (br_if $done (i32.ge_u ${v('$u')} ${v('$hi')}))
-      (local.set $r0 (i32.mul ${v('$u')} ${v('$chunk')}))
-      (local.set $rr (i32.sub ${v('$rows')} ${v('$r0')}))
-      (if (i32.gt_u ${v('$rr')} ${v('$chunk')}) (then (local.set $rr ${v('$chunk')})))
-      (local.set $xr (i32.add ${v('$x')} (i32.mul ${v('$r0')} ${v('$xs')})))
+    ${rowChunkUnits(`(local.set $xr (i32.add ${v('$x')} (i32.mul ${v('$r0')} ${v('$xs')})))
       (local.set $yr (i32.add ${v('$y')} (i32.mul ${v('$r0')} ${v('$ys')})))
-      (local.set $k (i32.const 0))
-      (loop $block
-        (call $gemm (i32.add ${v('$xr')} (i32.shl (i32.mul ${v('$k')} ${v('$K')}) (i32.const 2))) ${v('$xs')}
-          (i32.add ${v('$p')} (i32.mul ${v('$k')} ${v('$bytes')})) (i32.shl ${v('$K')} (i32.const 2))
-          (i32.add ${v('$yr')} (i32.shl (i32.mul ${v('$k')} ${v('$N')}) (i32.const 2))) ${v('$ys')} ${v('$rr')} ${v('$N')})
-        (local.set $k (i32.add ${v('$k')} (i32.const 1)))
-        (br_if $block (i32.lt_u ${v('$k')} ${v('$nb')})))
-      (local.set $u (i32.add ${v('$u')} (i32.const 1)))
-      (br $unit))))
+      ${blockFactor({ blocks: '$nb', a: '$xr', lda: '$xs', blockIn: '$K', blockOut: '$N', packed: '$p', packedBytes: '$bytes', c: '$yr', ldc: '$ys' })}`)})
   (func (export "monarch") (param $x i32) (param $p1 i32) (param $p2 i32) (param $t i32) (param $y i32) (param $rows i32)
     (param $K i32) (param $P i32) (param $Q i32) (param $Lb i32) (param $R i32) (param $S i32) (param $chunk i32) (param $lo i32) (param $hi i32)
     (local $u i32) (local $r0 i32) (local $rr i32) (local $ts i32) (local $ys i32) (local $xs i32) (local $k i32) (local $bytes i32) (local $xr i32) (local $tr i32)
@@ -261,25 +291,11 @@ export function gemmWat(shared: boolean): string {
     (local.set $ys (i32.shl (i32.mul ${v('$Lb')} ${v('$S')}) (i32.const 2)))
     ;; one packed block of the first factor: ⌈Q/8⌉ panels of P·8 floats
     (local.set $bytes (i32.shl (i32.mul (i32.and (i32.add ${v('$Q')} (i32.const 7)) (i32.const -8)) ${v('$P')}) (i32.const 2)))
-    (local.set $u ${v('$lo')})
-    (block $done (loop $unit
-      (br_if $done (i32.ge_u ${v('$u')} ${v('$hi')}))
-      (local.set $r0 (i32.mul ${v('$u')} ${v('$chunk')}))
-      (local.set $rr (i32.sub ${v('$rows')} ${v('$r0')}))
-      (if (i32.gt_u ${v('$rr')} ${v('$chunk')}) (then (local.set $rr ${v('$chunk')})))
-      ;; the chunk's first factor into its rows of t (still in cache for the second)
+    ${rowChunkUnits(`;; the chunk's first factor into its rows of t (still in cache for the second)
       (local.set $xr (i32.add ${v('$x')} (i32.mul ${v('$r0')} ${v('$xs')})))
       (local.set $tr (i32.add ${v('$t')} (i32.mul ${v('$r0')} ${v('$ts')})))
-      (local.set $k (i32.const 0))
-      (loop $block
-        (call $gemm (i32.add ${v('$xr')} (i32.shl (i32.mul ${v('$k')} ${v('$P')}) (i32.const 2))) ${v('$xs')}
-          (i32.add ${v('$p1')} (i32.mul ${v('$k')} ${v('$bytes')})) (i32.shl ${v('$P')} (i32.const 2))
-          (i32.add ${v('$tr')} (i32.shl (i32.mul ${v('$k')} ${v('$Q')}) (i32.const 2))) ${v('$ts')} ${v('$rr')} ${v('$Q')})
-        (local.set $k (i32.add ${v('$k')} (i32.const 1)))
-        (br_if $block (i32.lt_u ${v('$k')} ${v('$K')})))
+      ${blockFactor({ blocks: '$K', a: '$xr', lda: '$xs', blockIn: '$P', blockOut: '$Q', packed: '$p1', packedBytes: '$bytes', c: '$tr', ldc: '$ts' })}
       (call $lane ${v('$tr')} ${v('$ts')} ${v('$p2')}
-        (i32.add ${v('$y')} (i32.mul ${v('$r0')} ${v('$ys')})) ${v('$ys')} ${v('$rr')} ${v('$Lb')} ${v('$R')} ${v('$S')})
-      (local.set $u (i32.add ${v('$u')} (i32.const 1)))
-      (br $unit))))
+        (i32.add ${v('$y')} (i32.mul ${v('$r0')} ${v('$ys')})) ${v('$ys')} ${v('$rr')} ${v('$Lb')} ${v('$R')} ${v('$S')})`)})
 )`;
 }
