@@ -2,6 +2,8 @@
 // reference, square and rectangular, and its cache: reused, refreshed when a factor's values change, no leaks.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectMonarchMatchesReference } from '../test/monarch-cases.js';
+import type { MonarchCase } from '../test/monarch-cases.js';
 import { setupBackend } from './backends/setup-backend.js';
 import { clearMonarchCache, monarchMatmul } from './monarch.js';
 import { expectTensorsClose, monarchMatmulReference } from './testing.js';
@@ -17,21 +19,12 @@ afterAll(async () => {
 
 describe('monarchMatmul on wasm', () => {
   it('matches the float64 reference for square and rectangular factors', () => {
-    const cases: Array<{ x: number[]; w1: [number, number, number]; w2: [number, number, number] }> = [
+    const cases: MonarchCase[] = [
       { x: [5, 64], w1: [8, 8, 8], w2: [8, 8, 8] },
       { x: [2, 3, 24], w1: [4, 6, 6], w2: [6, 5, 4] }, // K·Q = Lb·R = 24, Q ≠ Lb
       { x: [7, 12], w1: [3, 2, 4], w2: [2, 3, 3] },
     ];
-    let seed = 1;
-    for (const c of cases) {
-      const x = tf.randomNormal(c.x, 0, 1, 'float32', seed++);
-      const w1 = tf.randomNormal(c.w1, 0, 1, 'float32', seed++) as tf.Tensor3D;
-      const w2 = tf.randomNormal(c.w2, 0, 1, 'float32', seed++) as tf.Tensor3D;
-      const y = monarchMatmul(x, w1, w2);
-      const ref = monarchMatmulReference(x, w1, w2);
-      expectTensorsClose(y, { shape: [...c.x.slice(0, -1), c.w2[0] * c.w2[1]], data: ref.data }, 1e-5, `monarch ${JSON.stringify(c)}`);
-      tf.dispose([x, w1, w2, y]);
-    }
+    expectMonarchMatchesReference(cases, 1);
   });
 
   it('reuses its cached factors without growing memory, and follows a factor whose values change', () => {

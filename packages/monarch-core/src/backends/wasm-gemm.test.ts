@@ -9,6 +9,8 @@ import { blockDiagMatmul } from '../blockdiag.js';
 import { clearMonarchCache, monarchMatmul } from '../monarch.js';
 import { blockDiagMatmulReference, expectTensorsClose, monarchMatmulReference } from '../testing.js';
 import { compileGemmWat } from '../../scripts/wasm-simd-compile.js';
+import { expectMonarchMatchesReference } from '../../test/monarch-cases.js';
+import type { MonarchCase } from '../../test/monarch-cases.js';
 import { setupBackend } from './setup-backend.js';
 import { GEMM_WASM_PLAIN, GEMM_WASM_SHARED } from './wasm-gemm-binary.js';
 import { useWasmBlockGemm, wasmGemmEnabled } from './wasm-gemm-kernel.js';
@@ -87,7 +89,7 @@ describe('wasm gemm kernels', () => {
   });
 
   it('monarchMatmul matches the float64 reference (square and rectangular factors, odd rows)', () => {
-    const cases: Array<{ x: number[]; w1: [number, number, number]; w2: [number, number, number] }> = [
+    const cases: MonarchCase[] = [
       { x: [5, 64], w1: [8, 8, 8], w2: [8, 8, 8] },
       { x: [2, 3, 256], w1: [16, 16, 16], w2: [16, 16, 16] },
       { x: [37, 24], w1: [4, 8, 6], w2: [8, 3, 4] }, // K·Q = Lb·R = 32, rectangular, odd S
@@ -97,15 +99,7 @@ describe('wasm gemm kernels', () => {
     ];
     let seed = 100;
     onEveryThreadCount((threads) => {
-      for (const c of cases) {
-        const x = tf.randomNormal(c.x, 0, 1, 'float32', seed++);
-        const w1 = tf.randomNormal(c.w1, 0, 1, 'float32', seed++) as tf.Tensor3D;
-        const w2 = tf.randomNormal(c.w2, 0, 1, 'float32', seed++) as tf.Tensor3D;
-        const y = monarchMatmul(x, w1, w2);
-        const ref = monarchMatmulReference(x, w1, w2);
-        expectTensorsClose(y, { shape: [...c.x.slice(0, -1), c.w2[0] * c.w2[1]], data: ref.data }, 1e-5, `monarch ${JSON.stringify(c)}, ${threads} thread(s)`);
-        tf.dispose([x, w1, w2, y]);
-      }
+      seed = expectMonarchMatchesReference(cases, seed, `, ${threads} thread(s)`);
     });
   });
 
