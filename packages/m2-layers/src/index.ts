@@ -21,7 +21,7 @@ export { M2SequenceMixer, M2MixerStepState } from './m2-sequence-mixer.js';
 export type { M2SequenceMixerArgs } from './m2-sequence-mixer.js';
 export { GluMonarchMlp } from './glu-monarch-mlp.js';
 export type { GluMonarchMlpArgs } from './glu-monarch-mlp.js';
-export { M2EncoderLayer, M2CausalBlock, M2CausalBlockStepState } from './m2-blocks.js';
+export { M2SizedLayer, M2EncoderLayer, M2CausalBlock, M2CausalBlockStepState } from './m2-blocks.js';
 export type { M2BlockArgs, M2EncoderLayerArgs } from './m2-blocks.js';
 export { loadTorchWeights, torchWeights } from './torch-weights.js';
 export { clearInferenceCache, derivedTensors, recordingGradients } from './inference-cache.js';

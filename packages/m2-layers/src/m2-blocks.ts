@@ -48,38 +48,65 @@ export interface M2EncoderLayerArgs extends M2BlockArgs {
   preNorm?: boolean;
 }
 
-/** Resolved sizes shared by both blocks. */
-function resolveSizes(who: string, args: M2BlockArgs) {
-  const modelDim = positiveInteger(who, 'modelDim', args.modelDim);
-  return {
-    modelDim,
-    maxLength: positiveInteger(who, 'maxLength', args.maxLength),
-    intermediateDim: positiveInteger(who, 'intermediateDim', args.intermediateDim ?? 4 * modelDim),
-    numBlocks: positiveInteger(who, 'numBlocks', args.numBlocks ?? 4),
-    residualLongConv: args.residualLongConv ?? true,
-    filterOrder: positiveInteger(who, 'filterOrder', args.filterOrder ?? 128),
-    embDim: positiveInteger(who, 'embDim', args.embDim ?? 5),
-    w: args.w ?? 10,
-    wMod: args.wMod ?? 1,
-    initializerRange: optionalPositive(who, 'initializerRange', args.initializerRange),
-  };
+/**
+ * The common base of {@link M2EncoderLayer} and {@link M2CausalBlock}: the sizes both blocks take from
+ * {@link M2BlockArgs}, resolved (defaults filled in) and checked once.
+ */
+export abstract class M2SizedLayer extends M2Layer {
+  /** Model dim d. */
+  readonly modelDim: number;
+  /** Longest sequence. */
+  readonly maxLength: number;
+  /** MLP intermediate dim. */
+  readonly intermediateDim: number;
+  /** MLP diagonal blocks. */
+  readonly numBlocks: number;
+  /** Residual long convolution in the mixer. */
+  readonly residualLongConv: boolean;
+  /** Filter MLP width. */
+  readonly filterOrder: number;
+  /** Filter positional width. */
+  readonly embDim: number;
+  /** Initial filter frequency. */
+  readonly w: number;
+  /** Filter sine multiplier. */
+  readonly wMod: number;
+  /** Std of the mixer Linears' normal init, or undefined for PyTorch's default. */
+  readonly initializerRange: number | undefined;
+
+  /**
+   * @param args - See {@link M2BlockArgs}.
+   * @param who - The block's class name, for error messages.
+   * @throws ConfigError on a bad size.
+   */
+  protected constructor(args: M2BlockArgs, who: string) {
+    super(args);
+    this.modelDim = positiveInteger(who, 'modelDim', args.modelDim);
+    this.maxLength = positiveInteger(who, 'maxLength', args.maxLength);
+    this.intermediateDim = positiveInteger(who, 'intermediateDim', args.intermediateDim ?? 4 * this.modelDim);
+    this.numBlocks = positiveInteger(who, 'numBlocks', args.numBlocks ?? 4);
+    this.residualLongConv = args.residualLongConv ?? true;
+    this.filterOrder = positiveInteger(who, 'filterOrder', args.filterOrder ?? 128);
+    this.embDim = positiveInteger(who, 'embDim', args.embDim ?? 5);
+    this.w = args.w ?? 10;
+    this.wMod = args.wMod ?? 1;
+    this.initializerRange = optionalPositive(who, 'initializerRange', args.initializerRange);
+  }
 }
 
-type BlockSizes = ReturnType<typeof resolveSizes>;
-
 /** The {@link M2SequenceMixer} arguments both blocks share (direction and pre-norm are the block's own). */
-function mixerArgs(sizes: BlockSizes, name: string) {
-  const { modelDim, maxLength, residualLongConv, filterOrder, embDim, w, wMod, initializerRange } = sizes;
+function mixerArgs(block: M2SizedLayer, name: string) {
+  const { modelDim, maxLength, residualLongConv, filterOrder, embDim, w, wMod, initializerRange } = block;
   return { modelDim, maxLength, residualLongConv, filterOrder, embDim, w, wMod, initializerRange, name };
 }
 
 /** The block's GLU Monarch MLP. */
-function blockMlp(sizes: BlockSizes, dropout: number, name: string): GluMonarchMlp {
-  return new GluMonarchMlp({ modelDim: sizes.modelDim, intermediateDim: sizes.intermediateDim, numBlocks: sizes.numBlocks, dropout, name });
+function blockMlp(block: M2SizedLayer, dropout: number, name: string): GluMonarchMlp {
+  return new GluMonarchMlp({ modelDim: block.modelDim, intermediateDim: block.intermediateDim, numBlocks: block.numBlocks, dropout, name });
 }
 
 /** The size fields of a block's `getConfig()`, read back from the block. */
-function sizeConfig(block: BlockSizes) {
+function sizeConfig(block: M2SizedLayer) {
   const { modelDim, maxLength, intermediateDim, numBlocks, residualLongConv, filterOrder, embDim, w, wMod } = block;
   return { modelDim, maxLength, intermediateDim, numBlocks, residualLongConv, filterOrder, embDim, w, wMod, initializerRange: block.initializerRange ?? null };
 }
@@ -98,33 +125,13 @@ function sizeConfig(block: BlockSizes) {
  * const layer = new M2EncoderLayer({ modelDim: 16, maxLength: 32, filterOrder: 8 });
  * layer.apply(tf.randomNormal([2, 32, 16])).shape; // → [2, 32, 16]
  */
-export class M2EncoderLayer extends M2Layer {
+export class M2EncoderLayer extends M2SizedLayer {
   /** Serialization name. */
   static readonly className = 'M2EncoderLayer';
-  /** Model dim d. */
-  readonly modelDim: number;
-  /** Longest sequence. */
-  readonly maxLength: number;
-  /** MLP intermediate dim. */
-  readonly intermediateDim: number;
-  /** MLP diagonal blocks. */
-  readonly numBlocks: number;
   /** Bidirectional long convolutions. */
   readonly bidirectional: boolean;
-  /** Residual long convolution in the mixer. */
-  readonly residualLongConv: boolean;
   /** The mixer's extra input LayerNorm. */
   readonly preNorm: boolean;
-  /** Filter MLP width. */
-  readonly filterOrder: number;
-  /** Filter positional width. */
-  readonly embDim: number;
-  /** Initial filter frequency. */
-  readonly w: number;
-  /** Filter sine multiplier. */
-  readonly wMod: number;
-  /** Std of the mixer Linears' normal init, or undefined for PyTorch's default. */
-  readonly initializerRange: number | undefined;
   /** Epsilon of the output LayerNorm. */
   readonly layerNormEps: number;
   /** MLP dropout rate (training only). */
@@ -141,24 +148,13 @@ export class M2EncoderLayer extends M2Layer {
    * @throws ConfigError on a bad size or dropout.
    */
   constructor(args: M2EncoderLayerArgs) {
-    super(args);
-    const sizes = resolveSizes('M2EncoderLayer', args);
-    this.modelDim = sizes.modelDim;
-    this.maxLength = sizes.maxLength;
-    this.intermediateDim = sizes.intermediateDim;
-    this.numBlocks = sizes.numBlocks;
-    this.residualLongConv = sizes.residualLongConv;
-    this.filterOrder = sizes.filterOrder;
-    this.embDim = sizes.embDim;
-    this.w = sizes.w;
-    this.wMod = sizes.wMod;
-    this.initializerRange = sizes.initializerRange;
+    super(args, 'M2EncoderLayer');
     this.bidirectional = args.bidirectional ?? true;
     this.preNorm = args.preNorm ?? false;
     this.layerNormEps = args.layerNormEps ?? 1e-12;
     this.dropout = dropoutRate('M2EncoderLayer', args.dropout ?? 0.1);
-    this.attention = new M2SequenceMixer({ ...mixerArgs(sizes, `${this.name}_attention`), bidirectional: this.bidirectional, preNorm: this.preNorm });
-    this.mlp = blockMlp(sizes, this.dropout, `${this.name}_mlp`);
+    this.attention = new M2SequenceMixer({ ...mixerArgs(this, `${this.name}_attention`), bidirectional: this.bidirectional, preNorm: this.preNorm });
+    this.mlp = blockMlp(this, this.dropout, `${this.name}_mlp`);
   }
 
   override build(inputShape: LayerShape | LayerShape[]): void {
@@ -231,29 +227,9 @@ export class M2CausalBlockStepState {
  * const block = new M2CausalBlock({ modelDim: 16, maxLength: 32, filterOrder: 8 });
  * block.apply(tf.randomNormal([1, 10, 16])).shape; // → [1, 10, 16]
  */
-export class M2CausalBlock extends M2Layer {
+export class M2CausalBlock extends M2SizedLayer {
   /** Serialization name. */
   static readonly className = 'M2CausalBlock';
-  /** Model dim d. */
-  readonly modelDim: number;
-  /** Longest sequence. */
-  readonly maxLength: number;
-  /** MLP intermediate dim. */
-  readonly intermediateDim: number;
-  /** MLP diagonal blocks. */
-  readonly numBlocks: number;
-  /** Residual long convolution in the mixer. */
-  readonly residualLongConv: boolean;
-  /** Filter MLP width. */
-  readonly filterOrder: number;
-  /** Filter positional width. */
-  readonly embDim: number;
-  /** Initial filter frequency. */
-  readonly w: number;
-  /** Filter sine multiplier. */
-  readonly wMod: number;
-  /** Std of the mixer Linears' normal init, or undefined for PyTorch's default. */
-  readonly initializerRange: number | undefined;
   /** Epsilon of both LayerNorms. */
   readonly layerNormEps: number;
   /** MLP dropout rate (training only). */
@@ -272,22 +248,11 @@ export class M2CausalBlock extends M2Layer {
    * @throws ConfigError on a bad size or dropout.
    */
   constructor(args: M2BlockArgs) {
-    super(args);
-    const sizes = resolveSizes('M2CausalBlock', args);
-    this.modelDim = sizes.modelDim;
-    this.maxLength = sizes.maxLength;
-    this.intermediateDim = sizes.intermediateDim;
-    this.numBlocks = sizes.numBlocks;
-    this.residualLongConv = sizes.residualLongConv;
-    this.filterOrder = sizes.filterOrder;
-    this.embDim = sizes.embDim;
-    this.w = sizes.w;
-    this.wMod = sizes.wMod;
-    this.initializerRange = sizes.initializerRange;
+    super(args, 'M2CausalBlock');
     this.layerNormEps = args.layerNormEps ?? 1e-5;
     this.dropout = dropoutRate('M2CausalBlock', args.dropout ?? 0);
-    this.mixer = new M2SequenceMixer({ ...mixerArgs(sizes, `${this.name}_mixer`), bidirectional: false });
-    this.mlp = blockMlp(sizes, this.dropout, `${this.name}_mlp`);
+    this.mixer = new M2SequenceMixer({ ...mixerArgs(this, `${this.name}_mixer`), bidirectional: false });
+    this.mlp = blockMlp(this, this.dropout, `${this.name}_mlp`);
   }
 
   override build(inputShape: LayerShape | LayerShape[]): void {
