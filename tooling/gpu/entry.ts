@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import {
-  bidirectionalConv, blockDiagMatmul, causalConv, convKernelSpectrum, convPairWithSpectra, disposeConvSpectrum, fftConv, monarchMatmul, setupBackend,
+  bidirectionalConv, blockDiagMatmul, causalConv, convKernelSpectrum, convPairWithSpectra, disposeConvSpectrum, fftConv, monarchMatmul, releaseWebGpuBufferPool, setupBackend, webGpuBytesAllocated, withWebGpuErrors,
 } from '@monarch-mixer/monarch-core';
 import { M2Bert } from '@monarch-mixer/m2-bert';
 import {
@@ -364,6 +364,7 @@ async function compareTrainingGradients(setup: TrainingSetup, weights: WeightVal
       process.env.M2_FUSED_LONG_CONV = path === 'fused' ? '1' : '0';
       try {
         await tf.setBackend('webgpu');
+        await releaseWebGpuBufferPool(); // what earlier runs (other lengths, other paths) left in tfjs-webgpu's pool
         const model = modelWithWeights(setup.length, weights, preset);
         const keyOf = new Map<string, string>();
         for (const [key, variable] of model.namedWeights()) if (!keyOf.has(variable.name)) keyOf.set(variable.name, key);
@@ -528,6 +529,7 @@ async function trainingCheck(length: number, learningRate?: number): Promise<voi
       runs.push(run);
       try {
         await tf.setBackend('webgpu');
+        await releaseWebGpuBufferPool(); // what earlier runs (other lengths, other paths) left in tfjs-webgpu's pool
         const model = modelWithWeights(setup.length, weights, preset);
         run.webgpuWeightDigest = weightDigest(await modelWeights(model));
         console.log(`train: webgpu model (${path} long conv) weights ${String(run.webgpuWeightDigest).slice(0, 16)}… after ${(performance.now() - start).toFixed(0)} ms`);
@@ -544,14 +546,14 @@ async function trainingCheck(length: number, learningRate?: number): Promise<voi
         const crossLosses: Row[] = [];
         run.crossCheck = crossLosses;
         const afterUpdate = async (step: number) => {
-          if (path !== 'fused' || step + 1 >= setup.steps) return;
+          if (path !== 'fused' || step + 1 >= setup.steps || process.argv.includes('--no-cross-check')) return;
           const current = await modelWeights(model);
           const saved = process.env.M2_FUSED_LONG_CONV;
           process.env.M2_FUSED_LONG_CONV = '0';
           const fresh = modelWithWeights(setup.length, current, preset);
           try {
-            const noTape = tf.tidy(() => fresh.forward(batch, { training: true }).loss as tf.Scalar);
-            const { value, grads } = tf.variableGrads(() => fresh.forward(batch, { training: true }).loss as tf.Scalar, fresh.trainableVariables());
+            const noTape = tf.tidy(() => fresh.forward(batch, { training: true, outputLogits: false }).loss as tf.Scalar);
+            const { value, grads } = tf.variableGrads(() => fresh.forward(batch, { training: true, gradientCheckpointing, outputLogits: false }).loss as tf.Scalar, fresh.trainableVariables());
             const entry = { afterStep: step + 1, monarchWithTape: (await value.data())[0]!, monarchNoTape: (await noTape.data())[0]! };
             tf.dispose([noTape, value, ...Object.values(grads)]);
             crossLosses.push(entry);
@@ -561,19 +563,25 @@ async function trainingCheck(length: number, learningRate?: number): Promise<voi
             process.env.M2_FUSED_LONG_CONV = saved;
           }
         };
-        // The webgpu backend pools its buffers: the bytes allocated after a step are the step's high-water mark.
+        // The webgpu backend pools its buffers: the bytes allocated after a step are the step's high-water mark
+        // (the pool is emptied before each run; the fused run's cross-check between steps adds its own).
         const gpuAllocatedGiB: number[] = [];
         run.gpuAllocatedGiB = gpuAllocatedGiB;
         run.gradientCheckpointing = gradientCheckpointing;
-        await runTrainingSteps(model, setup, (step, record) => {
+        // Under WebGPU's error scopes: an allocation that fails leaves invalid buffers and garbage losses, not a throw.
+        const { error: gpuError } = await withWebGpuErrors(() => runTrainingSteps(model, setup, (step, record) => {
           losses.push(record.loss);
           msPerStep.push(record.ms);
           if (record.gradientNorm !== undefined) gradientNorms.push(record.gradientNorm);
-          gpuAllocatedGiB.push(Number((tf.memory() as { numBytesAllocatedInGPU?: number }).numBytesAllocatedInGPU ?? 0) / 2 ** 30);
+          gpuAllocatedGiB.push((webGpuBytesAllocated() ?? 0) / 2 ** 30);
           console.log(`train webgpu (${path} long conv${gradientCheckpointing ? ', gradient checkpointing' : ''}) step ${step + 1}: loss ${record.loss.toFixed(6)}, ‖g‖ ${record.gradientNorm?.toFixed(4)} (${record.ms.toFixed(0)} ms, ${gpuAllocatedGiB[step]!.toFixed(1)} GiB allocated)`);
           save();
-        }, { afterUpdate, gradientCheckpointing });
+        }, { afterUpdate, gradientCheckpointing }));
         model.dispose();
+        if (gpuError !== undefined) {
+          run.webgpuError = gpuError;
+          throw new Error(`webgpu reported an error during the steps (losses not valid): ${gpuError}`);
+        }
         const comparisons: Row[] = [];
         for (const reference of references) {
           // A reference may have run fewer steps (a slow CPU): the rest of the set-up must be the same.

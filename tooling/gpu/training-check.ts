@@ -263,14 +263,14 @@ export async function runTrainingSteps(
       const start = performance.now();
       if (options.lastLossOnly && step === setup.steps - 1) {
         // The last step's loss needs no gradients: a forward pass is enough (a slow CPU reference saves a backward pass).
-        const value = tf.tidy(() => model.forward(batch, { training: true }).loss as tf.Scalar);
+        const value = tf.tidy(() => model.forward(batch, { training: true, outputLogits: false }).loss as tf.Scalar);
         const record = { loss: (await value.data())[0]!, ms: performance.now() - start };
         value.dispose();
         records.push(record);
         onStep(step, record);
         break;
       }
-      const forwardOptions = { training: true, gradientCheckpointing: options.gradientCheckpointing ?? false };
+      const forwardOptions = { training: true, gradientCheckpointing: options.gradientCheckpointing ?? false, outputLogits: false };
       const { value, grads } = tf.variableGrads(() => model.forward(batch, forwardOptions).loss as tf.Scalar, variables);
       const loss = (await value.data())[0]!;
       value.dispose();

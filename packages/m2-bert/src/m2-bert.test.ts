@@ -78,6 +78,11 @@ describe('M2Bert', () => {
       }),
     );
     expect(withLabels.loss!.dataSync()[0]).toBeCloseTo(expected / count, 4);
+    // outputLogits: false: the same loss without the [B, L, V] logits (training needs only the loss).
+    const lossOnly = mlm.forward({ inputIds: ids, labels }, { outputLogits: false });
+    expect(lossOnly.logits).toBeUndefined();
+    expect(lossOnly.loss!.dataSync()[0]).toBe(withLabels.loss!.dataSync()[0]);
+    tf.dispose([lossOnly.lastHiddenState, lossOnly.loss!]);
     // Nothing labelled: loss 0, and every weight still gets a (zero) gradient.
     const variables = mlm.trainableVariables();
     const { value, grads } = tf.variableGrads(() => mlm.forward({ inputIds: ids, labels: noneLabelled }).loss as tf.Scalar, variables);

@@ -17,7 +17,7 @@
 // Shape legend: B batch · L sequence · d model dim · V vocabulary · n labels.
 import type { Tensor, Tensor2D, Tensor3D, Variable } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
-import { InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
+import { checkWebGpuBinding, InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
 import { clearInferenceCache, derivedTensors, geluExact, layerNorm, linear, M2EncoderLayer, recordingGradients } from '@monarch-mixer/m2-layers';
 import { maxSequenceLength, resolveM2BertConfig } from './m2-bert-config.js';
 import type { M2BertConfig, M2BertConfigInput } from './m2-bert-config.js';
@@ -50,6 +50,12 @@ export interface M2BertForwardOptions {
    * every layer's intermediates to N × [B, L, d], for one more forward pass per step. Default false.
    */
   gradientCheckpointing?: boolean;
+  /**
+   * Masked LM: return the [B, L, V] logits. Default true. With labels, false skips them (the head still runs on the
+   * labelled rows for the loss): training needs only the loss, and at long L the full logits are large (2 GiB at
+   * L = 16384, past a webgpu device's binding limit at 32768).
+   */
+  outputLogits?: boolean;
 }
 
 /** Outputs of {@link M2Bert.forward}; the caller disposes them. */
@@ -163,7 +169,7 @@ export class M2Bert {
    *
    * Shapes: inputIds [B, L] → see {@link M2BertOutput}.
    * @param inputs - Ids, optional token types, attention mask and labels.
-   * @param options - `training` (dropout), `outputHiddenStates`, `gradientCheckpointing`.
+   * @param options - `training` (dropout), `outputHiddenStates`, `gradientCheckpointing`, `outputLogits`.
    * @returns Typed outputs; dispose them when done.
    * @throws ShapeError if L exceeds the max length or the tensors disagree in shape.
    * @throws InvalidArgumentError if a token id is outside [0, V) or a token type outside [0, typeVocabSize).
@@ -183,7 +189,11 @@ export class M2Bert {
       throw error;
     }
     const training = options.training ?? false;
+    const outputLogits = options.outputLogits ?? true;
     try {
+      if (c.head === 'masked-lm' && outputLogits) {
+        checkWebGpuBinding('M2Bert', 'MLM logits', [B * L, c.vocabSize], `use a shorter input${inputs.labels === undefined ? '' : ', or outputLogits: false (the loss needs the labelled rows only)'}`);
+      }
       return tf.tidy(() => {
         const hiddenStates: Tensor3D[] = [];
         // The embeddings' temporaries and each layer's input are freed as soon as they are used (a long input's
@@ -200,7 +210,7 @@ export class M2Bert {
         if (options.outputHiddenStates) output.hiddenStates = hiddenStates;
         if (c.head === 'masked-lm') {
           if (inputs.labels === undefined) {
-            output.logits = this.maskedLmLogits(h);
+            if (outputLogits) output.logits = this.maskedLmLogits(h);
           } else {
             // As the original: the head runs on the labelled positions only (~15 %: the [B·L, V] logits of a
             // 2048-token row are 96 GFLOP), the loss is their mean cross-entropy, and the logits come back as
@@ -211,7 +221,7 @@ export class M2Bert {
             const logits = tf.reshape(this.maskedLmLogits(tf.expandDims(rows, 0) as Tensor3D), [-1, c.vocabSize]); // [M, V]
             const loss = maskedLmLoss(tf.expandDims(logits, 0) as Tensor3D, tf.tensor2d(M > 0 ? targets : [0], [1, Math.max(M, 1)], 'int32'));
             output.loss = M > 0 ? loss : tf.mul(loss, 0); // nothing labelled: 0, still connected to every weight
-            output.logits = tf.reshape(
+            if (outputLogits) output.logits = tf.reshape(
               M > 0 ? tf.scatterND(tf.tensor2d(positions, [M, 1], 'int32'), logits, [B * L, c.vocabSize]) : tf.zeros([B * L, c.vocabSize]),
               [B, L, c.vocabSize],
             );

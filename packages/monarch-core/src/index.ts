@@ -53,6 +53,8 @@ export { canFuseMixer, mixerParams, webGpuMixerCore } from './backends/webgpu-mi
 export type { MixerCoreOptions } from './backends/webgpu-mixer.js';
 export { canFuseShortConv, webGpuShortConv } from './backends/webgpu-short-conv.js';
 export { webGpuLayerNorm } from './backends/webgpu-norm.js';
+export { releaseWebGpuBufferPool, webGpuBytesAllocated, withWebGpuErrors } from './backends/webgpu-memory.js';
+export { checkWebGpuBinding } from './backends/webgpu-limits.js';
 export { envSetting } from './env.js';
 export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';
 export type { DftPlan } from './dft-plan.js';

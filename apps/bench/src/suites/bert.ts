@@ -4,7 +4,7 @@
 // attention with the materialised [B, heads, L, L] softmax ('eager', the paper's baseline). Encoder + MLM head at
 // every position, as the original benchmark_fwd.py times it.
 import * as tf from '@tensorflow/tfjs-core';
-import { BackendError } from '@monarch-mixer/monarch-core';
+import { BackendError, releaseWebGpuBufferPool, withWebGpuErrors } from '@monarch-mixer/monarch-core';
 import { M2Bert } from '@monarch-mixer/m2-bert';
 import { geluExact, layerNorm } from '@monarch-mixer/m2-layers';
 import { AttentionBertBaseline, attentionBertFlops } from '../baselines/attention-bert.js';
@@ -160,7 +160,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     const runnable: typeof candidates = [];
     for (const candidate of candidates) {
       // Every model runs once under the error scopes on webgpu (a silently failed run would time garbage).
-      const error = gpu !== undefined ? await webGpuFailure(gpu, candidate.run) : backend === 'wasm' ? heapFailure(candidate.run) : undefined;
+      const error = gpu !== undefined ? await webGpuFailure(candidate.run) : backend === 'wasm' ? heapFailure(candidate.run) : undefined;
       if (error === undefined) runnable.push(candidate);
       else {
         const what = candidate.key === 'eager' ? `[${batch}, ${BASE.numHeads}, ${length}, ${length}] scores` : `[${batch * length}, ${BASE.vocabSize}] logits`;
@@ -170,7 +170,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
         if (candidate.key === 'eager' && tooLarge) eagerFailedAt = `L=${length}`;
         // A failed run's buffers (invalid ones included) went back to tfjs-webgpu's pool: drop them, or the next
         // model would be handed the invalid buffers and fail as well.
-        if (gpu !== undefined) await releaseWebGpuPool();
+        if (gpu !== undefined) await releaseWebGpuBufferPool();
       }
     }
     const timed = await timeInterleaved(runnable, repeats);
@@ -184,7 +184,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     if (m2Time === undefined) {
       attention.dispose();
       ids.dispose();
-      if (gpu !== undefined) await releaseWebGpuPool();
+      if (gpu !== undefined) await releaseWebGpuBufferPool();
       rows.push({
         backend, L: length, batch, layers, head: headKind, m2_tokens_per_s: Number.NaN, attention_tokens_per_s: null, attention_eager_tokens_per_s: null,
         m2_flops: m2BertForwardFlops(batch, length, layers, withHead), m2_gflops: Number.NaN, m2_peak_bytes: Number.NaN,
@@ -210,7 +210,7 @@ export async function runBertSuite(options: BertSuiteOptions): Promise<BertRow[]
     }
     attention.dispose();
     ids.dispose();
-    if (gpu !== undefined) await releaseWebGpuPool();
+    if (gpu !== undefined) await releaseWebGpuBufferPool();
     const flops = m2BertForwardFlops(batch, length, layers, withHead);
     rows.push({
       backend, L: length, batch, layers, head: headKind,
@@ -246,31 +246,6 @@ function webGpuDevice(): GPUDevice | undefined {
 }
 
 /**
- * Destroys the GPU buffers tfjs-webgpu keeps in its pool of free buffers (it never returns them), so that what one
- * length allocated (e.g. a failed eager-attention attempt's ~100 GB of scores) does not exhaust memory at the next.
- * Waits for the queue first (a tiny read), so no pending command uses them.
- */
-async function releaseWebGpuPool(): Promise<void> {
-  await tf.tidy(() => tf.zeros([1])).data();
-  type Pool = { freeBuffers?: Map<string, GPUBuffer[]>; numFreeBuffers: number; numBytesAllocated: number };
-  const pool = (tf.backend() as unknown as { bufferManager?: Pool }).bufferManager;
-  if (pool?.freeBuffers === undefined) return;
-  // Empty each size's list but keep the keys: tfjs-webgpu treats an empty map as a disposed manager.
-  for (const buffers of pool.freeBuffers.values()) {
-    for (const buffer of buffers) {
-      pool.numBytesAllocated -= buffer.size;
-      buffer.destroy();
-    }
-    buffers.length = 0;
-  }
-  pool.numFreeBuffers = 0;
-}
-
-/**
- * Runs `run` once under WebGPU validation and out-of-memory error scopes and returns the first error's message
- * (undefined when it ran). WebGPU reports such errors asynchronously instead of throwing.
- */
-/**
  * Runs a model once on wasm: the message of the BackendError it throws when the 4 GiB heap is full (monarch-core's
  * allocation guard), else undefined. Any other error propagates.
  */
@@ -284,22 +259,15 @@ function heapFailure(run: () => tf.Tensor | tf.Tensor[]): string | undefined {
   }
 }
 
-async function webGpuFailure(device: GPUDevice, run: () => tf.Tensor | tf.Tensor[]): Promise<string | undefined> {
-  device.pushErrorScope('out-of-memory');
-  device.pushErrorScope('validation');
-  let thrown: string | undefined;
-  try {
+/** Runs a model once under WebGPU's error scopes (monarch-core `withWebGpuErrors`): its one-line error, else undefined. */
+async function webGpuFailure(run: () => tf.Tensor | tf.Tensor[]): Promise<string | undefined> {
+  const { error } = await withWebGpuErrors(async () => {
     const out = run();
     const outs = Array.isArray(out) ? out : [out];
     await Promise.all(outs.map((t) => t.data()));
     tf.dispose(outs);
-  } catch (error) {
-    thrown = (error as Error).message;
-  }
-  const validation = await device.popErrorScope();
-  const memory = await device.popErrorScope();
-  const message = thrown ?? validation?.message ?? memory?.message;
-  return message === undefined ? undefined : message.split('\n')[0]!.slice(0, 200);
+  });
+  return error;
 }
 
 /**
