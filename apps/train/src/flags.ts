@@ -57,6 +57,8 @@ export interface CommonTrainFlags {
   backend: string;
   json?: string;
   progress: boolean;
+  /** Recompute each M2 layer's activations in the backward pass instead of keeping them (M2 models only). */
+  gradientCheckpointing?: boolean;
 }
 
 /** Adds the shared flags to a training command. */
@@ -80,11 +82,20 @@ export function addCommonTrainFlags(command: Command): Command {
     .option('--init <dir>', 'start from a model folder (config.json + model.safetensors), a run folder or its latest file')
     .option('--backend <name>', 'tfjs backend: auto, cpu, wasm, webgpu, tensorflow', 'auto')
     .option('--json <file>', 'write final metrics and every step\'s loss to this JSON file')
-    .option('--no-progress', 'no progress bar');
+    .option('--no-progress', 'no progress bar')
+    .option('--gradient-checkpointing', 'keep only each M2 layer\'s input on the tape and recompute the layer in the ' +
+      'backward pass: activation memory of about one layer instead of all, for about one more forward pass per step (M2 models only)')
+    .option('--no-gradient-checkpointing', 'keep every activation (the default; turns the option off on --resume)');
 }
 
+/**
+ * Printed (stderr) when `--gradient-checkpointing` is given for an attention baseline (GPT or ViT), which trains as
+ * without it: the recomputation is built on the M2 layers. One line, so that `--compare` runs can pass the flag.
+ */
+export const ATTENTION_CHECKPOINTING_NOTE = 'm2 train: --gradient-checkpointing applies to M2 models only; the attention baseline keeps every activation\n';
+
 /** Flags that may differ between a run and its `--resume` (the rest come from the checkpoint). */
-export const RESUME_OVERRIDABLE = ['steps', 'maxMinutes', 'checkpointEvery', 'evalEvery', 'earlyStop', 'keep'];
+export const RESUME_OVERRIDABLE = ['steps', 'maxMinutes', 'checkpointEvery', 'evalEvery', 'earlyStop', 'keep', 'gradientCheckpointing'];
 
 /** Flags always taken from the resuming command line (they do not change what is computed). */
 const RESUME_CURRENT = ['backend', 'json', 'progress', 'out', 'resume'];

@@ -113,7 +113,10 @@ export async function trainBertMlm(flags: BertTrainFlags): Promise<TrainingResul
     throw new InvalidArgumentError(`${corpus.name}: too little text for sequences of ${seqLen} tokens; give more text or a smaller --seq-len.`);
   }
   process.stderr.write(`m2 train bert-mlm: ${trainSeqs.length} train / ${validationSeqs.length} validation sequences of ${seqLen} tokens from ${corpus.name}\n`);
-  const task = Object.assign(createMlmTask(model, { batchSize: flags.batchSize ?? MLM_DEFAULTS.batchSize, maskProbability: probability, train: trainSeqs, validation: validationSeqs }), { model });
+  const task = Object.assign(createMlmTask(model, {
+    batchSize: flags.batchSize ?? MLM_DEFAULTS.batchSize, maskProbability: probability, train: trainSeqs, validation: validationSeqs,
+    gradientCheckpointing: flags.gradientCheckpointing,
+  }), { model });
   return train(task, flags, MLM_DEFAULTS, 0.02, 'bert-mlm');
 }
 
@@ -144,6 +147,7 @@ export async function trainClassify(flags: BertTrainFlags): Promise<TrainingResu
   try {
     task = Object.assign(createClassifyTask(model, await BertTokenizer.bertBaseUncased(), data, {
       batchSize: flags.batchSize ?? CLASSIFY_DEFAULTS.batchSize, seqLen, evalSamples: flags.evalSamples ?? CLASSIFY_DEFAULTS.evalSamples,
+      gradientCheckpointing: flags.gradientCheckpointing,
     }), { model });
   } catch (error) {
     model.dispose();

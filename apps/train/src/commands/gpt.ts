@@ -16,7 +16,7 @@ import type { Command } from 'commander';
 import { ConfigError, InvalidArgumentError } from '@monarch-mixer/monarch-core';
 import { BaselineGpt, baselineGptConfigFor, generate, M2Gpt, m2GptPresets, readCheckpointConfig, resolveM2GptConfig } from '@monarch-mixer/m2-gpt';
 import type { M2GptConfig } from '@monarch-mixer/m2-gpt';
-import { addCommonTrainFlags, integer, mergeResumeOptions, number } from '../flags.js';
+import { addCommonTrainFlags, ATTENTION_CHECKPOINTING_NOTE, integer, mergeResumeOptions, number } from '../flags.js';
 import type { CommonTrainFlags } from '../flags.js';
 import { useBackend } from '../backend.js';
 import { loadShippedCorpus, readTextFiles, SHIPPED_CORPORA } from '../data/text-corpus.js';
@@ -88,7 +88,7 @@ export async function trainGpt(flags: GptTrainFlags): Promise<{ result: Training
   try {
     checkSequenceLength(seqLen, model.maxLength);
     splits = tokenizeCorpus(corpus, seqLen);
-    task = createGptTask(model, splits, { batchSize, seqLen });
+    task = createGptTask(model, splits, { batchSize, seqLen, gradientCheckpointing: flags.gradientCheckpointing });
   } catch (error) {
     model.dispose();
     throw error;
@@ -102,6 +102,7 @@ export async function trainGpt(flags: GptTrainFlags): Promise<{ result: Training
       `${splits.train.length.toLocaleString('en-US')} train / ${splits.validation.length.toLocaleString('en-US')} validation tokens; ` +
       `backend ${backend.description}; out ${outDir}\n`,
   );
+  if (flags.gradientCheckpointing && flags.model !== 'm2') process.stderr.write(ATTENTION_CHECKPOINTING_NOTE);
   try {
     const result = await runTraining(task, trainerOptions(flags, {
       outDir,

@@ -116,6 +116,8 @@ export interface MlmTaskOptions {
   validation: Int32Array[];
   /** Training sequences. */
   train: Int32Array[];
+  /** Gradient checkpointing in the training forward (M2Bert `gradientCheckpointing`). Default false. */
+  gradientCheckpointing?: boolean;
 }
 
 /** The `bert-mlm` task: random sequences, fresh 30% masking per draw, validation at a fixed 15% masking. */
@@ -144,7 +146,7 @@ export function createMlmTask(model: M2Bert, options: MlmTaskOptions): TrainTask
       const out = withSeededMathRandom(dropoutSeed, () => model.forward({
         inputIds: tf.tensor2d(inputs, [batchSize, seqLen], 'int32'),
         labels: tf.tensor2d(labels, [batchSize, seqLen], 'int32'),
-      }, { training: true }));
+      }, { training: true, gradientCheckpointing: options.gradientCheckpointing }));
       return { loss: out.loss as tf.Scalar, units: batchSize * seqLen };
     },
     async evaluate() {
@@ -193,6 +195,8 @@ export interface ClassifyTaskOptions {
   seqLen: number;
   /** Test examples used by each evaluation (the first N of the shuffled test split). */
   evalSamples: number;
+  /** Gradient checkpointing in the training forward (M2Bert `gradientCheckpointing`). Default false. */
+  gradientCheckpointing?: boolean;
 }
 
 /**
@@ -252,7 +256,7 @@ export function createClassifyTask(model: M2Bert, tokenizer: BertTokenizer, data
         picked.push(data.train[order[cursor++]]);
       }
       const dropoutSeed = rng.seed();
-      const out = withSeededMathRandom(dropoutSeed, () => model.forward(batchOf(picked), { training: true }));
+      const out = withSeededMathRandom(dropoutSeed, () => model.forward(batchOf(picked), { training: true, gradientCheckpointing: options.gradientCheckpointing }));
       return { loss: out.loss as tf.Scalar, units: batchSize };
     },
     async evaluate() {

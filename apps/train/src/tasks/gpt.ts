@@ -11,8 +11,11 @@ import type { TextCorpus } from '../data/text-corpus.js';
 
 /** A causal LM the GPT task can train: M2Gpt and BaselineGpt both fit. */
 export interface TrainableCausalLm extends CausalLanguageModel {
-  /** Mean next-token loss. Shapes: ids [B, L] → scalar. */
-  loss(ids: tf.Tensor2D): tf.Scalar;
+  /**
+   * Mean next-token loss. Shapes: ids [B, L] → scalar.
+   * `gradientCheckpointing` recomputes each M2 block in the backward pass (M2Gpt; the attention baseline ignores it).
+   */
+  loss(ids: tf.Tensor2D, options?: { gradientCheckpointing?: boolean }): tf.Scalar;
   /** Every weight by checkpoint name. */
   readonly checkpointWeights: Map<string, tf.Variable>;
   /** `config.json` contents. */
@@ -65,11 +68,13 @@ export interface GptTaskOptions {
   seqLen: number;
   /** Validation windows per evaluation at most (default 16). */
   evalWindows?: number;
+  /** Gradient checkpointing in the training loss (M2-GPT only). Default false. */
+  gradientCheckpointing?: boolean;
 }
 
 /** Wraps an M2Gpt or BaselineGpt for the task. */
 export function asTrainable(model: BaselineGpt | (CausalLanguageModel & {
-  loss(ids: tf.Tensor2D): tf.Scalar; namedWeights(): Map<string, tf.Variable>; config: object; dispose(): void;
+  loss(ids: tf.Tensor2D, options?: { gradientCheckpointing?: boolean }): tf.Scalar; namedWeights(): Map<string, tf.Variable>; config: object; dispose(): void;
 })): TrainableCausalLm {
   const isBaseline = model instanceof BaselineGpt;
   const withDecoder = model as { createIncrementalDecoder?: () => IncrementalDecoder };
@@ -78,7 +83,7 @@ export function asTrainable(model: BaselineGpt | (CausalLanguageModel & {
     maxLength: model.maxLength,
     nextTokenLogits: (ids) => model.nextTokenLogits(ids),
     ...(withDecoder.createIncrementalDecoder ? { createIncrementalDecoder: () => withDecoder.createIncrementalDecoder!() } : {}),
-    loss: (ids) => model.loss(ids),
+    loss: (ids, options) => (isBaseline ? model.loss(ids) : model.loss(ids, options)),
     checkpointWeights: isBaseline ? model.weights : model.namedWeights(),
     configFile: { modelType: isBaseline ? 'baseline-gpt' : 'm2-gpt', format: 1, config: { ...model.config } },
     dispose: () => model.dispose(),
@@ -114,7 +119,7 @@ export function createGptTask(model: TrainableCausalLm, splits: TokenSplits, opt
         ids.set(splits.train.subarray(start, start + seqLen), b * seqLen);
       }
       const batch = tf.tensor2d(ids, [batchSize, seqLen], 'int32');
-      return { loss: model.loss(batch), units: batchSize * seqLen };
+      return { loss: model.loss(batch, { gradientCheckpointing: options.gradientCheckpointing }), units: batchSize * seqLen };
     },
     async evaluate() {
       let total = 0;

@@ -28,7 +28,7 @@ import { runTraining } from '../trainer.js';
 import { trainerOptions } from '../run-options.js';
 import { TrainRng } from '../rng.js';
 import { m2FilterGroups } from '../adamw.js';
-import { addCommonTrainFlags, integer, mergeResumeOptions } from '../flags.js';
+import { addCommonTrainFlags, ATTENTION_CHECKPOINTING_NOTE, integer, mergeResumeOptions } from '../flags.js';
 import type { CommonTrainFlags } from '../flags.js';
 import { useBackend } from '../backend.js';
 import { findCheckpoint } from '../checkpoint.js';
@@ -79,6 +79,8 @@ export interface VisionTaskOptions {
   augment?: AugmentOptions;
   /** Images per evaluation forward. Default 500. */
   evalBatch?: number;
+  /** Gradient checkpointing in the training loss (M2Vision only; the ViT baseline ignores it). Default false. */
+  gradientCheckpointing?: boolean;
 }
 
 /** Position in the training data: epoch, cursor in the epoch's order, and the seed of that order. */
@@ -149,7 +151,7 @@ export function createVisionTask(model: ImageClassifier, data: ImageSplits, opti
       state.cursor += options.batchSize;
       const augment = options.augment ? { options: options.augment, random: () => rng.next() } : undefined;
       const { images, labels } = makeBatch(train, indices, augment);
-      const loss = model.loss(images, labels);
+      const loss = model.loss(images, labels, 0, { gradientCheckpointing: options.gradientCheckpointing });
       tf.dispose([images, labels]);
       return { loss, units: indices.length };
     },
@@ -233,7 +235,7 @@ async function trainOne(kind: string, data: ImageSplits, flags: VisionTrainFlags
   const steps = flags.steps ?? (epochs !== undefined ? Math.max(1, Math.round(epochs * stepsPerEpoch)) : Infinity);
   const cropPadding = flags.cropPadding ?? VISION_DEFAULTS.cropPadding;
   const augment = cropPadding > 0 || flags.flip ? { cropPadding, horizontalFlip: flags.flip } : undefined;
-  const task = createVisionTask(model, data, { batchSize, augment });
+  const task = createVisionTask(model, data, { batchSize, augment, gradientCheckpointing: flags.gradientCheckpointing });
   const params = model.countParameters();
   const outDir = flags.out ? (flags.compare ? join(flags.out, kind) : flags.out) : `runs/vision-${kind}-${flags.preset}-${datasetName(flags.dataset)}`;
   process.stderr.write(
@@ -241,6 +243,7 @@ async function trainOne(kind: string, data: ImageSplits, flags: VisionTrainFlags
       `${params.toLocaleString('en-US')} parameters; ${flags.dataset}: ${data.train.count} train / ${data.test.count} test images; ` +
       `${Number.isFinite(steps) ? `${steps} steps (${(steps / stepsPerEpoch).toFixed(2)} epochs)` : 'until --max-minutes'}; out ${outDir}\n`,
   );
+  if (flags.gradientCheckpointing && kind !== 'm2') process.stderr.write(ATTENTION_CHECKPOINTING_NOTE);
   const cpuStart = process.cpuUsage();
   const loadStart = loadavg()[0];
   try {
