@@ -50,7 +50,10 @@ export interface M2EncoderLayerArgs extends M2BlockArgs {
 
 /**
  * The common base of {@link M2EncoderLayer} and {@link M2CausalBlock}: the sizes both blocks take from
- * {@link M2BlockArgs}, resolved (defaults filled in) and checked once.
+ * {@link M2BlockArgs}, resolved (defaults filled in) and checked once, and the layer plumbing of a block that maps
+ * [B, L, d] to [B, L, d] (input check, output shape); each block supplies its math as `forward`.
+ *
+ * Shapes: x [B, L, d] → [B, L, d], L ≤ maxLength.
  */
 export abstract class M2SizedLayer extends M2Layer {
   /** Model dim d. */
@@ -91,6 +94,24 @@ export abstract class M2SizedLayer extends M2Layer {
     this.w = args.w ?? 10;
     this.wMod = args.wMod ?? 1;
     this.initializerRange = optionalPositive(who, 'initializerRange', args.initializerRange);
+  }
+
+  /**
+   * The block's math on an input already checked to be [B, L ≤ maxLength, modelDim].
+   * Shapes: x [B, L, d] → [B, L, d]
+   * @param x - The block input.
+   * @param training - Whether dropout is active. Default false.
+   */
+  abstract forward(x: Tensor3D, training?: boolean): Tensor3D;
+
+  override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
+    const x = this.singleInput(inputs);
+    this.checkSequenceInput(x, this.modelDim, this.maxLength);
+    return this.forward(x as Tensor3D, kwargs['training'] === true);
+  }
+
+  override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
+    return this.sequenceOutputShape(inputShape, this.modelDim, this.maxLength);
   }
 }
 
@@ -167,22 +188,12 @@ export class M2EncoderLayer extends M2SizedLayer {
     this.built = true;
   }
 
-  override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
-    const h = this.singleInput(inputs);
-    this.checkSequenceInput(h, this.modelDim, this.maxLength);
-    return this.forward(h as Tensor3D, kwargs['training'] === true);
-  }
-
   /** The layer's math on a checked input. Shapes: h [B, L, d] → [B, L, d]. */
-  forward(h: Tensor3D, training = false): Tensor3D {
+  override forward(h: Tensor3D, training = false): Tensor3D {
     return tf.tidy(() => {
       const s = this.attention.forward(h); // no residual around the mixer
       return layerNorm(tf.add(this.mlp.forward(s, training), s), this.normWeight!.read(), this.normBias!.read(), this.layerNormEps) as Tensor3D;
     });
-  }
-
-  override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
-    return this.sequenceOutputShape(inputShape, this.modelDim, this.maxLength);
   }
 
   override getConfig(): Record<string, any> {
@@ -268,14 +279,8 @@ export class M2CausalBlock extends M2SizedLayer {
     this.built = true;
   }
 
-  override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
-    const x = this.singleInput(inputs);
-    this.checkSequenceInput(x, this.modelDim, this.maxLength);
-    return this.forward(x as Tensor3D, kwargs['training'] === true);
-  }
-
   /** The block's math on a checked input. Shapes: x [B, L, d] → [B, L, d]. */
-  forward(x: Tensor3D, training = false): Tensor3D {
+  override forward(x: Tensor3D, training = false): Tensor3D {
     return tf.tidy(() => this.residuals(x, this.mixer.forward(this.norm1(x) as Tensor3D), training));
   }
 
@@ -323,10 +328,6 @@ export class M2CausalBlock extends M2SizedLayer {
    */
   step(x: Tensor2D, state: M2CausalBlockStepState): Tensor2D {
     return tf.tidy(() => this.residuals(x, this.mixer.step(this.norm1(x) as Tensor2D, state.mixer)));
-  }
-
-  override computeOutputShape(inputShape: LayerShape | LayerShape[]): LayerShape {
-    return this.sequenceOutputShape(inputShape, this.modelDim, this.maxLength);
   }
 
   override getConfig(): Record<string, any> {
