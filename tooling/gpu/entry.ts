@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import {
-  bidirectionalConv, blockDiagMatmul, causalConv, convKernelSpectrum, convPairWithSpectra, disposeConvSpectrum, fftConv, monarchMatmul, releaseWebGpuBufferPool, setupBackend, webGpuBytesAllocated, withWebGpuErrors,
+  bidirectionalConv, blockDiagMatmul, causalConv, convKernelSpectrum, convPairWithSpectra, disposeConvSpectrum, fftConv, monarchMatmul, registerCpuKernels, releaseWebGpuBufferPool, setupBackend, webGpuBytesAllocated, withWebGpuErrors,
 } from '@monarch-mixer/monarch-core';
 import { M2Bert } from '@monarch-mixer/m2-bert';
 import {
@@ -20,7 +20,7 @@ import {
 } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
 import type { BlockDiagTile } from '../../packages/monarch-core/src/backends/webgpu-blockdiag.js';
 import {
-  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, optimizerLabel, sameSetupButSteps, registerFastCpuSegmentSum, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
+  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, optimizerLabel, sameSetupButSteps, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
 } from './training-check.js';
 import type { TrainingSetup, WeightValues } from './training-check.js';
 
@@ -436,7 +436,7 @@ async function gradientsVersusCpu(length: number): Promise<void> {
     row.weightDigest = weightDigest(weights);
     const gradsOn = async (backend: string) => {
       await tf.setBackend(backend);
-      if (backend === 'cpu') registerFastCpuSegmentSum();
+      if (backend === 'cpu') registerCpuKernels();
       const start = performance.now();
       const model = modelWithWeights(length, weights, preset);
       const keyOf = new Map<string, string>();

@@ -22,7 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu'; // the seeded weights are built on cpu
 import { setupBackend } from '@monarch-mixer/monarch-core';
 import {
-  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, optimizerLabel, registerFastCpuSegmentSum, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
+  DEFAULT_TRAINING_SETUP, modelWeights, modelWithWeights, optimizerLabel, runTrainingSteps, seededWeights, trainingBatch, weightDigest,
 } from './training-check.js';
 import type { TrainingSetup } from './training-check.js';
 
@@ -45,7 +45,6 @@ const setup: TrainingSetup = {
 if (setup.optimizer !== 'adam' && setup.optimizer !== 'sgd') throw new Error(`training-reference: --optimizer must be adam or sgd, got ${setup.optimizer}`);
 
 const info = await setupBackend(backend, backend === 'wasm' ? { threads: Number(argument('--threads') ?? 1) } : {});
-const fastSegmentSum = backend === 'cpu' && registerFastCpuSegmentSum();
 const gitCommit = execSync('git rev-parse HEAD', { encoding: 'utf8' }).trim();
 const gitDirty = execSync('git status --porcelain -- packages tooling/gpu', { encoding: 'utf8' }).trim() !== '';
 const started = Date.now();
@@ -60,7 +59,7 @@ const fixture = {
   what: 'M2-BERT-base (80M, MLM head, no dropout) training losses, batch 1, from seeded weights (tooling/gpu/training-check.ts)',
   command: `node tooling/gpu/build.mjs .device && nice -n 10 node .device/training-reference.mjs ${process.argv.slice(2).join(' ')}`,
   backend: info.description,
-  ...(fastSegmentSum ? { kernelNote: 'tfjs-backend-cpu UnsortedSegmentSum replaced by a one-pass loop (registerFastCpuSegmentSum)' } : {}),
+  ...(backend === 'cpu' ? { kernelNote: 'tfjs-backend-cpu UnsortedSegmentSum replaced by a one-pass loop (monarch-core registerCpuKernels, run by setupBackend)' } : {}),
   gitCommit,
   gitDirty,
   date: new Date().toISOString(),

@@ -10,7 +10,7 @@
  *
  * @packageDocumentation
  */
-export { M2Bert, maskedLmLoss } from './m2-bert.js';
+export { HEAD_CHUNK_ROWS, M2Bert, maskedLmLoss } from './m2-bert.js';
 export type { M2BertInputs, M2BertOutput, M2BertForwardOptions } from './m2-bert.js';
 export {
   M2_BERT_DEFAULTS,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { M2Bert } from './m2-bert.js';
+import { HEAD_CHUNK_ROWS, M2Bert } from './m2-bert.js';
 import { resolveM2BertConfig } from './m2-bert-config.js';
 import { countM2BertParameters } from './state-dict.js';
 
@@ -187,5 +187,29 @@ describe('M2Bert', () => {
     const error = tf.max(tf.abs(tf.sub(grads[gamma.name]!, expected))).dataSync()[0]!;
     expect(error).toBeLessThan(1e-4);
     tf.dispose([value, hidden!, normalised, expected, ...Object.values(grads)]);
+  });
+
+  it('gradient checkpointing with outputLogits: false recomputes the MLM head in row chunks: same loss and gradients', () => {
+    const long = { ...small, maxPositionEmbeddings: 512, longConvLMax: 512 };
+    const model = new M2Bert({ ...long, hiddenDropout: 0 });
+    models.push(model);
+    const [B, L] = [3, 512];
+    const inputIds = Array.from({ length: B }, (_, b) => Array.from({ length: L }, (_, l) => 1 + ((b * 31 + l * 7) % 63)));
+    const labels = inputIds.map((row, b) => row.map((t, l) => ((b + l) % 5 < 4 ? t : -100))); // 1229 labelled rows: 2 chunks
+    expect(labels.flat().filter((t) => t > 0).length).toBeGreaterThan(HEAD_CHUNK_ROWS);
+    const variables = model.trainableVariables();
+    const step = (gradientCheckpointing: boolean) =>
+      tf.variableGrads(() => model.forward({ inputIds, labels }, { training: true, gradientCheckpointing, outputLogits: false }).loss as tf.Scalar, variables);
+    const plain = step(false);
+    const before = tf.memory().numTensors;
+    const remat = step(true);
+    expect(tf.memory().numTensors - before).toBe(1 + variables.length);
+    expect(remat.value.dataSync()[0]).toBeCloseTo(plain.value.dataSync()[0]!, 5);
+    for (const v of variables) {
+      const [a, b] = [remat.grads[v.name]!, plain.grads[v.name]!];
+      const scale = Math.max(1e-6, tf.max(tf.abs(b)).dataSync()[0]!);
+      expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / scale, v.name).toBeLessThan(1e-4);
+    }
+    tf.dispose([plain.value, remat.value, ...Object.values(plain.grads), ...Object.values(remat.grads)]);
   });
 });

@@ -17,7 +17,7 @@
 // Shape legend: B batch · L sequence · d model dim · V vocabulary · n labels.
 import type { Tensor, Tensor2D, Tensor3D, Variable } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
-import { checkWebGpuBinding, InvalidArgumentError, ShapeError } from '@monarch-mixer/monarch-core';
+import { checkWebGpuBinding, InvalidArgumentError, recomputed, ShapeError } from '@monarch-mixer/monarch-core';
 import { clearInferenceCache, derivedTensors, geluExact, layerNorm, linear, M2EncoderLayer, recordingGradients } from '@monarch-mixer/m2-layers';
 import { maxSequenceLength, resolveM2BertConfig } from './m2-bert-config.js';
 import type { M2BertConfig, M2BertConfigInput } from './m2-bert-config.js';
@@ -47,7 +47,9 @@ export interface M2BertForwardOptions {
   /**
    * Gradient checkpointing: under a gradient tape each encoder layer keeps only its input, and the backward pass
    * runs the layer again (monarch-core `recomputed`). Same loss and gradients; the tape's activations shrink from
-   * every layer's intermediates to N × [B, L, d], for one more forward pass per step. Default false.
+   * every layer's intermediates to N × [B, L, d], for one more forward pass per step. With labels and
+   * `outputLogits: false`, the MLM head is recomputed too, in chunks of {@link HEAD_CHUNK_ROWS} labelled rows.
+   * Default false.
    */
   gradientCheckpointing?: boolean;
   /**
@@ -74,6 +76,9 @@ export interface M2BertOutput {
   /** Embeddings output then each layer's output, [B, L, d] each (with `outputHiddenStates`). */
   hiddenStates?: Tensor3D[];
 }
+
+/** Labelled rows per chunk of the MLM head under gradient checkpointing ([1024, V] logits: 125 MB at V = 30528). */
+export const HEAD_CHUNK_ROWS = 1024;
 
 let modelCount = 0;
 
@@ -217,7 +222,11 @@ export class M2Bert {
             // [B, L, V] with zeros at the unlabelled positions.
             const { positions, targets } = labelledPositions(inputs.labels, B, L, c.vocabSize);
             const M = positions.length;
-            const rows = tf.gather(tf.reshape(h, [B * L, c.modelDim]), M > 0 ? positions : [0]); // [M, d]
+            const rows = tf.gather(tf.reshape(h, [B * L, c.modelDim]), M > 0 ? positions : [0]) as Tensor2D; // [M, d]
+            if (options.gradientCheckpointing && !outputLogits && M > HEAD_CHUNK_ROWS) {
+              output.loss = this.recomputedMaskedLmLoss(rows, targets);
+              return output as unknown as tf.TensorContainer;
+            }
             const logits = tf.reshape(this.maskedLmLogits(tf.expandDims(rows, 0) as Tensor3D), [-1, c.vocabSize]); // [M, V]
             const loss = maskedLmLoss(tf.expandDims(logits, 0) as Tensor3D, tf.tensor2d(M > 0 ? targets : [0], [1, Math.max(M, 1)], 'int32'));
             output.loss = M > 0 ? loss : tf.mul(loss, 0); // nothing labelled: 0, still connected to every weight
@@ -278,6 +287,30 @@ export class M2Bert {
     const wordsByT = tf.matMul(this.weight('embeddings.word_embeddings.weight'), tf.transpose(tf.reshape(t, [B * L, d]))); // [V, B·L]
     const logits = tf.transpose(wordsByT); // [B·L, V]
     return tf.reshape(tf.add(logits, this.weight(`${p}decoder.bias`)), [B, L, this.config.vocabSize]);
+  }
+
+  /**
+   * Mean MLM cross-entropy of the labelled rows with gradient checkpointing: the head runs on chunks of
+   * {@link HEAD_CHUNK_ROWS} rows, each recomputed in the backward pass, so the tape never holds more than one
+   * chunk's [rows, V] logits (the [M, V] logits of a long batch are the largest activation of a training step).
+   * Shapes: rows [M, d], targets [M] → scalar.
+   */
+  private recomputedMaskedLmLoss(rows: Tensor2D, targets: Int32Array): Tensor {
+    const [M, d] = rows.shape;
+    const p = 'cls.predictions.';
+    const headWeights = [
+      `${p}transform.dense.weight`, `${p}transform.dense.bias`, `${p}transform.LayerNorm.weight`, `${p}transform.LayerNorm.bias`,
+      'embeddings.word_embeddings.weight', `${p}decoder.bias`,
+    ].map((key) => this.weight(key));
+    const sums: Tensor[] = [];
+    for (let start = 0; start < M; start += HEAD_CHUNK_ROWS) {
+      const n = Math.min(HEAD_CHUNK_ROWS, M - start);
+      const chunkTargets = targets.subarray(start, start + n); // plain ints: the block must not capture a tensor
+      // Σ CE over the chunk = mean CE × n.
+      const chunkSum = (chunk: Tensor2D) => tf.mul(maskedLmLoss(this.maskedLmLogits(tf.expandDims(chunk, 0) as Tensor3D), tf.tensor2d(chunkTargets, [1, n], 'int32')), n);
+      sums.push(recomputed(chunkSum, tf.slice(rows, [start, 0], [n, d]) as Tensor2D, headWeights));
+    }
+    return tf.div(tf.addN(sums), M);
   }
 
   /** `x · Wᵀ + b` for the Linear `name`, with Wᵀ cached between inference calls. Shapes: [..., in] → [..., out]. */

@@ -55,6 +55,7 @@ export { canFuseShortConv, webGpuShortConv } from './backends/webgpu-short-conv.
 export { webGpuLayerNorm } from './backends/webgpu-norm.js';
 export { releaseWebGpuBufferPool, webGpuBytesAllocated, withWebGpuErrors } from './backends/webgpu-memory.js';
 export { checkWebGpuBinding } from './backends/webgpu-limits.js';
+export { registerCpuKernels } from './backends/cpu-kernels.js';
 export { envSetting } from './env.js';
 export { clearDftCache, MAX_DENSE_RADIX } from './dft-plan.js';
 export type { DftPlan } from './dft-plan.js';

@@ -66,14 +66,14 @@ export function replayableDropout<T extends Tensor>(x: T, rate: number): T {
  * @example
  * const { grads } = tf.variableGrads(() => tf.sum(recomputed((h) => layer.forward(h), x, layerVariables)));
  */
-export function recomputed<T extends Tensor>(block: (x: T) => T, x: T, variables: readonly Variable[]): T {
+export function recomputed<I extends Tensor, O extends Tensor = I>(block: (x: I) => O, x: I, variables: readonly Variable[]): O {
   if (!recordingGradients()) return block(x);
   const trainable = [...new Set(variables)].filter((v) => v.trainable);
   const seed = Math.floor(Math.random() * 2 ** 31);
-  const run = (input: T) => withSeedScope(seed, () => block(input));
+  const run = (input: I) => withSeedScope(seed, () => block(input));
   const op = tf.customGrad((...args: (Tensor | tf.GradSaveFunc)[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
-    const input = args[0] as T;
+    const input = args[0] as I;
     save([input]);
     return {
       value: run(input),
@@ -81,7 +81,7 @@ export function recomputed<T extends Tensor>(block: (x: T) => T, x: T, variables
         const engine = tf.engine() as unknown as EngineInternals;
         const outerTape = engine.state.activeTape;
         try {
-          const saveInput = saved[0] as T;
+          const saveInput = saved[0] as I;
           const { value, grads } = engine.gradients(() => run(saveInput), [saveInput, ...trainable], dy as Tensor, true);
           value.dispose();
           return grads.map((g, i) => g ?? tf.zerosLike(i === 0 ? saveInput : trainable[i - 1]!));
@@ -91,5 +91,5 @@ export function recomputed<T extends Tensor>(block: (x: T) => T, x: T, variables
       },
     };
   });
-  return op(x, ...trainable) as T;
+  return op(x, ...trainable) as O;
 }

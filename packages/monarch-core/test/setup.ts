@@ -11,5 +11,10 @@ if (backend === 'wasm') {
   await setupBackend('wasm', { threads: 1 });
 } else {
   await tf.setBackend(backend);
+  if (backend === 'cpu') {
+    // As setupBackend('cpu'): tfjs's UnsortedSegmentSum (tf.gather's gradient) is O(segments × rows).
+    const { registerCpuKernels } = await import('../src/backends/cpu-kernels.js');
+    registerCpuKernels();
+  }
 }
 await tf.ready();

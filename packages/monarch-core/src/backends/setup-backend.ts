@@ -2,6 +2,7 @@
 // (tfjs-node / tfjs-node-gpu when installed), and `auto`, which takes the fastest of them that works.
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../errors.js';
+import { registerCpuKernels } from './cpu-kernels.js';
 import { importRuntime, isNode, registerGradients } from './register-gradients.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { registerWasmFftKernels } from './wasm-fft-conv.js';
@@ -103,6 +104,7 @@ async function setupCpu(): Promise<Omit<BackendInfo, 'requested'>> {
   await importBackendPackage('cpu', '@tensorflow/tfjs-backend-cpu', () => import('@tensorflow/tfjs-backend-cpu'));
   await silenceNodeBanner();
   await activate('cpu');
+  registerCpuKernels();
   return { name: 'cpu', description: 'cpu (pure JavaScript)' };
 }
 
