@@ -23,7 +23,7 @@ export type {
 } from './generate.js';
 export { BaselineGpt, baselineGptConfigFor, countBaselineGptParameters } from './baseline-gpt.js';
 export type { BaselineGptConfig } from './baseline-gpt.js';
-export { embeddingLookup, nextTokenLoss, nextTokenLossFromHidden, tiedHead, tiedHeadCrossEntropy } from './nn.js';
+export { embeddingLookup, HEAD_CHUNK_ROWS, nextTokenLoss, nextTokenLossFromHidden, tiedHead, tiedHeadCrossEntropy } from './nn.js';
 export { readCheckpointConfig, checkpointFromBytes } from './checkpoint.js';
 export { gptModels, loadGptModel } from './models.js';
 export type { GptLanguageModel, GptModelKind } from './models.js';

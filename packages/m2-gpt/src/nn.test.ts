@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { embeddingLookup, nextTokenLoss, nextTokenLossFromHidden, seededNormal } from './nn.js';
+import { embeddingLookup, HEAD_CHUNK_ROWS, nextTokenLoss, nextTokenLossFromHidden, seededNormal } from './nn.js';
 import { SeededRandom } from './sampling.js';
 
 function maxRelDiff(a: tf.Tensor, b: tf.Tensor): number {
@@ -27,6 +27,24 @@ describe('fused tied-head loss and embedding gradient', () => {
     const before = tf.memory().numTensors;
     tf.dispose(tf.grads(fused)([hidden, table]));
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('runs rows in HEAD_CHUNK_ROWS chunks: 2·1201 + 1 rows (3 chunks) give the unchunked loss and gradients', () => {
+    const r = new SeededRandom(9);
+    const [b, l, dim, vocab] = [2, 1202, 4, 11];
+    expect(b * (l - 1)).toBeGreaterThan(2 * HEAD_CHUNK_ROWS);
+    const h = tf.tensor3d(seededNormal(r, b * l * dim, 1), [b, l, dim]);
+    const e = tf.tensor2d(seededNormal(r, vocab * dim, 1), [vocab, dim]);
+    const longIds = tf.tensor2d(Int32Array.from({ length: b * l }, (_, i) => (i * 7) % vocab), [b, l], 'int32');
+    const reference = (hh: tf.Tensor, ee: tf.Tensor) =>
+      nextTokenLoss(tf.reshape(tf.matMul(tf.reshape(hh, [-1, dim]), ee, false, true), [b, l, vocab]) as tf.Tensor3D, longIds);
+    const fused = (hh: tf.Tensor, ee: tf.Tensor) => nextTokenLossFromHidden(hh as tf.Tensor3D, ee as tf.Tensor2D, longIds);
+    const [ref, got] = [reference(h, e), fused(h, e)];
+    expect(Math.abs(got.dataSync()[0] - ref.dataSync()[0])).toBeLessThan(1e-5);
+    const refGrads = tf.grads(reference)([h, e]);
+    const gotGrads = tf.grads(fused)([h, e]);
+    refGrads.forEach((g, i) => expect(maxRelDiff(gotGrads[i], g)).toBeLessThan(1e-5));
+    tf.dispose([ref, got, ...refGrads, ...gotGrads, h, e, longIds]);
   });
 
   it('scatter-add gradient of the embedding equals the gather gradient (repeated ids summed)', () => {

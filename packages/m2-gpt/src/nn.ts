@@ -74,6 +74,9 @@ export function seededUniform(rng: SeededRandom, count: number, bound: number): 
   return out;
 }
 
+/** Rows per chunk of {@link tiedHeadCrossEntropy} ([1024, 50257] logits: 206 MB). */
+export const HEAD_CHUNK_ROWS = 1024;
+
 /**
  * Tied LM head: logits = h · Eᵀ, written as a plain matMul with an explicit transpose (wasm's fast matMul path
  * takes no transposed operands, toolchain.md §6). Shapes: h [N, d], embedding [V, d] → [N, V].
@@ -84,7 +87,8 @@ export function tiedHead(h: tf.Tensor2D, embedding: tf.Tensor2D): tf.Tensor2D {
 
 /**
  * Mean cross-entropy of the tied LM head against `targets`, with a hand-written gradient so that every matMul runs
- * without transposed operands and no [N, V] tensor is kept for the backward pass.
+ * without transposed operands and no [N, V] tensor is kept for the backward pass; rows go through in chunks of
+ * {@link HEAD_CHUNK_ROWS}, so no [N, V] tensor exists at all (at most [1024, V]).
  *
  * logits = h·Eᵀ; loss = mean(logsumexp(logits) − logits[target]). When a gradient tape is recording, the small
  * gradients dh = dlogits·E [N, d] and dE = (hᵀ·dlogits)ᵀ [V, d], with dlogits = (softmax − onehot)/N, are formed
@@ -98,42 +102,55 @@ export function tiedHead(h: tf.Tensor2D, embedding: tf.Tensor2D): tf.Tensor2D {
 export function tiedHeadCrossEntropy(h: tf.Tensor2D, embedding: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
   const [count] = h.shape;
   const vocab = embedding.shape[0];
-  // Peak memory matters here ([N, V] is ~200 MB at N = 1020, V = 50257): free each [N, V] tensor as soon as possible.
-  const lossAndSoftmax = (hidden: tf.Tensor, table: tf.Tensor, labels: tf.Tensor) =>
+  // Peak memory matters here ([N, V] is ~200 MB at N = 1020, V = 50257): the rows go through in chunks of
+  // HEAD_CHUNK_ROWS, so at most one chunk's [rows, V] tensors exist at a time, each freed as soon as possible.
+  const chunks = Array.from({ length: Math.ceil(count / HEAD_CHUNK_ROWS) }, (_, i) => [i * HEAD_CHUNK_ROWS, Math.min(HEAD_CHUNK_ROWS, count - i * HEAD_CHUNK_ROWS)] as const);
+  /** Σ CE of `rows` rows from `start`, and with a tape their exp(logits − max) [rows, V] and row sums [rows, 1]. */
+  const chunkLoss = (hidden: tf.Tensor, table: tf.Tensor, labels: tf.Tensor, start: number, rows: number, keepSoftmax: boolean) =>
     tf.tidy(() => {
-      const logits = tiedHead(hidden as tf.Tensor2D, table as tf.Tensor2D); // [N, V]
-      const max = tf.max(logits, -1, true); // [N, 1]
-      const rows = tf.range(0, count, 1, 'int32');
-      const flat = tf.add(tf.mul(rows, tf.scalar(vocab, 'int32')), labels); // [N] indices into logits viewed as [N·V]
-      const picked = tf.gather(tf.reshape(logits, [-1]), flat); // [N]
+      const logits = tiedHead(tf.slice(hidden, [start, 0], [rows, -1]) as tf.Tensor2D, table as tf.Tensor2D); // [rows, V]
+      const max = tf.max(logits, -1, true); // [rows, 1]
+      const offsets = tf.mul(tf.range(0, rows, 1, 'int32'), tf.scalar(vocab, 'int32'));
+      const picked = tf.gather(tf.reshape(logits, [-1]), tf.add(offsets, tf.slice(labels, [start], [rows]))); // [rows]
       const shifted = tf.sub(logits, max);
       logits.dispose();
-      const exps = tf.exp(shifted); // [N, V], the only exp over [N, V]
+      const exps = tf.exp(shifted); // [rows, V], the only exp over [rows, V]
       shifted.dispose();
-      const sums = tf.sum(exps, -1, true); // [N, 1]
-      const lse = tf.add(tf.reshape(max, [-1]), tf.log(tf.reshape(sums, [-1]))); // [N]
-      const value = tf.mean(tf.sub(lse, picked)) as tf.Scalar;
-      return { value, exps, sums };
+      const sums = tf.sum(exps, -1, true); // [rows, 1]
+      const lse = tf.add(tf.reshape(max, [-1]), tf.log(tf.reshape(sums, [-1]))); // [rows]
+      const sum = tf.sum(tf.sub(lse, picked)) as tf.Scalar;
+      if (!keepSoftmax) {
+        exps.dispose();
+        return { sum };
+      }
+      return { sum, exps, sums };
     });
   const recording = (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
   if (!recording) {
-    return tf.tidy(() => lossAndSoftmax(h, embedding, targets).value);
+    return tf.tidy(() => tf.div(tf.addN(chunks.map(([start, rows]) => chunkLoss(h, embedding, targets, start, rows, false).sum)), count) as tf.Scalar);
   }
   const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [hidden, table, labels] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;
     const { value, dh, dE } = tf.tidy(() => {
-      const { value, exps, sums } = lossAndSoftmax(hidden!, table!, labels!);
-      const probs = tf.div(exps, sums); // [N, V]
-      exps.dispose();
-      const oneHot = tf.oneHot(labels as tf.Tensor1D, vocab);
-      const diff = tf.sub(probs, oneHot);
-      tf.dispose([probs, oneHot]);
-      const dlogits = tf.div(diff, count); // [N, V]: (softmax − onehot)/N
-      diff.dispose();
-      const dh = tf.matMul(dlogits, table!); // [N, d]
-      const dE = tf.transpose(tf.matMul(tf.transpose(hidden!), dlogits)); // [V, d]
-      return { value, dh, dE };
+      const sums: tf.Tensor[] = [];
+      const dhs: tf.Tensor[] = [];
+      let dE: tf.Tensor = tf.zerosLike(table!); // [V, d]
+      for (const [start, rows] of chunks) {
+        const part = chunkLoss(hidden!, table!, labels!, start, rows, true);
+        sums.push(part.sum);
+        const dlogits = tf.tidy(() => {
+          const probs = tf.div(part.exps!, part.sums!); // [rows, V]
+          part.exps!.dispose();
+          const oneHot = tf.oneHot(tf.slice(labels!, [start], [rows]) as tf.Tensor1D, vocab);
+          return tf.div(tf.sub(probs, oneHot), count); // [rows, V]: (softmax − onehot)/N
+        });
+        dhs.push(tf.matMul(dlogits, table!)); // [rows, d]
+        const next = tf.add(dE, tf.transpose(tf.matMul(tf.transpose(tf.slice(hidden!, [start, 0], [rows, -1])), dlogits))); // [V, d]
+        tf.dispose([dE, dlogits]);
+        dE = next;
+      }
+      return { value: tf.div(tf.addN(sums), count) as tf.Scalar, dh: dhs.length === 1 ? dhs[0]! : tf.concat(dhs, 0), dE };
     });
     save([dh, dE, labels!]);
     return {
