@@ -72,6 +72,24 @@ describe('AdamW', () => {
     for (const v of vars.values()) v.dispose();
   });
 
+  it('leaves no tensor or byte behind once disposed (the zero moments it starts from included)', () => {
+    const w = tf.variable(tf.tensor2d([[1, 2, 3], [4, 5, 6]]));
+    const g = tf.ones([2, 3]);
+    const before = tf.memory();
+    const opt = new AdamW(new Map([['w', w]]), { lr: 0.01 });
+    // Two moment variables of w's size, nothing else.
+    expect(tf.memory().numTensors - before.numTensors).toBe(2);
+    expect(tf.memory().numBytes - before.numBytes).toBe(2 * 6 * 4);
+    opt.applyGradients(new Map([['w', g]]), 1);
+    const state = opt.getState();
+    opt.setState(state);
+    tf.dispose([...state.firstMoments.values(), ...state.secondMoments.values()]);
+    opt.dispose();
+    expect(tf.memory().numTensors).toBe(before.numTensors);
+    expect(tf.memory().numBytes).toBe(before.numBytes);
+    tf.dispose([g, w]);
+  });
+
   it('round-trips its state and does not leak tensors per step', () => {
     const w = tf.variable(tf.tensor1d(p0));
     const opt = new AdamW(new Map([['w', w]]), { lr: 0.01 });

@@ -110,10 +110,11 @@ export class AdamW {
     const groups = options.groups ?? [];
     for (const [name, variable] of parameters) {
       const group = groups.find((g) => g.match(name)) ?? { name: 'default', lr, weightDecay };
+      // tf.variable shares the initial tensor's data but leaves that tensor alive: tidy frees it (variables are kept).
       this.slots.set(name, {
         group: { name: group.name, lr: group.lr, weightDecay: group.weightDecay },
-        m: tf.variable(tf.zerosLike(variable), false),
-        v: tf.variable(tf.zerosLike(variable), false),
+        m: tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
+        v: tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
       });
     }
   }

@@ -53,6 +53,10 @@ export interface CommonTrainFlags {
   earlyStop?: number;
   keep: number;
   resume?: string;
+  /**
+   * The model folder a run starts from. On `--resume` it is only the record of how the run began (stored with the
+   * run's options): the model is rebuilt from the checkpoint's own `config.json` and weights.
+   */
   init?: string;
   backend: string;
   json?: string;
@@ -103,9 +107,16 @@ const RESUME_CURRENT = ['backend', 'json', 'progress', 'out', 'resume'];
 /**
  * Merges a checkpoint's stored options with the flags given on this command line: options that shape the
  * model, the data or the optimiser come from the checkpoint; `RESUME_OVERRIDABLE` ones from the command line
- * when given there.
+ * when given there. A run started with `--init` keeps that `init` as its record (the model comes from the checkpoint).
+ *
+ * @throws InvalidArgumentError (one line) when this command line gives `--init` together with `--resume`.
  */
 export function mergeResumeOptions<T extends object>(saved: Record<string, unknown>, current: T, command: Command): T {
+  if (command.getOptionValueSource('init') === 'cli') {
+    throw new InvalidArgumentError('--resume and --init cannot be combined (a resumed run already has its weights).', {
+      parameter: '--init', value: (current as { init?: unknown }).init,
+    });
+  }
   const merged: Record<string, unknown> = { ...saved };
   for (const key of RESUME_OVERRIDABLE) {
     if (command.getOptionValueSource(key) === 'cli') merged[key] = (current as Record<string, unknown>)[key];

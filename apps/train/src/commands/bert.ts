@@ -10,6 +10,7 @@ const CLASSIFY_DEFAULTS = { batchSize: 32, seqLen: 128, lr: 2e-3, weightDecay: 1
 import type { Command } from 'commander';
 import { ConfigError, InvalidArgumentError } from '@monarch-mixer/monarch-core';
 import { BertTokenizer, M2Bert, m2BertPresets } from '@monarch-mixer/m2-bert';
+import { clearInferenceCache } from '@monarch-mixer/m2-layers';
 import type { M2BertConfigInput } from '@monarch-mixer/m2-bert';
 import { addCommonTrainFlags, fraction, integer, mergeResumeOptions } from '../flags.js';
 import type { CommonTrainFlags } from '../flags.js';
@@ -57,6 +58,15 @@ function presetModel(flags: BertTrainFlags, seqLen: number, extra: M2BertConfigI
   return withSeededMathRandom(flags.seed, () => new M2Bert({ preset: flags.preset, ...sized, ...extra }));
 }
 
+/**
+ * The model a run continues from on `--resume`: the checkpoint's own (config.json and weights, as `m2 bert` loads
+ * it), whatever the run started from (`--init` or a preset). The trainer loads the same weights again with the
+ * optimiser state.
+ */
+async function checkpointModel(resume: string): Promise<M2Bert> {
+  return M2Bert.fromPretrained((await findCheckpoint(resume)).dir);
+}
+
 function optimizerFor(model: M2Bert, lr: number, weightDecay: number) {
   const c = model.config;
   const groups = m2FilterGroups();
@@ -79,6 +89,9 @@ async function train(task: TrainTask, flags: BertTrainFlags, defaults: typeof ML
     }));
   } finally {
     task.dispose();
+    // M2Bert.dispose frees the head's cached inference tensors; its layers' (weights derived for evaluation) wait
+    // for m2-layers' next cache miss to be swept. A run inside a longer process must not leave them: free them now.
+    clearInferenceCache();
   }
 }
 
@@ -89,10 +102,13 @@ export async function trainBertMlm(flags: BertTrainFlags): Promise<TrainingResul
   if (!(probability > 0 && probability < 1)) throw new InvalidArgumentError(`--mask-probability must be in (0, 1), got ${probability}.`);
   const corpus = flags.text ? await readTextFiles(flags.text) : loadShippedCorpus(flags.corpus ?? 'sotu');
   await useBackend(flags.backend);
-  const model = flags.init ? await M2Bert.fromPretrained(await resolveModelFolder(flags.init)) : presetModel(flags, seqLen);
+  const model = flags.resume
+    ? await checkpointModel(flags.resume)
+    : flags.init ? await M2Bert.fromPretrained(await resolveModelFolder(flags.init)) : presetModel(flags, seqLen);
   if (model.config.head !== 'masked-lm') {
     model.dispose();
-    throw new ConfigError(`--init ${flags.init}: holds a ${model.config.head} model; bert-mlm needs a masked-lm one.`);
+    const source = flags.resume ? `--resume ${flags.resume}` : `--init ${flags.init}`;
+    throw new ConfigError(`${source}: holds a ${model.config.head} model; bert-mlm needs a masked-lm one.`);
   }
   if (seqLen > model.config.maxPositionEmbeddings) {
     model.dispose();
@@ -129,7 +145,16 @@ export async function trainClassify(flags: BertTrainFlags): Promise<TrainingResu
   await useBackend(flags.backend);
   const head = { head: 'sequence-classification' as const, labels: data.labels, poolAll: true };
   let model: M2Bert;
-  if (flags.init) {
+  if (flags.resume) {
+    model = await checkpointModel(flags.resume);
+    const { head, labels } = model.config;
+    if (head !== 'sequence-classification' || labels.length !== data.labels.length) {
+      model.dispose();
+      throw new ConfigError(
+        `--resume ${flags.resume}: holds a ${head} model with ${labels.length} labels; classify on ${data.name} needs a sequence-classification model with ${data.labels.length}.`,
+      );
+    }
+  } else if (flags.init) {
     const pretrained = await M2Bert.fromPretrained(await resolveModelFolder(flags.init));
     try {
       model = new M2Bert({ ...pretrained.config, ...head, problemType: 'single_label_classification' });

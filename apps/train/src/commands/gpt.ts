@@ -40,23 +40,35 @@ export interface GptTrainFlags extends CommonTrainFlags {
   temperature: number;
 }
 
-/** Builds the model: from `--init DIR` (its config.json), else from the preset. */
+/**
+ * Builds the model: on `--resume` from the checkpoint's `config.json` (the trainer then loads its weights), from
+ * `--init DIR` (its config.json and weights), else from the preset.
+ */
 async function buildModel(flags: GptTrainFlags): Promise<TrainableCausalLm> {
   if (flags.model !== 'm2' && flags.model !== 'attention') {
     throw new InvalidArgumentError(`--model must be m2 or attention, got "${flags.model}".`, { parameter: '--model', value: flags.model });
   }
   let m2Config: M2GptConfig;
-  if (flags.init) {
-    const folder = await resolveModelFolder(flags.init);
-    const file = await readCheckpointConfig(folder);
+  const source = flags.resume
+    ? { flag: '--resume', path: flags.resume, folder: (await findCheckpoint(flags.resume)).dir }
+    : flags.init ? { flag: '--init', path: flags.init, folder: await resolveModelFolder(flags.init) } : undefined;
+  if (source) {
+    const file = await readCheckpointConfig(source.folder);
     const expected = flags.model === 'm2' ? 'm2-gpt' : 'baseline-gpt';
     if (file.modelType !== expected) {
-      throw new ConfigError(`--init ${flags.init}: holds a ${file.modelType} model, but --model ${flags.model} needs ${expected}.`);
+      throw new ConfigError(`${source.flag} ${source.path}: holds a ${file.modelType} model, but --model ${flags.model} needs ${expected}.`);
     }
     const model = flags.model === 'm2'
       ? asTrainable(new M2Gpt(file.config as Partial<M2GptConfig>, { seed: flags.seed }))
       : asTrainable(new BaselineGpt(file.config as never, { seed: flags.seed }));
-    await loadWeightsInto(folder, model.checkpointWeights);
+    if (!flags.resume) {
+      try {
+        await loadWeightsInto(source.folder, model.checkpointWeights);
+      } catch (error) {
+        model.dispose();
+        throw error;
+      }
+    }
     return model;
   }
   if (!Object.hasOwn(m2GptPresets, flags.preset)) {
@@ -69,7 +81,8 @@ async function buildModel(flags: GptTrainFlags): Promise<TrainableCausalLm> {
 }
 
 /**
- * Runs `m2 train gpt` with parsed flags (also used by the bench's quality comparison).
+ * Runs `m2 train gpt` with parsed flags (also used by the bench's quality comparison). With `resume`, the model is
+ * the checkpoint's (its config.json and weights); `init` is then only the record of how the run began.
  * @returns The training result and the printed sample.
  */
 export async function trainGpt(flags: GptTrainFlags): Promise<{ result: TrainingResult; sample: string }> {
@@ -77,7 +90,6 @@ export async function trainGpt(flags: GptTrainFlags): Promise<{ result: Training
   if (!flags.text && !(SHIPPED_CORPORA as readonly string[]).includes(flags.corpus)) {
     throw new InvalidArgumentError(`--corpus must be one of ${SHIPPED_CORPORA.join(', ')}, got "${flags.corpus}".`);
   }
-  if (flags.resume && flags.init) throw new InvalidArgumentError('--resume and --init cannot be combined (a resumed run already has its weights).');
   const seqLen = flags.seqLen ?? GPT_DEFAULTS.seqLen;
   const batchSize = flags.batchSize ?? GPT_DEFAULTS.batchSize;
   const corpus = flags.text ? await readTextFiles(flags.text) : loadShippedCorpus(flags.corpus);
@@ -97,7 +109,7 @@ export async function trainGpt(flags: GptTrainFlags): Promise<{ result: Training
   const lr = flags.lr ?? GPT_DEFAULTS.lr;
   const outDir = flags.out ?? `runs/gpt-${flags.model}-${flags.preset}`;
   process.stderr.write(
-    `m2 train gpt: ${flags.model === 'm2' ? 'M2-GPT' : 'attention GPT'} (${flags.init ?? `preset ${flags.preset}`}), ` +
+    `m2 train gpt: ${flags.model === 'm2' ? 'M2-GPT' : 'attention GPT'} (${flags.resume ? `resuming ${flags.resume}` : flags.init ?? `preset ${flags.preset}`}), ` +
       `${countParameters(task.parameters()).toLocaleString('en-US')} parameters; corpus ${corpus.name}: ` +
       `${splits.train.length.toLocaleString('en-US')} train / ${splits.validation.length.toLocaleString('en-US')} validation tokens; ` +
       `backend ${backend.description}; out ${outDir}\n`,

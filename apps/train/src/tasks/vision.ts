@@ -178,17 +178,23 @@ export interface VisionTrainFlags extends CommonTrainFlags {
   threads?: number;
 }
 
-/** The model for `--model m2|attention` from a config (or from `--init DIR`). */
+/**
+ * The model for `--model m2|attention`: on `--resume` the checkpoint's (its config.json and weights; the trainer
+ * loads the weights again with the optimiser state), from `--init DIR`, else from a config.
+ */
 async function buildModel(kind: string, config: M2VisionConfig, flags: VisionTrainFlags): Promise<ImageClassifier> {
   if (kind !== 'm2' && kind !== 'attention') {
     throw new InvalidArgumentError(`--model must be m2 or attention, got "${kind}".`, { parameter: '--model', value: kind });
   }
-  if (flags.init) {
-    const model = await loadImageClassifier(flags.init);
+  const source = flags.resume
+    ? { flag: '--resume', path: flags.resume, folder: (await findCheckpoint(flags.resume)).dir }
+    : flags.init ? { flag: '--init', path: flags.init, folder: flags.init } : undefined;
+  if (source) {
+    const model = await loadImageClassifier(source.folder);
     const expected = kind === 'm2' ? 'm2-vision' : 'vit-baseline';
     if (model.modelType !== expected) {
       model.dispose();
-      throw new ConfigError(`--init ${flags.init}: holds a ${model.modelType} model, but --model ${kind} needs ${expected}.`);
+      throw new ConfigError(`${source.flag} ${source.path}: holds a ${model.modelType} model, but --model ${kind} needs ${expected}.`);
     }
     return model;
   }
@@ -227,7 +233,7 @@ export interface VisionRun {
 
 /** Trains one model kind on loaded data. */
 async function trainOne(kind: string, data: ImageSplits, flags: VisionTrainFlags, jsonFile: string | undefined): Promise<VisionRun> {
-  const config = flags.init ? resolveM2VisionConfig({ preset: flags.preset }) : configFor(flags, data);
+  const config = flags.init || flags.resume ? resolveM2VisionConfig({ preset: flags.preset }) : configFor(flags, data);
   const model = await buildModel(kind, config, flags);
   const batchSize = flags.batchSize ?? VISION_DEFAULTS.batchSize;
   const stepsPerEpoch = Math.floor(data.train.count / batchSize);
@@ -239,7 +245,7 @@ async function trainOne(kind: string, data: ImageSplits, flags: VisionTrainFlags
   const params = model.countParameters();
   const outDir = flags.out ? (flags.compare ? join(flags.out, kind) : flags.out) : `runs/vision-${kind}-${flags.preset}-${datasetName(flags.dataset)}`;
   process.stderr.write(
-    `m2 train vision: ${kind === 'm2' ? 'M2 vision mixer' : 'attention ViT'} (${flags.init ?? `preset ${flags.preset}`}), ` +
+    `m2 train vision: ${kind === 'm2' ? 'M2 vision mixer' : 'attention ViT'} (${flags.resume ? `resuming ${flags.resume}` : flags.init ?? `preset ${flags.preset}`}), ` +
       `${params.toLocaleString('en-US')} parameters; ${flags.dataset}: ${data.train.count} train / ${data.test.count} test images; ` +
       `${Number.isFinite(steps) ? `${steps} steps (${(steps / stepsPerEpoch).toFixed(2)} epochs)` : 'until --max-minutes'}; out ${outDir}\n`,
   );
@@ -319,11 +325,11 @@ async function writeJson(path: string, value: unknown): Promise<void> {
 
 /**
  * Runs `m2 train vision` with parsed flags: one model, or with `--compare` the M2 model and the attention ViT on
- * the same data and budget (then a table, JSON and SVG under bench/results/).
+ * the same data and budget (then a table, JSON and SVG under bench/results/). With `resume`, the model is the
+ * checkpoint's (its config.json and weights); `init` is then only the record of how the run began.
  * @returns One run, or both.
  */
 export async function trainVision(flags: VisionTrainFlags): Promise<VisionRun[]> {
-  if (flags.resume && flags.init) throw new InvalidArgumentError('--resume and --init cannot be combined (a resumed run already has its weights).');
   if (flags.compare && (flags.resume || flags.init)) throw new InvalidArgumentError('--compare trains both models from scratch; drop --resume/--init.');
   if (flags.threads !== undefined && (flags.backend === 'wasm' || flags.backend === 'auto')) await setupBackend('wasm', { threads: flags.threads });
   const backend = await useBackend(flags.backend);
