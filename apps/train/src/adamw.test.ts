@@ -128,14 +128,14 @@ describe('linearWarmupDecay', () => {
 });
 
 describe('clipByGlobalNorm', () => {
-  it('scales by maxNorm / (norm + 1e-6) across all gradients, and leaves small ones alone', () => {
+  it('scales by maxNorm / (norm + 1e-6) across all gradients, and leaves small ones alone', async () => {
     const grads = new Map<string, tf.Tensor>([['a', tf.tensor1d([3, 0])], ['b', tf.tensor2d([[0, 4]])]]);
-    const { norm, clipped } = clipByGlobalNorm(grads, 1);
+    const { norm, clipped } = await clipByGlobalNorm(grads, 1);
     expect(norm).toBeCloseTo(5, 6);
     const c = 1 / (5 + 1e-6);
     expect(Array.from(clipped.get('a')!.dataSync())).toEqual([Math.fround(3 * c), 0].map((x) => expect.closeTo(x, 6)) as never);
     expect(clipped.get('b')!.dataSync()[1]).toBeCloseTo(4 * c, 6);
-    const loose = clipByGlobalNorm(grads, 10);
+    const loose = await clipByGlobalNorm(grads, 10);
     expect(loose.clipped.get('b')!.dataSync()[1]).toBe(4);
     for (const m of [grads, clipped, loose.clipped]) for (const t of m.values()) t.dispose();
   });

@@ -212,14 +212,19 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
  *
  * @param gradients - Gradients by name (not disposed).
  * @param maxNorm - Largest allowed global norm; `Infinity` only measures.
- * @returns The norm before clipping and the clipped gradients (new tensors; caller disposes).
+ * @returns The norm before clipping and the clipped gradients (new tensors; caller disposes). Asynchronous: the norm
+ *   is read back without `dataSync`, which webgpu in Node does not have.
  * @example
- * clipByGlobalNorm(new Map([['a', tf.tensor([3, 4])]]), 1).norm; // → 5
+ * (await clipByGlobalNorm(new Map([['a', tf.tensor([3, 4])]]), 1)).norm; // → 5
  */
-export function clipByGlobalNorm(gradients: Map<string, tf.Tensor>, maxNorm: number): { norm: number; clipped: Map<string, tf.Tensor> } {
+export async function clipByGlobalNorm(gradients: Map<string, tf.Tensor>, maxNorm: number): Promise<{ norm: number; clipped: Map<string, tf.Tensor> }> {
   const squares = tf.tidy(() => tf.addN([...gradients.values()].map((g) => tf.sum(tf.square(g)))));
-  const norm = Math.sqrt((squares.dataSync() as Float32Array)[0]);
-  squares.dispose();
+  let norm: number;
+  try {
+    norm = Math.sqrt((await squares.data())[0]);
+  } finally {
+    squares.dispose();
+  }
   const coefficient = Number.isFinite(maxNorm) ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
   const clipped = new Map<string, tf.Tensor>();
   for (const [name, g] of gradients) clipped.set(name, coefficient === 1 ? tf.clone(g) : tf.mul(g, coefficient));

@@ -40,9 +40,9 @@ export function createToyTask(options: ToyTaskOptions = {}): TrainTask & { calls
       const loss = lossOf(tf.gather(data, idx) as tf.Tensor2D, tf.gather(labels, idx) as tf.Tensor1D);
       return { loss: options.nanAtCall !== undefined && task.calls >= options.nanAtCall ? tf.mul(loss, NaN) as tf.Scalar : loss, units: batchSize };
     },
-    evaluate() {
+    async evaluate() {
       const loss = tf.tidy(() => lossOf(data as tf.Tensor2D, labels as tf.Tensor1D));
-      const value = loss.dataSync()[0];
+      const value = (await loss.data())[0];
       loss.dispose();
       return { loss: value };
     },

@@ -26,7 +26,8 @@
  * restores weights, optimiser, RNG and data position itself.
  *
  * ## What one step does
- * `accumulate` micro-batches → mean loss and mean gradients → NaN/Inf check (stop, nothing applied, last good
+ * `accumulate` micro-batches → mean loss and mean gradients (on webgpu under the device's error scopes: an
+ * out-of-memory or validation error stops the run like a NaN) → NaN/Inf check (stop, nothing applied, last good
  * checkpoint kept) → global-norm clip → AdamW (decoupled decay, per-group lr/wd) at lr × schedule(step) →
  * log → eval every N → checkpoint every N (atomic folder + `latest`).
  *
@@ -35,7 +36,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { acquireDirLock, InvalidArgumentError, M2Error } from '@monarch-mixer/monarch-core';
+import { acquireDirLock, InvalidArgumentError, M2Error, releaseWebGpuBufferPool, withWebGpuErrors } from '@monarch-mixer/monarch-core';
 import { AdamW, clipByGlobalNorm } from './adamw.js';
 import type { AdamWOptions } from './adamw.js';
 import { linearWarmupDecay } from './schedule.js';
@@ -171,8 +172,10 @@ export class TrainingDivergedError extends M2Error {
  * @returns The {@link TrainingResult}.
  * @throws InvalidArgumentError (one line) when `outDir` already holds checkpoints and this is not a `resume` (nothing
  *   is touched: a fresh run would overwrite them).
- * @throws M2Error (one line) when the folder is locked by another run, a checkpoint is unreadable, or the loss
- *   diverges ({@link TrainingDivergedError}; the last good checkpoint stays intact).
+ * @throws M2Error (one line) when the folder is locked by another run, a checkpoint is unreadable, the loss
+ *   diverges ({@link TrainingDivergedError}), or the webgpu device reports an error during a step's gradients (out
+ *   of memory, an invalid buffer); in the last two cases nothing of that step is applied and the last good
+ *   checkpoint stays intact.
  */
 export async function runTraining(task: TrainTask, options: TrainerOptions): Promise<TrainingResult> {
   const outDir = resolve(options.outDir);
@@ -264,6 +267,7 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
     let stopReason: TrainingResult['stopReason'] = 'steps';
     let bestEval = Infinity;
     let evalsWithoutImprovement = 0;
+    const onWebGpu = tf.getBackend() === 'webgpu';
     const variableList = [...parameters.values()];
     const keyOfVariable = new Map(variableList.map((v, i) => [v.name, [...parameters.keys()][i]]));
     progress.start(steps, state.step, options.maxMinutes);
@@ -278,33 +282,65 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
       let summed: Map<string, tf.Tensor> | undefined;
       let lossSum = 0;
       let units = 0;
-      for (let micro = 0; micro < accumulate; micro++) {
-        let microUnits = 0;
-        const { value, grads } = tf.variableGrads(() => {
-          const out = task.trainLoss(rng);
-          microUnits = out.units;
-          return out.loss;
-        }, variableList);
-        lossSum += (await value.data())[0];
-        value.dispose();
-        units += microUnits;
-        const named = new Map<string, tf.Tensor>();
-        for (const [variableName, grad] of Object.entries(grads)) named.set(keyOfVariable.get(variableName)!, grad);
-        if (!summed) {
-          summed = named;
-        } else {
-          for (const [name, grad] of named) {
-            const total = tf.add(summed.get(name)!, grad);
-            summed.get(name)!.dispose();
-            grad.dispose();
-            summed.set(name, total);
+      const computeGradients = async (): Promise<void> => {
+        for (let micro = 0; micro < accumulate; micro++) {
+          let microUnits = 0;
+          const { value, grads } = tf.variableGrads(() => {
+            const out = task.trainLoss(rng);
+            microUnits = out.units;
+            return out.loss;
+          }, variableList);
+          const named = new Map<string, tf.Tensor>();
+          for (const [variableName, grad] of Object.entries(grads)) named.set(keyOfVariable.get(variableName)!, grad);
+          if (!summed) {
+            summed = named;
+          } else {
+            for (const [name, grad] of named) {
+              const total = tf.add(summed.get(name)!, grad);
+              summed.get(name)!.dispose();
+              grad.dispose();
+              summed.set(name, total);
+            }
           }
+          try {
+            lossSum += (await value.data())[0];
+          } finally {
+            value.dispose();
+          }
+          units += microUnits;
+        }
+      };
+      const lastGood = () => (lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet');
+      const discardGradients = () => {
+        for (const g of summed?.values() ?? []) g.dispose();
+      };
+      if (onWebGpu) {
+        // WebGPU reports a failed allocation or an invalid command asynchronously (the step's results are then zeros
+        // or garbage): catch it under error scopes, which close once the losses have been read.
+        let thrown: unknown;
+        const { error } = await withWebGpuErrors(() => computeGradients().catch((e: unknown) => void (thrown = e)));
+        if (thrown !== undefined || error !== undefined) {
+          discardGradients();
+          await releaseWebGpuBufferPool();
+          if (thrown !== undefined) throw thrown;
+          throw new M2Error(
+            `the GPU reported an error in step ${step}: ${error} (the update was not applied; ${lastGood()}). ` +
+              `Hint: --gradient-checkpointing, a smaller --batch-size or a smaller --seq-len, then --resume ${outDir}.`,
+            { parameter: 'step', value: step },
+          );
+        }
+      } else {
+        try {
+          await computeGradients();
+        } catch (error) {
+          discardGradients();
+          throw error;
         }
       }
       const loss = lossSum / accumulate;
       if (!Number.isFinite(loss)) {
-        for (const g of summed!.values()) g.dispose();
-        const last = lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written yet';
+        discardGradients();
+        const last = lastGood();
         throw new TrainingDivergedError(
           `training loss is ${loss} at step ${step} (the update was not applied; ${last}). Hint: lower --lr (peak ${options.optimizer.lr}) or the warmup/clip settings, then --resume ${outDir}.`,
           { parameter: 'loss', value: loss },
@@ -317,7 +353,7 @@ export async function runTraining(task: TrainTask, options: TrainerOptions): Pro
         }
       }
       // 2. Clip, 3. update.
-      const { norm, clipped } = clipByGlobalNorm(summed!, clipNorm);
+      const { norm, clipped } = await clipByGlobalNorm(summed!, clipNorm);
       for (const g of summed!.values()) g.dispose();
       // A time-budgeted run (no step count) decays with the clock, reaching the floor at the deadline.
       const timeFraction = Number.isFinite(steps) || !Number.isFinite(deadline) ? undefined : (Date.now() - startTime) / (deadline - startTime);
