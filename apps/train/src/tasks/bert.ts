@@ -144,8 +144,8 @@ export function createMlmTask(model: M2Bert, options: MlmTaskOptions): TrainTask
       }
       const dropoutSeed = rng.seed();
       const out = withSeededMathRandom(dropoutSeed, () => model.forward({
-        inputIds: tf.tensor2d(inputs, [batchSize, seqLen], 'int32'),
-        labels: tf.tensor2d(labels, [batchSize, seqLen], 'int32'),
+        inputIds: rowsOf(inputs, seqLen),
+        labels: rowsOf(labels, seqLen),
       }, { training: true, gradientCheckpointing: options.gradientCheckpointing }));
       return { loss: out.loss as tf.Scalar, units: batchSize * seqLen };
     },
@@ -155,11 +155,10 @@ export function createMlmTask(model: M2Bert, options: MlmTaskOptions): TrainTask
       let masked = 0;
       for (let first = 0; first < validation.length; first += batchSize) {
         const rows = validation.slice(first, first + batchSize);
-        const ids = tf.tensor2d(concat(rows.map((r) => r.input)), [rows.length, seqLen], 'int32');
-        const labels = tf.tensor2d(concat(rows.map((r) => r.labels)), [rows.length, seqLen], 'int32');
-        const out = model.forward({ inputIds: ids, labels });
+        const l = concat(rows.map((r) => r.labels));
+        const out = model.forward({ inputIds: rows.map((r) => Array.from(r.input)), labels: rowsOf(l, seqLen) });
         const predicted = tf.tidy(() => tf.argMax(out.logits!, -1));
-        const [p, l, loss] = [await predicted.data(), await labels.data(), (await out.loss!.data())[0]];
+        const [p, loss] = [await predicted.data(), (await out.loss!.data())[0]];
         let rowsMasked = 0;
         for (let i = 0; i < l.length; i++) {
           if (l[i] > 0) {
@@ -169,12 +168,20 @@ export function createMlmTask(model: M2Bert, options: MlmTaskOptions): TrainTask
         }
         lossSum += loss * rowsMasked;
         masked += rowsMasked;
-        tf.dispose([ids, labels, predicted, out.logits!, out.loss!, out.lastHiddenState]);
+        tf.dispose([predicted, out.logits!, out.loss!, out.lastHiddenState]);
       }
       return { loss: lossSum / Math.max(1, masked), accuracy: correct / Math.max(1, masked) };
     },
     dispose: () => model.dispose(),
   };
+}
+
+/**
+ * A flat [B·L] batch as B rows of L numbers. The model gets plain arrays, not tensors: M2Bert checks array ids as
+ * given, but reads tensors back synchronously, which webgpu in Node cannot do.
+ */
+function rowsOf(flat: Int32Array, length: number): number[][] {
+  return Array.from({ length: flat.length / length }, (_, b) => Array.from(flat.subarray(b * length, (b + 1) * length)));
 }
 
 function concat(rows: Int32Array[]): Int32Array {
@@ -226,9 +233,10 @@ export function createClassifyTask(model: M2Bert, tokenizer: BertTokenizer, data
       ids.set(row, b * seqLen);
       for (let i = 0; i < seqLen; i++) mask[b * seqLen + i] = row[i] === BERT_SPECIAL_IDS.pad ? 0 : 1;
     });
+    // Plain arrays (see rowsOf); the labels as an int32 tensor, which the classification loss takes as it is.
     return {
-      inputIds: tf.tensor2d(ids, [examples.length, seqLen], 'int32'),
-      attentionMask: tf.tensor2d(mask, [examples.length, seqLen], 'int32'),
+      inputIds: rowsOf(ids, seqLen),
+      attentionMask: rowsOf(mask, seqLen),
       labels: tf.tensor1d(examples.map((e) => e.label), 'int32'),
     };
   };
@@ -270,7 +278,7 @@ export function createClassifyTask(model: M2Bert, tokenizer: BertTokenizer, data
         const p = await predicted.data();
         rows.forEach((r, i) => (correct += p[i] === r.label ? 1 : 0));
         lossSum += (await out.loss!.data())[0] * rows.length;
-        tf.dispose([batch.inputIds, batch.attentionMask, batch.labels, predicted, out.logits!, out.loss!, out.lastHiddenState, out.poolerOutput!]);
+        tf.dispose([batch.labels, predicted, out.logits!, out.loss!, out.lastHiddenState, out.poolerOutput!]);
       }
       return { loss: lossSum / evalSet.length, accuracy: correct / evalSet.length };
     },
