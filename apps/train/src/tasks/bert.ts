@@ -143,10 +143,12 @@ export function createMlmTask(model: M2Bert, options: MlmTaskOptions): TrainTask
         labels.set(masked.labels, b * seqLen);
       }
       const dropoutSeed = rng.seed();
+      // No [B, L, V] logits: the loss needs the labelled rows only (and with gradient checkpointing, M2Bert then
+      // recomputes the MLM head in chunks too).
       const out = withSeededMathRandom(dropoutSeed, () => model.forward({
         inputIds: rowsOf(inputs, seqLen),
         labels: rowsOf(labels, seqLen),
-      }, { training: true, gradientCheckpointing: options.gradientCheckpointing }));
+      }, { training: true, gradientCheckpointing: options.gradientCheckpointing, outputLogits: false }));
       return { loss: out.loss as tf.Scalar, units: batchSize * seqLen };
     },
     async evaluate() {
