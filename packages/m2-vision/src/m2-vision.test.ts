@@ -31,6 +31,14 @@ describe('M2Vision', () => {
     model.dispose();
   });
 
+  it('building and disposing a model (M2 or ViT) leaves no tensor behind', () => {
+    const before = tf.memory().numTensors;
+    const m2 = new M2Vision({ preset: 'tiny' });
+    new VitBaseline(vitBaselineConfigFor(m2.config)).dispose();
+    m2.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('is at most 0.6× the attention ViT of the same shape (tiny preset)', () => {
     const tiny = new M2Vision({ preset: 'tiny' }).config;
     const m2 = countM2VisionParameters(tiny).total;

@@ -94,8 +94,8 @@ export class M2Vision extends ImageClassifier<M2VisionConfig> {
     const { modelDim: d, patchSize: P, channels: C, numClasses: K } = this.config;
     const N = numPatches(this.config);
     const rng = new SeededRandom(options.seed ?? 0);
-    const ones = (name: string) => tf.variable(tf.ones([d]), true, uniqueName(name));
-    const zeros = (name: string, n = d) => tf.variable(tf.zeros([n]), true, uniqueName(name));
+    const ones = (name: string) => tf.tidy(() => tf.variable(tf.ones([d]), true, uniqueName(name))); // tidy frees the initial value
+    const zeros = (name: string, n = d) => tf.tidy(() => tf.variable(tf.zeros([n]), true, uniqueName(name)));
     this.patchWeight = linearWeight(rng, [P * P * C, d], P * P * C, uniqueName('patch_embed'));
     this.patchBias = zeros('patch_embed_bias');
     this.blocks = Array.from({ length: this.config.numLayers }, (_, i) => {

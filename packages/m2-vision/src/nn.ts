@@ -109,7 +109,7 @@ export function seededUniform(rng: SeededRandom, count: number, bound: number): 
 /** A trainable variable with seeded U(±1/√fanIn) values (PyTorch's nn.Linear default), shaped `shape`. */
 export function linearWeight(rng: SeededRandom, shape: number[], fanIn: number, name: string): tf.Variable {
   const size = shape.reduce((a, b) => a * b, 1);
-  return tf.variable(tf.tensor(seededUniform(rng, size, 1 / Math.sqrt(fanIn)), shape), true, name);
+  return tf.tidy(() => tf.variable(tf.tensor(seededUniform(rng, size, 1 / Math.sqrt(fanIn)), shape), true, name)); // frees the initial value
 }
 
 let nameCounter = 0;

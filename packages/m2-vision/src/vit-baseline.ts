@@ -137,11 +137,11 @@ export class VitBaseline extends ImageClassifier<VitBaselineConfig> {
     const N = (this.config.imageSize / P) ** 2;
     const rng = new SeededRandom(options.seed ?? 0);
     const add = (name: string, v: tf.Variable): tf.Variable => (this.weights.set(name, v), v);
-    const ones = (name: string, n: number): tf.Variable => add(name, tf.variable(tf.ones([n]), true, uniqueName(name)));
-    const zeros = (name: string, n: number): tf.Variable => add(name, tf.variable(tf.zeros([n]), true, uniqueName(name)));
+    const ones = (name: string, n: number): tf.Variable => add(name, tf.tidy(() => tf.variable(tf.ones([n]), true, uniqueName(name))));
+    const zeros = (name: string, n: number): tf.Variable => add(name, tf.tidy(() => tf.variable(tf.zeros([n]), true, uniqueName(name))));
     add('patch_embed.weight', linearWeight(rng, [P * P * C, d], P * P * C, uniqueName('patch_embed')));
     zeros('patch_embed.bias', d);
-    add('pos_embed', tf.variable(tf.tensor2d(seededNormal(rng, N * d, 0.02), [N, d]), true, uniqueName('pos_embed')));
+    add('pos_embed', tf.tidy(() => tf.variable(tf.tensor2d(seededNormal(rng, N * d, 0.02), [N, d]), true, uniqueName('pos_embed'))));
     this.blocks = Array.from({ length: this.config.numLayers }, (_, i) => {
       const p = `blocks.${i}.`;
       return {
