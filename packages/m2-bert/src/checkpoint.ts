@@ -132,27 +132,73 @@ function sameValues(a: Float32Array, b: Float32Array): boolean {
 /**
  * The model's state_dict as the original PyTorch module has it: original key names, PyTorch layouts, every alias
  * (tied decoder, 6 `freq` keys per filter) as its own entry, buffers included, `position_ids` as I64.
+ * Reads the weights back synchronously: on webgpu in Node, which has no synchronous read, use
+ * {@link stateDictRecordsAsync}.
  *
  * @param model - The model.
  * @returns Key → F32 record (I64 for position_ids), in module order.
+ * @example
+ * stateDictRecords(model).get('bert.embeddings.word_embeddings.weight')?.shape; // → [1024, 64] (tiny preset)
  */
 export function stateDictRecords(model: M2Bert): Map<string, TensorRecord> {
+  const records = new Map<string, TensorRecord>();
+  for (const [name, entry] of stateDictEntries(model)) {
+    if (typeof entry !== 'function') {
+      records.set(name, entry);
+      continue;
+    }
+    const value = entry();
+    records.set(name, { dtype: 'F32', shape: [...value.shape], data: Float32Array.from(value.dataSync() as Float32Array) });
+    value.dispose();
+  }
+  return records;
+}
+
+/**
+ * {@link stateDictRecords} with the weights read back asynchronously (`await tensor.data()`, one weight at a time),
+ * so it runs on every backend, webgpu in Node included. {@link savePretrained} uses it.
+ *
+ * @param model - The model.
+ * @returns Key → F32 record (I64 for position_ids), in module order.
+ * @example
+ * (await stateDictRecordsAsync(model)).get('bert.embeddings.position_ids')?.dtype; // → 'I64'
+ */
+export async function stateDictRecordsAsync(model: M2Bert): Promise<Map<string, TensorRecord>> {
+  const records = new Map<string, TensorRecord>();
+  for (const [name, entry] of stateDictEntries(model)) {
+    if (typeof entry !== 'function') {
+      records.set(name, entry);
+      continue;
+    }
+    const value = entry();
+    try {
+      // Awaited before the dispose: webgpu caches the values it read on the tensor's own record.
+      records.set(name, { dtype: 'F32', shape: [...value.shape], data: Float32Array.from((await value.data()) as Float32Array) });
+    } finally {
+      value.dispose();
+    }
+  }
+  return records;
+}
+
+/**
+ * The state_dict in module order: each weight as a function returning it in PyTorch's layout (a new tensor the caller
+ * disposes), `position_ids` as its I64 record.
+ */
+function* stateDictEntries(model: M2Bert): Generator<[string, TensorRecord | (() => tf.Tensor)]> {
   const config = model.config;
   const named = model.namedWeights();
-  const records = new Map<string, TensorRecord>();
   for (const entry of m2BertStateDict(config)) {
     const name = originalKey(config, entry.key);
     if (entry.kind === 'index') {
       const data = new BigInt64Array(entry.shape[1]!);
       for (let i = 0; i < data.length; i += 1) data[i] = BigInt(i);
-      records.set(name, { dtype: 'I64', shape: [...entry.shape], data });
+      yield [name, { dtype: 'I64', shape: [...entry.shape], data }];
       continue;
     }
     const variable = named.get(name)!;
-    const data = tf.tidy(() => (entry.blockWeight ? tf.transpose(variable, [0, 2, 1]) : variable).dataSync() as Float32Array);
-    records.set(name, { dtype: 'F32', shape: [...entry.shape], data: new Float32Array(data) });
+    yield [name, () => (entry.blockWeight ? tf.transpose(variable, [0, 2, 1]) : tf.clone(variable))];
   }
-  return records;
 }
 
 /** Options of {@link fromPretrained}. */
@@ -236,6 +282,6 @@ export async function savePretrained(model: M2Bert, dir: string): Promise<void> 
     await writeFile(tmp, data);
     await rename(tmp, join(dir, name));
   };
-  await atomic('model.safetensors', writeSafetensors(stateDictRecords(model), { format: 'pt' }));
+  await atomic('model.safetensors', writeSafetensors(await stateDictRecordsAsync(model), { format: 'pt' }));
   await atomic('config.json', `${JSON.stringify(configToHuggingFace(model.config), null, 2)}\n`);
 }

@@ -28,6 +28,7 @@ export {
   savePretrained,
   loadStateDict,
   stateDictRecords,
+  stateDictRecordsAsync,
   readStateDict,
   configForWeights,
   WEIGHT_FILES,

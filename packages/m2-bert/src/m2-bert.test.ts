@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { clearDftCache, clearMonarchCache } from '@monarch-mixer/monarch-core';
 import { HEAD_CHUNK_ROWS, M2Bert } from './m2-bert.js';
 import { resolveM2BertConfig } from './m2-bert-config.js';
 import { countM2BertParameters } from './state-dict.js';
@@ -34,6 +35,23 @@ describe('M2Bert', () => {
     const freq = named.get('bert.encoder.layer.0.attention.filter_fn.implicit_filter.1.freq');
     expect(named.get('bert.encoder.layer.0.attention.filter_fn.implicit_filter_rev.5.freq')).toBe(freq);
     expect(named.get('bert.encoder.layer.0.attention.filter_fn2.implicit_filter.1.freq')).not.toBe(freq);
+  });
+
+  it('dispose frees the layers\' cached inference tensors too: build, forward, dispose leaves no tensor behind', () => {
+    // monarch-core's DFT and Monarch factor caches (kept on purpose, per length) are emptied before both counts.
+    const clearCaches = () => {
+      clearDftCache();
+      clearMonarchCache();
+    };
+    clearCaches();
+    const before = tf.memory().numTensors;
+    const model = new M2Bert({ ...small, numLayers: 2 });
+    const out = model.forward({ inputIds: ids }); // inference: fills the layers' and the head's caches
+    tf.dispose([out.lastHiddenState, out.logits!]);
+    expect(tf.memory().numTensors).toBeGreaterThan(before + model.trainableVariables().length); // the caches hold tensors
+    model.dispose();
+    clearCaches();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('runs shorter inputs than the max length and returns the outputs of its head', () => {

@@ -405,12 +405,13 @@ export class M2Bert {
     await savePretrained(this, dir);
   }
 
-  /** Frees every variable (the layers' and the model's own). */
+  /** Frees every variable (the layers' and the model's own) and every cached inference tensor derived from them. */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    clearInferenceCache(this); // the transposed head weights (the layers' entries are swept once their weights are gone)
-    for (const variable of new Set(this.variables.values())) variable.dispose();
+    clearInferenceCache(this); // the transposed head weights
+    for (const layer of this.layers) layer.dispose(); // its weights and its (and its sublayers') cached tensors
+    for (const variable of new Set(this.variables.values())) if (!variable.isDisposed) variable.dispose();
   }
 }
 

@@ -11,7 +11,7 @@ import type { CausalLanguageModel, IncrementalDecoder } from './generate.js';
 import { countM2GptParameters } from './m2-gpt-config.js';
 import type { M2GptConfig } from './m2-gpt-config.js';
 import { geluExact as gelu, layerNorm } from '@monarch-mixer/m2-layers';
-import { embeddingLookup, nextTokenLossFromHidden, seededNormal, tiedHead, uniqueVariableName, variableFrom, lastPositionLogits } from './nn.js';
+import { embeddingLookup, nextTokenLossFromHidden, seededNormal, takeValues, takeValuesAsync, tiedHead, uniqueVariableName, variableFrom, lastPositionLogits } from './nn.js';
 import { SeededRandom } from './sampling.js';
 import { checkIds } from './checks.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -216,7 +216,12 @@ export class BaselineGpt implements CausalLanguageModel {
 
   /** Naive next-token logits: full forward of the prefix, head on the last position only. Shapes: [t] → [V]. */
   nextTokenLogits(ids: readonly number[]): Float32Array {
-    return lastPositionLogits(this.hidden.bind(this), this.weights.get('wte.weight')!, ids);
+    return takeValues(lastPositionLogits(this.hidden.bind(this), this.weights.get('wte.weight')!, ids));
+  }
+
+  /** {@link BaselineGpt.nextTokenLogits} read back asynchronously (every backend, webgpu in Node included). */
+  async nextTokenLogitsAsync(ids: readonly number[]): Promise<Float32Array> {
+    return takeValuesAsync(lastPositionLogits(this.hidden.bind(this), this.weights.get('wte.weight')!, ids));
   }
 
   /**
@@ -231,46 +236,47 @@ export class BaselineGpt implements CausalLanguageModel {
     let keys: tf.Tensor3D[] = []; // per layer [H, t, dh]
     let values: tf.Tensor3D[] = [];
     let position = 0;
+    /** Feeds one token; returns the next token's logits [V], a tensor the caller reads and disposes. */
+    const advance = (id: number): tf.Tensor1D => {
+      if (position >= maxLength) {
+        throw new InvalidArgumentError(`BaselineGpt decoder: position ${position} is past maxLength ${maxLength}.`);
+      }
+      const newKeys: tf.Tensor3D[] = [];
+      const newValues: tf.Tensor3D[] = [];
+      const logits = tf.tidy(() => {
+        const token = tf.reshape(tf.gather(w('wte.weight'), tf.tensor1d([id], 'int32')), [1, d]);
+        let x: tf.Tensor = tf.add(token, tf.slice(w('wpe.weight'), [position, 0], [1, d])); // [1, d]
+        for (let i = 0; i < numLayers; i++) {
+          const p = `h.${i}.`;
+          const a = layerNorm(x, w(`${p}ln_1.weight`), w(`${p}ln_1.bias`), eps);
+          const qkv = tf.add(tf.matMul(a, w(`${p}attn.c_attn.weight`)), w(`${p}attn.c_attn.bias`)); // [1, 3d]
+          const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [1, H, dh]), [1, 0, 2])); // [H, 1, dh]
+          const K = tf.keep(position === 0 ? k! : tf.concat([keys[i]!, k!], 1)) as tf.Tensor3D; // [H, t+1, dh]
+          const V = tf.keep(position === 0 ? v! : tf.concat([values[i]!, v!], 1)) as tf.Tensor3D;
+          newKeys.push(K);
+          newValues.push(V);
+          const scores = tf.mul(tf.matMul(q!, K, false, true), 1 / Math.sqrt(dh)); // [H, 1, t+1]
+          const context = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), V), [1, 0, 2]), [1, d]); // [1, d]
+          x = tf.add(x, tf.add(tf.matMul(context, w(`${p}attn.c_proj.weight`)), w(`${p}attn.c_proj.bias`)));
+          const b = layerNorm(x, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`), eps);
+          const inner = gelu(tf.add(tf.matMul(b, w(`${p}mlp.c_fc.weight`)), w(`${p}mlp.c_fc.bias`)));
+          x = tf.add(x, tf.add(tf.matMul(inner, w(`${p}mlp.c_proj.weight`)), w(`${p}mlp.c_proj.bias`)));
+        }
+        const h = layerNorm(x, w('ln_f.weight'), w('ln_f.bias'), eps);
+        return tf.reshape(tf.matMul(h, head), [-1]); // [V]
+      });
+      tf.dispose([...keys, ...values]);
+      keys = newKeys;
+      values = newValues;
+      position += 1;
+      return logits as tf.Tensor1D;
+    };
     return {
       get position() {
         return position;
       },
-      step: (id: number) => {
-        if (position >= maxLength) {
-          throw new InvalidArgumentError(`BaselineGpt decoder: position ${position} is past maxLength ${maxLength}.`);
-        }
-        const newKeys: tf.Tensor3D[] = [];
-        const newValues: tf.Tensor3D[] = [];
-        const logits = tf.tidy(() => {
-          const token = tf.reshape(tf.gather(w('wte.weight'), tf.tensor1d([id], 'int32')), [1, d]);
-          let x: tf.Tensor = tf.add(token, tf.slice(w('wpe.weight'), [position, 0], [1, d])); // [1, d]
-          for (let i = 0; i < numLayers; i++) {
-            const p = `h.${i}.`;
-            const a = layerNorm(x, w(`${p}ln_1.weight`), w(`${p}ln_1.bias`), eps);
-            const qkv = tf.add(tf.matMul(a, w(`${p}attn.c_attn.weight`)), w(`${p}attn.c_attn.bias`)); // [1, 3d]
-            const [q, k, v] = tf.split(qkv, 3, 1).map((t) => tf.transpose(tf.reshape(t, [1, H, dh]), [1, 0, 2])); // [H, 1, dh]
-            const K = tf.keep(position === 0 ? k! : tf.concat([keys[i]!, k!], 1)) as tf.Tensor3D; // [H, t+1, dh]
-            const V = tf.keep(position === 0 ? v! : tf.concat([values[i]!, v!], 1)) as tf.Tensor3D;
-            newKeys.push(K);
-            newValues.push(V);
-            const scores = tf.mul(tf.matMul(q!, K, false, true), 1 / Math.sqrt(dh)); // [H, 1, t+1]
-            const context = tf.reshape(tf.transpose(tf.matMul(tf.softmax(scores), V), [1, 0, 2]), [1, d]); // [1, d]
-            x = tf.add(x, tf.add(tf.matMul(context, w(`${p}attn.c_proj.weight`)), w(`${p}attn.c_proj.bias`)));
-            const b = layerNorm(x, w(`${p}ln_2.weight`), w(`${p}ln_2.bias`), eps);
-            const inner = gelu(tf.add(tf.matMul(b, w(`${p}mlp.c_fc.weight`)), w(`${p}mlp.c_fc.bias`)));
-            x = tf.add(x, tf.add(tf.matMul(inner, w(`${p}mlp.c_proj.weight`)), w(`${p}mlp.c_proj.bias`)));
-          }
-          const h = layerNorm(x, w('ln_f.weight'), w('ln_f.bias'), eps);
-          return tf.reshape(tf.matMul(h, head), [-1]); // [V]
-        });
-        tf.dispose([...keys, ...values]);
-        keys = newKeys;
-        values = newValues;
-        position += 1;
-        const out = logits.dataSync() as Float32Array;
-        logits.dispose();
-        return out;
-      },
+      step: (id: number) => takeValues(advance(id)),
+      stepAsync: async (id: number) => takeValuesAsync(advance(id)),
       dispose: () => {
         tf.dispose([...keys, ...values, head]);
         keys = [];

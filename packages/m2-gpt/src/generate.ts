@@ -14,6 +14,11 @@ export interface IncrementalDecoder {
    * Shapes: → logits [V] (a copy on the host).
    */
   step(id: number): Float32Array;
+  /**
+   * {@link IncrementalDecoder.step} with the logits read back asynchronously: the only way on webgpu in Node, which
+   * has no synchronous read. {@link generate} uses it when present.
+   */
+  stepAsync?(id: number): Promise<Float32Array>;
   /** Number of tokens fed so far. */
   readonly position: number;
   /** Frees the cache's tensors. */
@@ -28,6 +33,8 @@ export interface CausalLanguageModel {
   readonly maxLength: number;
   /** Next-token logits after the last id, recomputing the whole prefix (the naive path). Shapes: ids [t] → [V]. */
   nextTokenLogits(ids: readonly number[]): Float32Array;
+  /** {@link CausalLanguageModel.nextTokenLogits} read back asynchronously; {@link generate} uses it when present. */
+  nextTokenLogitsAsync?(ids: readonly number[]): Promise<Float32Array>;
   /** An incremental decoder, where the model has one. */
   createIncrementalDecoder?(): IncrementalDecoder;
 }
@@ -122,10 +129,13 @@ export async function* generateStream(
   const decoder = incremental && model.createIncrementalDecoder ? model.createIncrementalDecoder() : undefined;
   try {
     let logits: Float32Array | undefined;
-    if (decoder) for (const id of promptIds) logits = decoder.step(id);
+    // Asynchronous reads where the model has them: webgpu in Node cannot read synchronously.
+    const step = (id: number) => (decoder!.stepAsync ? decoder!.stepAsync(id) : decoder!.step(id));
+    const nextTokenLogits = (ids: readonly number[]) => (model.nextTokenLogitsAsync ? model.nextTokenLogitsAsync(ids) : model.nextTokenLogits(ids));
+    if (decoder) for (const id of promptIds) logits = await step(id);
     let finishReason: FinishReason = 'maxNewTokens';
     while (generated.length < maxNewTokens) {
-      if (!decoder) logits = model.nextTokenLogits(context);
+      if (!decoder) logits = await nextTokenLogits(context);
       const token = sampleNextToken(logits!, sampling, rng, context);
       generated.push(token);
       context.push(token);
@@ -159,7 +169,7 @@ export async function* generateStream(
         break;
       }
       yield { token, text };
-      if (decoder) logits = decoder.step(token);
+      if (decoder) logits = await step(token);
     }
     return { text: emitted, tokens: generated, finishReason };
   } finally {

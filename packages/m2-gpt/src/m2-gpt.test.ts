@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FileFormatError, readSafetensors, toFloat32, writeSafetensors } from '@monarch-mixer/monarch-core';
+import { clearDftCache, clearMonarchCache, FileFormatError, readSafetensors, toFloat32, writeSafetensors } from '@monarch-mixer/monarch-core';
 import { M2Gpt } from './m2-gpt.js';
 import { countM2GptParameters } from './m2-gpt-config.js';
 
@@ -56,6 +56,23 @@ describe('M2Gpt', () => {
     expect(before).toBeLessThanOrEqual(1e-5);
     tf.dispose([x, xp, out, outp, got, gotp]);
     model.dispose();
+  });
+
+  it('dispose frees the blocks\' cached inference tensors too: build, forward, dispose leaves no tensor behind', () => {
+    // monarch-core's DFT and Monarch factor caches (kept on purpose, per length) are emptied before both counts.
+    const clearCaches = () => {
+      clearDftCache();
+      clearMonarchCache();
+    };
+    clearCaches();
+    const before = tf.memory().numTensors;
+    const model = new M2Gpt(small, { seed: 1 });
+    const ids = tf.tensor2d([randomIds(4, 12, small.vocabSize)], undefined, 'int32');
+    tf.dispose([ids, model.forward(ids).logits]); // inference: fills the blocks' caches
+    expect(tf.memory().numTensors).toBeGreaterThan(before + model.trainableVariables().length);
+    model.dispose();
+    clearCaches();
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('has exactly countM2GptParameters trainable parameters, and a seed reproduces the weights', () => {

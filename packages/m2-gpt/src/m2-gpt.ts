@@ -29,11 +29,11 @@ import { generate, generateStream } from './generate.js';
 import { resolveM2GptConfig } from './m2-gpt-config.js';
 import type { M2GptConfig } from './m2-gpt-config.js';
 import {
-  embeddingLookup, lastPositionLogits, nextTokenLossFromHidden, seededNormal, seededUniform, tiedHead,
+  embeddingLookup, lastPositionLogits, nextTokenLossFromHidden, seededNormal, seededUniform, takeValues, takeValuesAsync, tiedHead,
   uniqueVariableName, variableFrom,
 } from './nn.js';
 import { SeededRandom } from './sampling.js';
-import { checkIds } from './checks.js';
+import { checkIds, checkIdValues } from './checks.js';
 import { checkpointFromBytes, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import type { CheckpointConfigFile } from './checkpoint.js';
 
@@ -210,11 +210,14 @@ export class M2Gpt implements CausalLanguageModel {
 
   /** Naive next-token logits: full forward of the prefix, head on the last position. Shapes: ids [t] → [V]. */
   nextTokenLogits(ids: readonly number[]): Float32Array {
-    const bad = ids.find((id) => !Number.isInteger(id));
-    if (bad !== undefined) {
-      throw new InvalidArgumentError(`M2Gpt.nextTokenLogits: token id ${bad} is not an integer.`, { parameter: 'ids', value: bad });
-    }
-    return lastPositionLogits(this.hidden.bind(this), this.tokenEmbedding, ids);
+    checkIdValues('M2Gpt.nextTokenLogits', ids, this.config.vocabSize);
+    return takeValues(lastPositionLogits(this.hidden.bind(this), this.tokenEmbedding, ids));
+  }
+
+  /** {@link M2Gpt.nextTokenLogits} read back asynchronously (every backend, webgpu in Node included). */
+  async nextTokenLogitsAsync(ids: readonly number[]): Promise<Float32Array> {
+    checkIdValues('M2Gpt.nextTokenLogits', ids, this.config.vocabSize);
+    return takeValuesAsync(lastPositionLogits(this.hidden.bind(this), this.tokenEmbedding, ids));
   }
 
   /**
@@ -226,31 +229,32 @@ export class M2Gpt implements CausalLanguageModel {
     const states = this.blocks.map((block) => block.createStepState(1));
     const head = tf.transpose(this.tokenEmbedding) as tf.Tensor2D; // [d, V], once per decoder (wasm's fast matMul path)
     let position = 0;
+    /** Feeds one token; returns the next token's logits [V], a tensor the caller reads and disposes. */
+    const advance = (id: number): tf.Tensor1D => {
+      if (position >= this.config.maxLength) {
+        throw new InvalidArgumentError(`M2Gpt decoder: position ${position} is past maxLength ${this.config.maxLength}.`, { parameter: 'position', value: position });
+      }
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
+        throw new InvalidArgumentError(`M2Gpt decoder: token id ${id} is not an integer in the vocabulary [0, ${this.config.vocabSize}).`, { parameter: 'id', value: id });
+      }
+      const logits = tf.tidy(() => {
+        const ids = tf.tensor2d([[id]], [1, 1], 'int32');
+        let x: tf.Tensor = tf.reshape(this.embed(ids, position), [1, this.config.modelDim]); // [1, d]
+        this.blocks.forEach((block, i) => {
+          x = block.step(x as tf.Tensor2D, states[i]);
+        });
+        const h = layerNorm(x, this.finalNormGamma, this.finalNormBeta, this.config.layerNormEps);
+        return tf.reshape(tf.matMul(h, head), [-1]) as tf.Tensor1D; // [V]
+      });
+      position += 1;
+      return logits;
+    };
     return {
       get position() {
         return position;
       },
-      step: (id: number) => {
-        if (position >= this.config.maxLength) {
-          throw new InvalidArgumentError(`M2Gpt decoder: position ${position} is past maxLength ${this.config.maxLength}.`, { parameter: 'position', value: position });
-        }
-        if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
-          throw new InvalidArgumentError(`M2Gpt decoder: token id ${id} is not an integer in the vocabulary [0, ${this.config.vocabSize}).`, { parameter: 'id', value: id });
-        }
-        const logits = tf.tidy(() => {
-          const ids = tf.tensor2d([[id]], [1, 1], 'int32');
-          let x: tf.Tensor = tf.reshape(this.embed(ids, position), [1, this.config.modelDim]); // [1, d]
-          this.blocks.forEach((block, i) => {
-            x = block.step(x as tf.Tensor2D, states[i]);
-          });
-          const h = layerNorm(x, this.finalNormGamma, this.finalNormBeta, this.config.layerNormEps);
-          return tf.reshape(tf.matMul(h, head), [-1]); // [V]
-        });
-        position += 1;
-        const values = logits.dataSync() as Float32Array;
-        logits.dispose();
-        return values;
-      },
+      step: (id: number) => takeValues(advance(id)),
+      stepAsync: async (id: number) => takeValuesAsync(advance(id)),
       dispose: () => {
         states.forEach((state) => state.dispose());
         head.dispose();

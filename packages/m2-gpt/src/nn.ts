@@ -194,19 +194,34 @@ export function variableFrom(values: Float32Array, shape: number[], name: string
   return variable;
 }
 
-/** Runs `hidden` on one sequence and applies the tied head to its last position only. Shapes: [t] → [V]. */
+/** Runs `hidden` on one sequence and applies the tied head to its last position only. Shapes: [t] → [V] (a tensor). */
 export function lastPositionLogits(
   hidden: (ids: tf.Tensor2D) => tf.Tensor3D,
   embedding: tf.Tensor,
   ids: readonly number[],
-): Float32Array {
-  const logits = tf.tidy(() => {
+): tf.Tensor1D {
+  return tf.tidy(() => {
     const h = hidden(tf.tensor2d([...ids], [1, ids.length], 'int32')); // [1, t, d]
     const d = h.shape[2];
     const last = tf.reshape(tf.slice(h, [0, ids.length - 1, 0], [1, 1, d]), [1, d]); // [1, d]
-    return tf.reshape(tf.matMul(last, embedding, false, true), [-1]); // [V]
+    return tf.reshape(tf.matMul(last, embedding, false, true), [-1]) as tf.Tensor1D; // [V]
   });
-  const values = logits.dataSync() as Float32Array;
-  logits.dispose();
-  return values;
+}
+
+/** Reads a tensor's values synchronously, then disposes it. Not on webgpu in Node: use {@link takeValuesAsync}. */
+export function takeValues(t: tf.Tensor): Float32Array {
+  try {
+    return t.dataSync() as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
+/** Reads a tensor's values asynchronously (every backend, webgpu in Node included), then disposes it. */
+export async function takeValuesAsync(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return (await t.data()) as Float32Array;
+  } finally {
+    t.dispose();
+  }
 }

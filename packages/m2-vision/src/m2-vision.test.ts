@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { clearDftCache, clearMonarchCache } from '@monarch-mixer/monarch-core';
 import { M2Vision } from './m2-vision.js';
 import { countM2VisionParameters } from './m2-vision-config.js';
 import { VitBaseline, vitBaselineConfigFor } from './vit-baseline.js';
@@ -36,6 +37,23 @@ describe('M2Vision', () => {
     const m2 = new M2Vision({ preset: 'tiny' });
     new VitBaseline(vitBaselineConfigFor(m2.config)).dispose();
     m2.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('dispose frees the mixers\' cached inference tensors too: build, classify, dispose leaves no tensor behind', () => {
+    // monarch-core's DFT and Monarch factor caches (kept on purpose, per length) are emptied before both counts.
+    const clearCaches = () => {
+      clearDftCache();
+      clearMonarchCache();
+    };
+    clearCaches();
+    const before = tf.memory().numTensors;
+    const model = new M2Vision(SMALL);
+    const x = images(2);
+    tf.dispose([x, model.logits(x)]); // inference: fills the mixers' caches
+    expect(tf.memory().numTensors).toBeGreaterThan(before + model.trainableVariables().length);
+    model.dispose();
+    clearCaches();
     expect(tf.memory().numTensors).toBe(before);
   });
 

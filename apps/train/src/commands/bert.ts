@@ -10,7 +10,6 @@ const CLASSIFY_DEFAULTS = { batchSize: 32, seqLen: 128, lr: 2e-3, weightDecay: 1
 import type { Command } from 'commander';
 import { ConfigError, InvalidArgumentError } from '@monarch-mixer/monarch-core';
 import { BertTokenizer, M2Bert, m2BertPresets } from '@monarch-mixer/m2-bert';
-import { clearInferenceCache } from '@monarch-mixer/m2-layers';
 import type { M2BertConfigInput } from '@monarch-mixer/m2-bert';
 import { addCommonTrainFlags, fraction, integer, mergeResumeOptions } from '../flags.js';
 import type { CommonTrainFlags } from '../flags.js';
@@ -88,10 +87,7 @@ async function train(task: TrainTask, flags: BertTrainFlags, defaults: typeof ML
       runOptions: { command },
     }));
   } finally {
-    task.dispose();
-    // M2Bert.dispose frees the head's cached inference tensors; its layers' (weights derived for evaluation) wait
-    // for m2-layers' next cache miss to be swept. A run inside a longer process must not leave them: free them now.
-    clearInferenceCache();
+    task.dispose(); // M2Bert.dispose also frees the cached inference tensors of its head and layers
   }
 }
 

@@ -82,6 +82,7 @@ export function asTrainable(model: BaselineGpt | (CausalLanguageModel & {
     vocabSize: model.vocabSize,
     maxLength: model.maxLength,
     nextTokenLogits: (ids) => model.nextTokenLogits(ids),
+    ...(model.nextTokenLogitsAsync ? { nextTokenLogitsAsync: (ids: readonly number[]) => model.nextTokenLogitsAsync!(ids) } : {}),
     ...(withDecoder.createIncrementalDecoder ? { createIncrementalDecoder: () => withDecoder.createIncrementalDecoder!() } : {}),
     loss: (ids, options) => (isBaseline ? model.loss(ids) : model.loss(ids, options)),
     checkpointWeights: isBaseline ? model.weights : model.namedWeights(),
@@ -99,10 +100,26 @@ export function checkSequenceLength(seqLen: number, maxLength: number): void {
   }
 }
 
+/**
+ * Checks the token stream against the model's vocabulary once, on the host: the model's own check reads its ids back
+ * synchronously, which webgpu in Node cannot do.
+ * @throws InvalidArgumentError (one line) naming the largest id and the vocabulary.
+ */
+function checkTokenRange(splits: TokenSplits, vocabSize: number): void {
+  let largest = 0;
+  for (const part of [splits.train, splits.validation]) for (let i = 0; i < part.length; i++) if (part[i]! > largest) largest = part[i]!;
+  if (largest >= vocabSize) {
+    throw new InvalidArgumentError(`the corpus has token id ${largest} but the model's vocabulary is [0, ${vocabSize}); train a model with the GPT-2 vocabulary (50257).`, {
+      parameter: 'vocabSize', value: vocabSize,
+    });
+  }
+}
+
 /** Builds the `gpt` {@link TrainTask}: random windows for training, fixed windows for validation. */
 export function createGptTask(model: TrainableCausalLm, splits: TokenSplits, options: GptTaskOptions): TrainTask & { model: TrainableCausalLm } {
   const { batchSize, seqLen } = options;
   checkSequenceLength(seqLen, model.maxLength);
+  checkTokenRange(splits, model.vocabSize);
   const trainable = new Map([...model.checkpointWeights].filter(([, v]) => v.trainable));
   const windows = Math.min(options.evalWindows ?? 16, Math.floor(splits.validation.length / seqLen));
   return {
