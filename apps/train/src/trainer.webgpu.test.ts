@@ -85,7 +85,7 @@ describeWebGpu(gpu, 'runTraining on webgpu (SwiftShader)', () => {
     }
   }, 120_000);
 
-  it('bert-mlm trains on webgpu with the cpu backend\'s losses (no synchronous read in a step)', async () => {
+  it('bert-mlm trains on webgpu with the cpu backend\'s losses and writes its checkpoint there (no synchronous read)', async () => {
     // One saved model, loaded on each backend: both runs start from the same weights.
     const init = join(work, 'bert-init');
     await tf.setBackend('cpu');
@@ -96,15 +96,19 @@ describeWebGpu(gpu, 'runTraining on webgpu (SwiftShader)', () => {
     const sequences = Array.from({ length: 16 }, (_, k) => Int32Array.from([BERT_SPECIAL_IDS.cls, ...phrase(k % 8), BERT_SPECIAL_IDS.sep, 201, 202]));
     const train = async (backend: string) => {
       await tf.setBackend(backend);
-      // The trainer's own checkpoint format: m2-bert's savePretrained reads the weights back synchronously (not
-      // possible on webgpu in Node), so the task's HuggingFace-layout save hooks are left out here.
-      const { saveModel: _save, loadModel: _load, ...task } = createMlmTask(await M2Bert.fromPretrained(init), {
-        batchSize: 2, train: sequences, validation: sequences.slice(0, 2),
-      });
+      // The task's own checkpoint hooks: m2-bert's savePretrained, HuggingFace layout, weights read asynchronously.
+      const model = await M2Bert.fromPretrained(init);
+      const task = createMlmTask(model, { batchSize: 2, train: sequences, validation: sequences.slice(0, 2) });
       try {
-        return await runTraining(task, {
-          outDir: join(work, `mlm-${backend}`), steps: 2, seed: 2, optimizer: { lr: 1e-3, weightDecay: 0 }, progress: false, runOptions: {}, warmupSteps: 1,
+        const outDir = join(work, `mlm-${backend}`);
+        const result = await runTraining(task, {
+          outDir, steps: 2, seed: 2, optimizer: { lr: 1e-3, weightDecay: 0 }, progress: false, runOptions: {}, warmupSteps: 1,
         });
+        // The final checkpoint holds the trained weights exactly (read here asynchronously, on the run's backend).
+        const saved = readSafetensors(new Uint8Array(readFileSync(join(outDir, 'step-000002', 'model.safetensors')))).tensors;
+        const word = 'bert.embeddings.word_embeddings.weight';
+        expect(Array.from(toFloat32(saved.get(word)!)), `${backend}: ${word}`).toEqual(Array.from(await model.namedWeights().get(word)!.data()));
+        return { ...result, saved };
       } finally {
         task.dispose();
       }
@@ -121,6 +125,15 @@ describeWebGpu(gpu, 'runTraining on webgpu (SwiftShader)', () => {
       expect(relative(gpu.losses[0]!, cpu.losses[0]!)).toBeLessThan(1e-4);
       expect(relative(gpu.losses[1]!, cpu.losses[1]!)).toBeLessThan(1e-3);
       expect(relative(gpu.final.loss!, cpu.final.loss!)).toBeLessThan(1e-3);
+      // The checkpoint written on webgpu: every tensor of the cpu run's, the same weights to ~2 lr (two AdamW steps).
+      expect([...gpu.saved.keys()]).toEqual([...cpu.saved.keys()]);
+      for (const [name, record] of cpu.saved) {
+        if (record.dtype === 'I64') continue;
+        const [a, b] = [toFloat32(gpu.saved.get(name)!), toFloat32(record)];
+        let worst = 0;
+        for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+        expect(worst, name).toBeLessThan(5e-3);
+      }
     } finally {
       await tf.setBackend(previousBackend);
     }
