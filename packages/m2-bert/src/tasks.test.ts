@@ -48,6 +48,14 @@ describe('M2BertPipeline', () => {
     expect(() => cls.fillMask('the [MASK]')).toThrow(/fillMask: needs a model with head masked-lm/);
   });
 
+  it('fillMaskAsync (reads asynchronously, for webgpu in Node) gives fillMask\'s results and leaks nothing', async () => {
+    const expected = mlm.fillMask('the cat [MASK] on the [MASK].', { topK: 4 });
+    const before = tf.memory().numTensors;
+    expect(await mlm.fillMaskAsync('the cat [MASK] on the [MASK].', { topK: 4 })).toEqual(expected);
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(mlm.fillMaskAsync('no mask here')).rejects.toThrow(/has no \[MASK\] token/);
+  });
+
   it('embed: pooled output at max-length padding; padding to the longest text gives other vectors (no mask in M2)', async () => {
     const texts = ['the cat sat', 'the mat'];
     const vectors = await cls.embed(texts);

@@ -88,6 +88,38 @@ export class M2BertPipeline {
    * pipe.fillMask('Paris is the [MASK] of France.')[0][0].token; // → 'capital' (with a trained model)
    */
   fillMask(text: string, options: { topK?: number; padding?: PaddingMode } = {}): FillMaskResult[][] {
+    const run = this.fillMaskTopK(text, options);
+    try {
+      return run.results(run.values.arraySync() as number[][], run.indices.arraySync() as number[][]);
+    } finally {
+      tf.dispose([run.values, run.indices]);
+    }
+  }
+
+  /**
+   * {@link M2BertPipeline.fillMask} with the scores read back asynchronously: every backend, webgpu in Node (which has
+   * no synchronous read) included.
+   *
+   * @param text - Text with one or more `[MASK]`.
+   * @param options - `topK` candidates per mask (default 5), `padding` (default `max_length`).
+   * @returns For each mask (in order), its `topK` candidates, best first.
+   * @throws InvalidArgumentError if the model has no MLM head or the text has no [MASK].
+   * @example
+   * (await pipe.fillMaskAsync('Paris is the [MASK] of France.'))[0][0].token; // → 'capital' (with a trained model)
+   */
+  async fillMaskAsync(text: string, options: { topK?: number; padding?: PaddingMode } = {}): Promise<FillMaskResult[][]> {
+    const run = this.fillMaskTopK(text, options);
+    try {
+      return run.results((await run.values.array()) as number[][], (await run.indices.array()) as number[][]);
+    } finally {
+      tf.dispose([run.values, run.indices]);
+    }
+  }
+
+  /** The top-k probabilities [masks, k] and token ids of every [MASK], and how to turn them, read, into results. */
+  private fillMaskTopK(text: string, options: { topK?: number; padding?: PaddingMode }): {
+    values: tf.Tensor2D; indices: tf.Tensor2D; results: (scores: number[][], tokenIds: number[][]) => FillMaskResult[][];
+  } {
     this.requireHead(['masked-lm'], 'fillMask');
     const topK = options.topK ?? 5;
     if (!Number.isInteger(topK) || topK < 1) throw new InvalidArgumentError(`fillMask: topK must be a positive integer, got ${topK}.`);
@@ -97,31 +129,29 @@ export class M2BertPipeline {
     if (positions.length === 0) {
       throw new InvalidArgumentError(`fillMask: the text has no ${this.tokenizer.maskToken} token.`, { parameter: 'text' });
     }
-    const probabilities = tf.tidy(() => {
+    const k = Math.min(topK, this.model.config.vocabSize);
+    const { values, indices } = tf.tidy(() => {
       const output = this.forward(batch);
       const V = this.model.config.vocabSize;
       const rows = tf.gather(tf.reshape(output.logits!, [-1, V]), tf.tensor1d(positions, 'int32')); // [masks, V]
-      return tf.softmax(rows);
+      return tf.topk(tf.softmax(rows), k);
     });
-    const k = Math.min(topK, this.model.config.vocabSize);
-    const { values, indices } = tf.topk(probabilities, k);
-    const scores = values.arraySync() as number[][];
-    const tokenIds = indices.arraySync() as number[][];
-    tf.dispose([probabilities, values, indices]);
     const realLength = batch.attentionMask[0]!.reduce((a, b) => a + b, 0);
-    return positions.map((position, maskIndex) =>
-      tokenIds[maskIndex]!.map((tokenId, rank) => {
-        const filled = ids.slice(0, realLength);
-        filled[position] = tokenId;
-        return {
-          score: scores[maskIndex]![rank]!,
-          tokenId,
-          token: this.tokenizer.idToToken(tokenId) ?? `[${tokenId}]`,
-          sequence: this.tokenizer.decode(filled),
-          maskIndex,
-        };
-      }),
-    );
+    const results = (scores: number[][], tokenIds: number[][]) =>
+      positions.map((position, maskIndex) =>
+        tokenIds[maskIndex]!.map((tokenId, rank) => {
+          const filled = ids.slice(0, realLength);
+          filled[position] = tokenId;
+          return {
+            score: scores[maskIndex]![rank]!,
+            tokenId,
+            token: this.tokenizer.idToToken(tokenId) ?? `[${tokenId}]`,
+            sequence: this.tokenizer.decode(filled),
+            maskIndex,
+          };
+        }),
+      );
+    return { values: values as tf.Tensor2D, indices: indices as tf.Tensor2D, results };
   }
 
   /**

@@ -85,7 +85,7 @@ export function registerBertCommands(group: Command): void {
       await setupBackend(options.backend as BackendName);
       const pipeline = await M2BertPipeline.fromPretrained(options.model);
       try {
-        const masks = pipeline.fillMask(text, { topK: options.topK });
+        const masks = await pipeline.fillMaskAsync(text, { topK: options.topK }); // asynchronous reads: webgpu in Node has no other
         for (const [index, candidates] of masks.entries()) {
           if (masks.length > 1) process.stdout.write(`[MASK] ${index + 1}:\n`);
           for (const c of candidates) process.stdout.write(`${c.score.toFixed(4)}\t${c.token}\t${c.sequence}\n`);
