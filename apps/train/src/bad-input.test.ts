@@ -6,6 +6,7 @@ import { mkdtemp, readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { M2Error } from '@monarch-mixer/monarch-core';
+import { M2Gpt } from '@monarch-mixer/m2-gpt';
 import { registerTrainCommands } from './index.js';
 
 /** Runs `m2 train <args>` in-process; returns the error it ends with (undefined if none). */
@@ -42,6 +43,14 @@ describe('m2 train: bad data and bad flags', () => {
     await writeFile(join(out, 'metrics.jsonl'), '{"kind":"train","step":1,"loss":0.7}\n');
   });
 
+  /** A model folder of an M2-GPT with a 300-token vocabulary (smaller than GPT-2's). */
+  const smallVocabularyGpt = async () => {
+    const model = new M2Gpt({ vocabSize: 300, maxLength: 16, modelDim: 16, numLayers: 1, filterOrder: 8 }, { seed: 1 });
+    await model.save(join(work, 'small-vocabulary'));
+    model.dispose();
+    return join(work, 'small-vocabulary');
+  };
+
   it('each fails with one M2Error line naming the problem and leaves the run folder alone', async () => {
     const good = await file('good.csv', `text,label\n${Array.from({ length: 10 }, (_, i) => `film ${i},${i % 2 ? 'pos' : 'neg'}`).join('\n')}\n`);
     const cases: Array<[string[], RegExp]> = [
@@ -62,6 +71,9 @@ describe('m2 train: bad data and bad flags', () => {
       [['gpt', '--seed', '1.5'], /--seed must be an integer ≥ 0, got "1\.5"/],
       [['gpt', '--text', join(work, 'missing.txt')], /missing\.txt: file not found/],
       [['gpt', '--resume', join(work, 'nowhere')], /no complete checkpoint found/],
+      // Checked on the host before training: on webgpu the model cannot read its ids back to check them.
+      [['gpt', '--init', await smallVocabularyGpt(), '--text', await file('words.txt', 'the cat sat on the mat. '.repeat(20)), '--seq-len', '8', '--backend', 'cpu'],
+        /the corpus has token id \d+ but the model's vocabulary is \[0, 300\)/],
     ];
     const before = await snapshot(out);
     for (const [args, message] of cases) {
