@@ -17,13 +17,17 @@
 // Shape legend: B batch · L sequence · d model dim · V vocabulary · n labels.
 import type { Tensor, Tensor2D, Tensor3D, Variable } from '@tensorflow/tfjs-core';
 import * as tf from '@tensorflow/tfjs-core';
-import { checkWebGpuBinding, InvalidArgumentError, recomputed, ShapeError } from '@monarch-mixer/monarch-core';
+import { BackendError, checkWebGpuBinding, InvalidArgumentError, recomputed, ShapeError } from '@monarch-mixer/monarch-core';
 import { clearInferenceCache, derivedTensors, geluExact, layerNorm, linear, M2EncoderLayer, recordingGradients } from '@monarch-mixer/m2-layers';
 import { maxSequenceLength, resolveM2BertConfig } from './m2-bert-config.js';
 import type { M2BertConfig, M2BertConfigInput } from './m2-bert-config.js';
 import { m2BertStateDict, originalKey } from './state-dict.js';
 
-/** Token ids (and optional segment ids / mask / labels) of a batch: int32 tensors or nested arrays, [B, L]. */
+/**
+ * Token ids (and optional segment ids / mask / labels) of a batch: int32 tensors or nested arrays, [B, L]. Arrays are
+ * checked on the host; tensors are read back synchronously to check them, which webgpu in Node cannot do: there, give
+ * arrays (tensor ids are then not value-checked, and masked-LM labels must be arrays).
+ */
 export interface M2BertInputs {
   /** Token ids in [0, V), [B, L] with L ≤ the model's max length. */
   inputIds: Tensor2D | number[][];
@@ -372,8 +376,9 @@ export class M2Bert {
     if (shape && (t.shape[0] !== shape[0] || t.shape[1] !== shape[1])) {
       fail(`${name} must have the shape of inputIds [${shape.join(', ')}], got [${t.shape.join(', ')}].`);
     }
-    // Arrays are checked as given (no read-back: on Node's WebGPU a synchronous read is impossible); tensors are
-    // read back once.
+    // Arrays are checked as given; tensors are read back once, except on webgpu, where Node has no synchronous read
+    // (there the caller gives arrays to have the values checked).
+    if (value instanceof tf.Tensor && tf.getBackend() === 'webgpu') return t;
     const data = value instanceof tf.Tensor ? t.dataSync() : (value as number[][]).flat();
     for (let i = 0; i < data.length; i += 1) {
       if (!Number.isInteger(data[i]) || data[i]! < 0 || data[i]! >= limit) {
@@ -446,7 +451,7 @@ function labelledPositions(labels: Tensor | number[] | number[][], B: number, L:
   if (shape.length !== 2 || shape[0] !== B || shape[1] !== L || rows.some((row) => !Array.isArray(row) || row.length !== L)) {
     throw new ShapeError(`M2Bert.forward: masked-LM labels must have the shape of inputIds [${B}, ${L}], got [${shape.join(', ')}].`, { parameter: 'labels', value: shape });
   }
-  const data = labels instanceof tf.Tensor ? labels.dataSync() : rows.flat();
+  const data = labels instanceof tf.Tensor ? readLabels(labels) : rows.flat();
   const positions: number[] = [];
   const targets: number[] = [];
   for (let i = 0; i < data.length; i++) {
@@ -460,6 +465,19 @@ function labelledPositions(labels: Tensor | number[] | number[][], B: number, L:
     }
   }
   return { positions: Int32Array.from(positions), targets: Int32Array.from(targets) };
+}
+
+/**
+ * Masked-LM labels given as a tensor, read back synchronously (their positions shape the loss).
+ * @throws BackendError (one line) where that is impossible: webgpu in Node, for labels already on the GPU.
+ */
+function readLabels(labels: Tensor): ArrayLike<number> {
+  try {
+    return labels.dataSync();
+  } catch (error) {
+    if (tf.getBackend() !== 'webgpu') throw error;
+    throw new BackendError(`M2Bert.forward: masked-LM labels on the GPU cannot be read back synchronously on webgpu in Node (${(error as Error).message.split('\n')[0]}); give them as number[][].`, { parameter: 'labels' });
+  }
 }
 
 function isCallerTensor(t: Tensor, inputs: M2BertInputs): boolean {

@@ -119,4 +119,25 @@ describeWebGpu(gpu, 'M2Bert tiny-mlm goldens on webgpu (SwiftShader)', () => {
     }
     tf.dispose([value, ...Object.values(byName)]);
   });
+
+  it('takes token ids computed on the GPU (no synchronous read); masked-LM labels there fail in one line', async () => {
+    await tf.setBackend('webgpu');
+    const given = inputs();
+    const expected = model.forward(given);
+    const want = await readTensor(expected.logits!);
+    tf.dispose(Object.values(expected).flat() as tf.Tensor[]);
+    // The same ids, made by GPU kernels (≥ 1000 elements: tfjs-webgpu runs smaller ops on host values on the CPU).
+    const [B, L] = [given.inputIds.length, given.inputIds[0]!.length];
+    const onGpu = tf.tidy(() => {
+      const tiled = tf.tile(tf.tensor2d(given.inputIds, undefined, 'float32'), [Math.ceil(1000 / (B * L)), 1]);
+      return tf.cast(tf.slice(tf.add(tiled, 0), [0, 0], [B, L]), 'int32');
+    }) as tf.Tensor2D;
+    expect(() => onGpu.dataSync()).toThrow(); // on the GPU: no synchronous read in Node
+    const out = model.forward({ ...given, inputIds: onGpu });
+    expect(relativeL2(await readTensor(out.logits!), want)).toBeLessThan(1e-6);
+    tf.dispose(Object.values(out).flat() as tf.Tensor[]);
+    const labels = tf.tidy(() => tf.cast(tf.sub(tf.cast(onGpu, 'float32'), 0), 'int32'));
+    expect(() => model.forward({ ...given, labels })).toThrow(/^M2Bert\.forward: masked-LM labels on the GPU cannot be read back synchronously on webgpu in Node \(.*\); give them as number\[\]\[\]\.$/);
+    tf.dispose([onGpu, labels]);
+  });
 });
