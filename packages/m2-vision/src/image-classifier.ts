@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InvalidArgumentError } from '@monarch-mixer/monarch-core';
 import { saveVisionCheckpoint } from './checkpoint.js';
-import { checkImages, crossEntropy, topK } from './nn.js';
+import { checkImages, checkImagesFinite, crossEntropy, topK } from './nn.js';
 
 /** One predicted class. */
 export interface Prediction {
@@ -120,6 +120,7 @@ export abstract class ImageClassifier<C extends ImageClassifierConfig = ImageCla
       throw new InvalidArgumentError(`classify: topK must be a positive integer, got ${String(options.topK)}.`, { parameter: 'topK', value: options.topK });
     }
     checkImages(`${this.modelType}.classify`, images, this.config.imageSize, this.config.channels);
+    if (tf.getBackend() === 'webgpu') await checkImagesFinite(`${this.modelType}.classify`, images); // checkImages cannot read there
     const logits = tf.tidy(() => this.logits(images));
     const data = (await logits.data()) as Float32Array;
     logits.dispose();

@@ -35,13 +35,31 @@ export function checkImages(who: string, images: tf.Tensor, imageSize: number, c
     throw new ShapeError(`${who}: images must be float32 in [0, 1], got dtype ${images.dtype}.`, { parameter: 'images' });
   }
   if (s[0] === 0) throw new ShapeError(`${who}: the batch of images is empty.`, { parameter: 'images', value: s });
-  // One scalar read-back (skipped on WebGPU, where Node cannot read synchronously).
+  // One scalar read-back, skipped on webgpu, where Node cannot read synchronously: the asynchronous callers
+  // (classify) check there with checkImagesFinite.
   if (tf.getBackend() !== 'webgpu') {
     const finite = tf.tidy(() => tf.all(tf.isFinite(images)));
     const ok = finite.dataSync()[0] === 1;
     finite.dispose();
-    if (!ok) throw new InvalidArgumentError(`${who}: images contain NaN or Infinity; give finite pixel values in [0, 1].`, { parameter: 'images' });
+    if (!ok) throw nonFiniteImages(who);
   }
+}
+
+/**
+ * The finite-pixel check of {@link checkImages}, read back asynchronously: every backend, webgpu in Node included.
+ * @throws InvalidArgumentError (one line) if a pixel is NaN or ±Infinity.
+ */
+export async function checkImagesFinite(who: string, images: tf.Tensor): Promise<void> {
+  const finite = tf.tidy(() => tf.all(tf.isFinite(images)));
+  try {
+    if ((await finite.data())[0] !== 1) throw nonFiniteImages(who);
+  } finally {
+    finite.dispose();
+  }
+}
+
+function nonFiniteImages(who: string): InvalidArgumentError {
+  return new InvalidArgumentError(`${who}: images contain NaN or Infinity; give finite pixel values in [0, 1].`, { parameter: 'images' });
 }
 
 /** Dense layer on a 2-D input: x·W + b. Shapes: x [M, in], W [in, out], b [out] → [M, out]. */
