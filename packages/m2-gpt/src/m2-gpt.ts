@@ -140,7 +140,8 @@ export class M2Gpt implements CausalLanguageModel {
   /**
    * Final-LN hidden states: embed → N × block → LayerNorm.
    * Shapes: ids [B, L] (int32, L ≤ maxLength) → [B, L, d].
-   * @param ids - Token ids.
+   * @param ids - Token ids. Their values are read back and checked, except on webgpu, where Node has no synchronous
+   *   read: there the caller checks ids it made on the host.
    * @param options - `gradientCheckpointing` (see {@link M2GptRunOptions}).
    * @throws ShapeError / InvalidArgumentError on bad ids.
    */
