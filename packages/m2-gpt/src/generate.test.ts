@@ -48,6 +48,25 @@ describe('generate', () => {
     }
   });
 
+  it('reads logits asynchronously where the model can (webgpu in Node has no synchronous read): same tokens', async () => {
+    const expected = await generate(model, [5, 7], { maxNewTokens: 6, seed: 4, stopAtEndOfText: false });
+    // The model as webgpu in Node sees it: every synchronous read throws.
+    const syncReadThrows = () => {
+      throw new Error('no synchronous read');
+    };
+    const asyncOnly: CausalLanguageModel = {
+      vocabSize: model.vocabSize,
+      maxLength: model.maxLength,
+      nextTokenLogits: syncReadThrows,
+      nextTokenLogitsAsync: (ids) => model.nextTokenLogitsAsync(ids),
+      createIncrementalDecoder: () => ({ ...model.createIncrementalDecoder(), step: syncReadThrows }),
+    };
+    for (const incremental of [true, false]) {
+      const got = await generate(asyncOnly, [5, 7], { maxNewTokens: 6, seed: 4, stopAtEndOfText: false, incremental });
+      expect(got.tokens, `incremental ${incremental}`).toEqual(expected.tokens);
+    }
+  });
+
   it('stops at a stop sequence without returning it, holding back partial matches', async () => {
     const tok = new Gpt2Tokenizer();
     const [h, e, l, o] = ['H', 'e', 'l', 'o'].map((c) => tok.encode(c)[0]);
