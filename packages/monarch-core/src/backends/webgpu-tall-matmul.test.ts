@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expectTensorsClose, seededUniform } from '../testing.js';
 import { describeWebGpu, swiftShaderWebGpu } from '../../test/webgpu-swiftshader.js';
-import { largeSumKernel, largeTransposeKernel, tallMatMulKernel } from './webgpu-tall-matmul.js';
+import { groupedAddNKernel, largeSumKernel, largeTransposeKernel, tallMatMulKernel } from './webgpu-tall-matmul.js';
 
 const original = tf.getKernel(tf.BatchMatMul, 'cpu')!;
 const originalTranspose = tf.getKernel(tf.Transpose, 'cpu')!;
@@ -145,6 +145,51 @@ describeWebGpu(gpu, 'dispatch guards around the webgpu kernels (SwiftShader)', (
         tf.unregisterKernel(config.kernelName, 'webgpu');
         tf.registerKernel(config);
       }
+      await tf.setBackend('cpu');
+    }
+  });
+});
+
+describe('groupedAddNKernel', () => {
+  it('adds 1 … 20 inputs at most 3 per call, with the stock sums, and frees its partial sums (cpu)', async () => {
+    const stock = tf.getKernel(tf.AddN, 'cpu')!;
+    const widths: number[] = [];
+    tf.unregisterKernel(tf.AddN, 'cpu');
+    tf.registerKernel({ ...stock, kernelFunc: groupedAddNKernel((args) => {
+      widths.push(Object.keys(args.inputs).length);
+      return stock.kernelFunc(args);
+    }, 3) });
+    try {
+      for (const count of [1, 2, 3, 4, 7, 20]) {
+        const terms = Array.from({ length: count }, (_, i) => tf.tensor1d(random(5, 10 + i)));
+        const before = tf.memory().numTensors;
+        const dataBefore = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+        const sum = tf.addN(terms);
+        expect(tf.memory().numTensors).toBe(before + 1);
+        expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(dataBefore + 1);
+        const want = Float64Array.from({ length: 5 }, (_, j) => terms.reduce((acc, t) => acc + t.dataSync()[j]!, 0));
+        expectTensorsClose({ shape: [5], data: sum.dataSync() }, { shape: [5], data: want }, 1e-6);
+        tf.dispose([sum, ...terms]);
+      }
+      expect(Math.max(...widths)).toBeLessThanOrEqual(3);
+    } finally {
+      tf.unregisterKernel(tf.AddN, 'cpu');
+      tf.registerKernel(stock);
+    }
+  });
+});
+
+describeWebGpu(gpu, 'AddN over many inputs on webgpu (SwiftShader)', () => {
+  it('tf.addN of 20 tensors (more than one dispatch binds) equals their sum: setupBackend wraps the kernel', async () => {
+    await tf.setBackend('webgpu');
+    try {
+      const values = Array.from({ length: 20 }, (_, i) => random(64, 40 + i));
+      const sum = tf.tidy(() => tf.addN(values.map((v) => tf.tensor1d(v))));
+      const got = await sum.data();
+      sum.dispose();
+      const want = Float64Array.from({ length: 64 }, (_, j) => values.reduce((acc, v) => acc + v[j]!, 0));
+      expectTensorsClose({ shape: [64], data: got }, { shape: [64], data: want }, 1e-6);
+    } finally {
       await tf.setBackend('cpu');
     }
   });

@@ -204,7 +204,63 @@ export function registerLargeSum(backendName = 'webgpu', maxSide = WEBGPU_MAX_TR
 }
 
 /**
- * Installs every guard of this file for `backendName` (tall matMul, long 2-D transpose, Sum over long rows).
+ * tfjs-webgpu's AddN binds every input as a storage buffer of one dispatch. Past the device's
+ * `maxStorageBuffersPerShaderStage` − 1 inputs (7 on SwiftShader) the pipeline is invalid and the result is whatever
+ * the output buffer held; Dawn may also drop the whole batched command buffer. The wrapper adds at most that many
+ * inputs per dispatch and then adds the partial sums the same way.
+ *
+ * @param original - The backend's AddN kernel.
+ * @param maxInputs - Inputs one dispatch may bind (default: the device's limit − 1 for the output).
+ * @returns A kernel function with the same results.
+ */
+export function groupedAddNKernel(original: KernelFunc, maxInputs?: number): KernelFunc {
+  return (args) => {
+    const backend = args.backend as { disposeData(dataId: unknown): void; device?: GPUDevice };
+    const limit = Math.max(2, maxInputs ?? (backend.device?.limits.maxStorageBuffersPerShaderStage ?? 8) - 1);
+    let terms = Object.values(args.inputs) as TensorInfo[];
+    let owned = new Set<TensorInfo>(); // partial sums made here (the inputs belong to the caller)
+    while (terms.length > limit) {
+      const next: TensorInfo[] = [];
+      const nextOwned = new Set<TensorInfo>();
+      for (let i = 0; i < terms.length; i += limit) {
+        const group = terms.slice(i, i + limit);
+        if (group.length === 1) {
+          next.push(group[0]!);
+          if (owned.has(group[0]!)) nextOwned.add(group[0]!);
+          continue;
+        }
+        const partial = original({ ...args, inputs: group as unknown as typeof args.inputs }) as TensorInfo;
+        next.push(partial);
+        nextOwned.add(partial);
+        for (const t of group) if (owned.has(t)) backend.disposeData(t.dataId);
+      }
+      owned = nextOwned;
+      terms = next;
+    }
+    const out = original({ ...args, inputs: terms as unknown as typeof args.inputs }) as TensorInfo;
+    for (const t of owned) backend.disposeData(t.dataId);
+    return out;
+  };
+}
+
+/**
+ * Wraps `backendName`'s AddN kernel with {@link groupedAddNKernel}, once.
+ *
+ * @param backendName - Usually `webgpu`.
+ * @param maxInputs - Inputs per dispatch (default: from the device's limits).
+ * @returns True if the kernel was wrapped now.
+ */
+export function registerGroupedAddN(backendName = 'webgpu', maxInputs?: number): boolean {
+  const config = tf.getKernel(tf.AddN, backendName) as (KernelConfig & { [WRAPPED]?: true }) | undefined;
+  if (config === undefined || config[WRAPPED]) return false;
+  tf.unregisterKernel(tf.AddN, backendName);
+  tf.registerKernel({ ...config, kernelFunc: groupedAddNKernel(config.kernelFunc, maxInputs), [WRAPPED]: true } as KernelConfig);
+  return true;
+}
+
+/**
+ * Installs every guard of this file for `backendName` (tall matMul, long 2-D transpose, Sum over long rows, AddN
+ * over many inputs).
  *
  * @param backendName - Usually `webgpu`.
  * @example
@@ -214,4 +270,5 @@ export function registerWebGpuDispatchGuards(backendName = 'webgpu'): void {
   registerTallMatMul(backendName);
   registerLargeTranspose(backendName);
   registerLargeSum(backendName);
+  registerGroupedAddN(backendName);
 }
