@@ -55,32 +55,41 @@ function randomIds(batch: number, length: number, vocab: number, seed: number): 
   return tf.tidy(() => tf.cast(tf.floor(tf.mul(tf.randomUniform([batch, length], 0, 1, 'float32', seed), vocab - 1)), 'int32')) as tf.Tensor2D;
 }
 
-/** Median tokens/s of greedy generation: `newTokens` tokens after `prompt`, best of `runs`. */
-function generationTokensPerSecond(model: CausalLanguageModel, prompt: number[], newTokens: number, incremental: boolean, runs = 2): number {
-  const once = (): number => {
+/**
+ * Median tokens/s of greedy generation: `newTokens` tokens after `prompt`, best of `runs`. On webgpu (no synchronous
+ * read in Node) the logits are read with the models' async methods; elsewhere synchronously, as a caller would.
+ */
+async function generationTokensPerSecond(model: CausalLanguageModel, prompt: number[], newTokens: number, incremental: boolean, runs = 2): Promise<number> {
+  const async = tf.getBackend() === 'webgpu';
+  const once = async (): Promise<number> => {
     const start = performance.now();
     const ids = [...prompt];
     const argmax = (logits: Float32Array) => logits.reduce((best, v, i, a) => (v > a[best]! ? i : best), 0);
     if (incremental) {
       const decoder = model.createIncrementalDecoder!();
+      const step = async (id: number) => (async && decoder.stepAsync ? decoder.stepAsync(id) : decoder.step(id));
       try {
         let logits: Float32Array<ArrayBufferLike> = new Float32Array(0);
-        for (const id of prompt) logits = decoder.step(id);
+        for (const id of prompt) logits = await step(id);
         for (let i = 0; i < newTokens; i++) {
           const next = argmax(logits);
           ids.push(next);
-          if (i < newTokens - 1) logits = decoder.step(next);
+          if (i < newTokens - 1) logits = await step(next);
         }
       } finally {
         decoder.dispose();
       }
     } else {
-      for (let i = 0; i < newTokens; i++) ids.push(argmax(model.nextTokenLogits(ids)));
+      for (let i = 0; i < newTokens; i++) {
+        ids.push(argmax(async && model.nextTokenLogitsAsync ? await model.nextTokenLogitsAsync(ids) : model.nextTokenLogits(ids)));
+      }
     }
     return (newTokens / (performance.now() - start)) * 1000;
   };
-  once(); // warm-up (packs weights, builds constants)
-  return median(Array.from({ length: runs }, once));
+  await once(); // warm-up (packs weights, builds constants)
+  const rates: number[] = [];
+  for (let i = 0; i < runs; i++) rates.push(await once());
+  return median(rates);
 }
 
 /** Runs the suite: M2-GPT, then the attention baseline sized to the same parameter count. */
@@ -95,7 +104,9 @@ export async function runGptSuite(options: GptSuiteOptions = {}): Promise<GptRow
   ];
   const rows: GptRow[] = [];
   const ids = randomIds(batch, length, m2.vocabSize, 7);
-  const prompt = Array.from(randomIds(1, promptLength, m2.vocabSize, 8).dataSync());
+  const promptIds = randomIds(1, promptLength, m2.vocabSize, 8);
+  const prompt = Array.from(await promptIds.data());
+  promptIds.dispose();
   for (const [name, make] of models) {
     const model = make();
     const optimizer = tf.train.adam(1e-4);
@@ -104,8 +115,8 @@ export async function runGptSuite(options: GptSuiteOptions = {}): Promise<GptRow
       repeats: steps,
     });
     optimizer.dispose();
-    const incremental = model.createIncrementalDecoder ? generationTokensPerSecond(model, prompt, newTokens, true) : null;
-    const naive = generationTokensPerSecond(model, prompt, newTokens, false);
+    const incremental = model.createIncrementalDecoder ? await generationTokensPerSecond(model, prompt, newTokens, true) : null;
+    const naive = await generationTokensPerSecond(model, prompt, newTokens, false);
     rows.push({
       backend,
       model: name,
