@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clearDftCache, clearMonarchCache } from '@monarch-mixer/monarch-core';
+import { compareCheckpointedStep, tensorsWithoutCaches } from '@monarch-mixer/m2-layers/testing';
 import { HEAD_CHUNK_ROWS, M2Bert } from './m2-bert.js';
 import { resolveM2BertConfig } from './m2-bert-config.js';
 import { countM2BertParameters } from './state-dict.js';
@@ -39,19 +39,13 @@ describe('M2Bert', () => {
 
   it('dispose frees the layers\' cached inference tensors too: build, forward, dispose leaves no tensor behind', () => {
     // monarch-core's DFT and Monarch factor caches (kept on purpose, per length) are emptied before both counts.
-    const clearCaches = () => {
-      clearDftCache();
-      clearMonarchCache();
-    };
-    clearCaches();
-    const before = tf.memory().numTensors;
+    const before = tensorsWithoutCaches();
     const model = new M2Bert({ ...small, numLayers: 2 });
     const out = model.forward({ inputIds: ids }); // inference: fills the layers' and the head's caches
     tf.dispose([out.lastHiddenState, out.logits!]);
     expect(tf.memory().numTensors).toBeGreaterThan(before + model.trainableVariables().length); // the caches hold tensors
     model.dispose();
-    clearCaches();
-    expect(tf.memory().numTensors).toBe(before);
+    expect(tensorsWithoutCaches()).toBe(before);
   });
 
   it('runs shorter inputs than the max length and returns the outputs of its head', () => {
@@ -171,17 +165,10 @@ describe('M2Bert', () => {
     const labels = ids.map((row) => row.map((t, i) => (i % 3 === 1 ? t : -100)));
     const variables = model.trainableVariables();
     const step = (gradientCheckpointing: boolean) => tf.variableGrads(() => model.forward({ inputIds: ids, labels }, { training: true, gradientCheckpointing }).loss as tf.Scalar, variables);
-    const plain = step(false);
-    const before = tf.memory().numTensors;
-    const remat = step(true);
-    expect(tf.memory().numTensors - before).toBe(1 + variables.length);
-    expect(remat.value.dataSync()[0]).toBeCloseTo(plain.value.dataSync()[0]!, 6);
-    for (const v of variables) {
-      const [a, b] = [remat.grads[v.name]!, plain.grads[v.name]!];
-      const scale = Math.max(1e-6, tf.max(tf.abs(b)).dataSync()[0]!);
-      expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / scale, v.name).toBeLessThan(1e-5);
-    }
-    tf.dispose([plain.value, remat.value, ...Object.values(plain.grads), ...Object.values(remat.grads)]);
+    const { plainLoss, rematLoss, rematTensors, gaps } = compareCheckpointedStep(step, variables);
+    expect(rematTensors).toBe(1 + variables.length);
+    expect(rematLoss).toBeCloseTo(plainLoss, 6);
+    for (const { name, gap } of gaps) expect(gap, name).toBeLessThan(1e-5);
     // The tape's peak: every layer's activations vs the layer inputs plus one layer's activations at a time.
     const peak = async (gradientCheckpointing: boolean) => (await tf.profile(() => tf.dispose(Object.values(step(gradientCheckpointing).grads)))).peakBytes;
     expect(await peak(true)).toBeLessThan(0.8 * (await peak(false)));
@@ -218,16 +205,9 @@ describe('M2Bert', () => {
     const variables = model.trainableVariables();
     const step = (gradientCheckpointing: boolean) =>
       tf.variableGrads(() => model.forward({ inputIds, labels }, { training: true, gradientCheckpointing, outputLogits: false }).loss as tf.Scalar, variables);
-    const plain = step(false);
-    const before = tf.memory().numTensors;
-    const remat = step(true);
-    expect(tf.memory().numTensors - before).toBe(1 + variables.length);
-    expect(remat.value.dataSync()[0]).toBeCloseTo(plain.value.dataSync()[0]!, 5);
-    for (const v of variables) {
-      const [a, b] = [remat.grads[v.name]!, plain.grads[v.name]!];
-      const scale = Math.max(1e-6, tf.max(tf.abs(b)).dataSync()[0]!);
-      expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]! / scale, v.name).toBeLessThan(1e-4);
-    }
-    tf.dispose([plain.value, remat.value, ...Object.values(plain.grads), ...Object.values(remat.grads)]);
+    const { plainLoss, rematLoss, rematTensors, gaps } = compareCheckpointedStep(step, variables);
+    expect(rematTensors).toBe(1 + variables.length);
+    expect(rematLoss).toBeCloseTo(plainLoss, 5);
+    for (const { name, gap } of gaps) expect(gap, name).toBeLessThan(1e-4);
   });
 });

@@ -4,7 +4,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clearDftCache, clearMonarchCache, FileFormatError, readSafetensors, toFloat32, writeSafetensors } from '@monarch-mixer/monarch-core';
+import { FileFormatError, readSafetensors, toFloat32, writeSafetensors } from '@monarch-mixer/monarch-core';
+import { compareCheckpointedStep, tensorsWithoutCaches } from '@monarch-mixer/m2-layers/testing';
 import { M2Gpt } from './m2-gpt.js';
 import { countM2GptParameters } from './m2-gpt-config.js';
 
@@ -60,19 +61,13 @@ describe('M2Gpt', () => {
 
   it('dispose frees the blocks\' cached inference tensors too: build, forward, dispose leaves no tensor behind', () => {
     // monarch-core's DFT and Monarch factor caches (kept on purpose, per length) are emptied before both counts.
-    const clearCaches = () => {
-      clearDftCache();
-      clearMonarchCache();
-    };
-    clearCaches();
-    const before = tf.memory().numTensors;
+    const before = tensorsWithoutCaches();
     const model = new M2Gpt(small, { seed: 1 });
     const ids = tf.tensor2d([randomIds(4, 12, small.vocabSize)], undefined, 'int32');
     tf.dispose([ids, model.forward(ids).logits]); // inference: fills the blocks' caches
     expect(tf.memory().numTensors).toBeGreaterThan(before + model.trainableVariables().length);
     model.dispose();
-    clearCaches();
-    expect(tf.memory().numTensors).toBe(before);
+    expect(tensorsWithoutCaches()).toBe(before);
   });
 
   it('has exactly countM2GptParameters trainable parameters, and a seed reproduces the weights', () => {
@@ -162,17 +157,10 @@ describe('M2Gpt', () => {
     const ids = tf.tensor2d([randomIds(3, 40, small.vocabSize), randomIds(4, 40, small.vocabSize)], undefined, 'int32');
     const variables = model.trainableVariables();
     const step = (gradientCheckpointing: boolean) => tf.variableGrads(() => model.loss(ids, { gradientCheckpointing }), variables);
-    const plain = step(false);
-    const before = tf.memory().numTensors;
-    const remat = step(true);
-    expect(tf.memory().numTensors - before).toBe(1 + variables.length);
-    expect(Math.abs(remat.value.dataSync()[0] - plain.value.dataSync()[0]) / plain.value.dataSync()[0]).toBeLessThan(1e-6);
-    for (const v of variables) {
-      const [a, b] = [remat.grads[v.name]!, plain.grads[v.name]!];
-      const scale = Math.max(1e-6, tf.tidy(() => tf.max(tf.abs(b)).dataSync()[0]));
-      expect(maxAbs(a, b) / scale, v.name).toBeLessThan(1e-5);
-    }
-    tf.dispose([plain.value, remat.value, ...Object.values(plain.grads), ...Object.values(remat.grads)]);
+    const { plainLoss, rematLoss, rematTensors, gaps } = compareCheckpointedStep(step, variables);
+    expect(rematTensors).toBe(1 + variables.length);
+    expect(Math.abs(rematLoss - plainLoss) / plainLoss).toBeLessThan(1e-6);
+    for (const { name, gap } of gaps) expect(gap, name).toBeLessThan(1e-5);
     // forward keeps computeLoss beside the option, and outside a tape the option changes nothing.
     const out = model.forward(ids, { computeLoss: true, gradientCheckpointing: true });
     const reference = model.forward(ids, { computeLoss: true });

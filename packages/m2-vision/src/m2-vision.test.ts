@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clearDftCache, clearMonarchCache } from '@monarch-mixer/monarch-core';
+import { compareCheckpointedStep, tensorsWithoutCaches } from '@monarch-mixer/m2-layers/testing';
 import { M2Vision } from './m2-vision.js';
 import { countM2VisionParameters } from './m2-vision-config.js';
 import { VitBaseline, vitBaselineConfigFor } from './vit-baseline.js';
@@ -42,19 +42,13 @@ describe('M2Vision', () => {
 
   it('dispose frees the mixers\' cached inference tensors too: build, classify, dispose leaves no tensor behind', () => {
     // monarch-core's DFT and Monarch factor caches (kept on purpose, per length) are emptied before both counts.
-    const clearCaches = () => {
-      clearDftCache();
-      clearMonarchCache();
-    };
-    clearCaches();
-    const before = tf.memory().numTensors;
+    const before = tensorsWithoutCaches();
     const model = new M2Vision(SMALL);
     const x = images(2);
     tf.dispose([x, model.logits(x)]); // inference: fills the mixers' caches
     expect(tf.memory().numTensors).toBeGreaterThan(before + model.trainableVariables().length);
     model.dispose();
-    clearCaches();
-    expect(tf.memory().numTensors).toBe(before);
+    expect(tensorsWithoutCaches()).toBe(before);
   });
 
   it('is at most 0.6× the attention ViT of the same shape (tiny preset)', () => {
@@ -119,17 +113,10 @@ describe('M2Vision', () => {
     const y = tf.tensor1d([0, 1, 2, 1], 'int32');
     const variables = model.trainableVariables();
     const step = (gradientCheckpointing: boolean) => tf.variableGrads(() => model.loss(x, y, 0, { gradientCheckpointing }), variables);
-    const plain = step(false);
-    const before = tf.memory().numTensors;
-    const remat = step(true);
-    expect(tf.memory().numTensors - before).toBe(1 + variables.length);
-    expect(Math.abs(remat.value.dataSync()[0] - plain.value.dataSync()[0]) / plain.value.dataSync()[0]).toBeLessThan(1e-6);
-    for (const v of variables) {
-      const [a, b] = [remat.grads[v.name]!, plain.grads[v.name]!];
-      const [error, scale] = tf.tidy(() => [tf.max(tf.abs(tf.sub(a, b))).dataSync()[0], tf.max(tf.abs(b)).dataSync()[0]]);
-      expect(error / Math.max(1e-6, scale), v.name).toBeLessThan(1e-5);
-    }
-    tf.dispose([plain.value, remat.value, ...Object.values(plain.grads), ...Object.values(remat.grads)]);
+    const { plainLoss, rematLoss, rematTensors, gaps } = compareCheckpointedStep(step, variables);
+    expect(rematTensors).toBe(1 + variables.length);
+    expect(Math.abs(rematLoss - plainLoss) / plainLoss).toBeLessThan(1e-6);
+    for (const { name, gap } of gaps) expect(gap, name).toBeLessThan(1e-5);
     // Outside a tape the option changes nothing.
     const [a, b] = [model.logits(x, { gradientCheckpointing: true }), model.logits(x)];
     expect(tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0])).toBe(0);
