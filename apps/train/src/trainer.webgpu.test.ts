@@ -4,10 +4,8 @@
 // checkpoint stays as it was. Skipped, with the reason in the name, where SwiftShader is missing.
 import * as tf from '@tensorflow/tfjs-core';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { M2Error, readSafetensors, toFloat32 } from '@monarch-mixer/monarch-core';
 import { BERT_SPECIAL_IDS, M2Bert, savePretrained } from '@monarch-mixer/m2-bert';
 import { describeWebGpu, swiftShaderWebGpu } from '../../../packages/monarch-core/test/webgpu-swiftshader.js';
@@ -15,20 +13,10 @@ import { runTraining } from './trainer.js';
 import type { TrainTask } from './trainer.js';
 import { createToyTask } from './toy-task.js';
 import { createMlmTask, withSeededMathRandom } from './tasks/bert.js';
+import { useTrainWorkspace } from '../test/helpers.js';
 
 const gpu = await swiftShaderWebGpu();
-let work: string;
-let previousBackend = '';
-
-beforeAll(async () => {
-  previousBackend = tf.getBackend();
-  work = await mkdtemp(join(tmpdir(), 'm2-train-webgpu-'));
-});
-
-afterAll(async () => {
-  await tf.setBackend(previousBackend);
-  await rm(work, { recursive: true, force: true });
-});
+const ws = useTrainWorkspace('m2-train-webgpu-');
 
 /** Every file under `dir` (the run's lock aside) with its bytes, read synchronously (also from inside a step). */
 function snapshot(dir: string): Map<string, string> {
@@ -43,7 +31,7 @@ describeWebGpu(gpu, 'runTraining on webgpu (SwiftShader)', () => {
   it('a device validation error in step 3 stops the run in one line; step 3 is not applied and checkpoint 2 is untouched', async () => {
     await tf.setBackend('webgpu');
     const device = (tf.backend() as unknown as { device: GPUDevice }).device;
-    const outDir = join(work, 'run');
+    const outDir = join(ws.work, 'run');
     const toy = createToyTask();
     let calls = 0;
     let atFailure: Map<string, string> | undefined;
@@ -81,13 +69,13 @@ describeWebGpu(gpu, 'runTraining on webgpu (SwiftShader)', () => {
       }
     } finally {
       toy.dispose();
-      await tf.setBackend(previousBackend);
+      await tf.setBackend(ws.previousBackend);
     }
   }, 120_000);
 
   it('bert-mlm trains on webgpu with the cpu backend\'s losses and writes its checkpoint there (no synchronous read)', async () => {
     // One saved model, loaded on each backend: both runs start from the same weights.
-    const init = join(work, 'bert-init');
+    const init = join(ws.work, 'bert-init');
     await tf.setBackend('cpu');
     const saved = withSeededMathRandom(1, () => new M2Bert({ preset: 'tiny', vocabSize: 512, maxPositionEmbeddings: 16, longConvLMax: 16, hiddenDropout: 0 }));
     await savePretrained(saved, init);
@@ -100,7 +88,7 @@ describeWebGpu(gpu, 'runTraining on webgpu (SwiftShader)', () => {
       const model = await M2Bert.fromPretrained(init);
       const task = createMlmTask(model, { batchSize: 2, train: sequences, validation: sequences.slice(0, 2) });
       try {
-        const outDir = join(work, `mlm-${backend}`);
+        const outDir = join(ws.work, `mlm-${backend}`);
         const result = await runTraining(task, {
           outDir, steps: 2, seed: 2, optimizer: { lr: 1e-3, weightDecay: 0 }, progress: false, runOptions: {}, warmupSteps: 1,
         });
@@ -135,7 +123,7 @@ describeWebGpu(gpu, 'runTraining on webgpu (SwiftShader)', () => {
         expect(worst, name).toBeLessThan(5e-3);
       }
     } finally {
-      await tf.setBackend(previousBackend);
+      await tf.setBackend(ws.previousBackend);
     }
   }, 120_000);
 });
