@@ -218,9 +218,8 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
  * (await clipByGlobalNorm(new Map([['a', tf.tensor([3, 4])]]), 1)).norm; // → 5
  */
 export async function clipByGlobalNorm(gradients: Map<string, tf.Tensor>, maxNorm: number): Promise<{ norm: number; clipped: Map<string, tf.Tensor> }> {
-  // Added one by one, not with tf.addN: webgpu's AddN binds every input in one dispatch, which fails validation past
-  // the device's storage-buffer limit (8 per shader stage) and leaves garbage for the norm.
-  const squares = tf.tidy(() => [...gradients.values()].map((g) => tf.sum(tf.square(g))).reduce((total, square) => tf.add(total, square)));
+  // tf.addN over every gradient: on webgpu, setupBackend's AddN guard splits the inputs (one dispatch binds ≤ 7).
+  const squares = tf.tidy(() => tf.addN([...gradients.values()].map((g) => tf.sum(tf.square(g)))));
   let norm: number;
   try {
     norm = Math.sqrt((await squares.data())[0]);

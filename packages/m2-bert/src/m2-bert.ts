@@ -314,9 +314,7 @@ export class M2Bert {
       const chunkSum = (chunk: Tensor2D) => tf.mul(maskedLmLoss(this.maskedLmLogits(tf.expandDims(chunk, 0) as Tensor3D), tf.tensor2d(chunkTargets, [1, n], 'int32')), n);
       sums.push(recomputed(chunkSum, tf.slice(rows, [start, 0], [n, d]) as Tensor2D, headWeights));
     }
-    // Added one by one, not with tf.addN: webgpu's AddN binds every input in one dispatch and is invalid beyond the
-    // device's storage-buffer limit (8 per shader stage), i.e. past 7 chunks.
-    return tf.div(sums.reduce((total, sum) => tf.add(total, sum)), M);
+    return tf.div(tf.addN(sums), M); // on webgpu, setupBackend's AddN guard splits long input lists
   }
 
   /** `x · Wᵀ + b` for the Linear `name`, with Wᵀ cached between inference calls. Shapes: [..., in] → [..., out]. */

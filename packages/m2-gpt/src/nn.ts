@@ -127,7 +127,7 @@ export function tiedHeadCrossEntropy(h: tf.Tensor2D, embedding: tf.Tensor2D, tar
     });
   const recording = (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
   if (!recording) {
-    return tf.tidy(() => tf.div(addAll(chunks.map(([start, rows]) => chunkLoss(h, embedding, targets, start, rows, false).sum)), count) as tf.Scalar);
+    return tf.tidy(() => tf.div(tf.addN(chunks.map(([start, rows]) => chunkLoss(h, embedding, targets, start, rows, false).sum)), count) as tf.Scalar);
   }
   const fused = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [hidden, table, labels] = args as tf.Tensor[];
@@ -150,7 +150,7 @@ export function tiedHeadCrossEntropy(h: tf.Tensor2D, embedding: tf.Tensor2D, tar
         tf.dispose([dE, dlogits]);
         dE = next;
       }
-      return { value: tf.div(addAll(sums), count) as tf.Scalar, dh: dhs.length === 1 ? dhs[0]! : tf.concat(dhs, 0), dE };
+      return { value: tf.div(tf.addN(sums), count) as tf.Scalar, dh: dhs.length === 1 ? dhs[0]! : tf.concat(dhs, 0), dE };
     });
     save([dh, dE, labels!]);
     return {
@@ -192,14 +192,6 @@ export function variableFrom(values: Float32Array, shape: number[], name: string
   const variable = tf.variable(initial, true, name);
   initial.dispose();
   return variable;
-}
-
-/**
- * Σ of same-shape tensors, added one by one (the order and result of tf.addN on cpu). Not tf.addN: webgpu's AddN binds
- * every input in one dispatch and is invalid past the device's storage-buffer limit (8 per shader stage).
- */
-function addAll(tensors: tf.Tensor[]): tf.Tensor {
-  return tensors.reduce((total, t) => tf.add(total, t));
 }
 
 /** Runs `hidden` on one sequence and applies the tied head to its last position only. Shapes: [t] → [V] (a tensor). */
